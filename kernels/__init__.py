@@ -1,0 +1,1 @@
+"""ringrun.kernels - collectives over mpi4py (ring allreduce and friends). Knows nothing of runtime or launcher."""

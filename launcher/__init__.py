@@ -1,0 +1,1 @@
+"""ringrun.launcher - side effects: the CLI, processes, files, the network and signals."""

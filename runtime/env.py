@@ -1,0 +1,153 @@
+"""Environment each replica gets, one function per framework, each returning a NEW dict.
+
+Values follow the Kubeflow operators (mpi-operator v2, training-operator v1) so a pod behaves the same whichever of
+them injected the variables; see docs/conventions.md for the sources.
+"""
+
+import json
+
+from . import topology
+
+DEFAULT_PYTORCH_PORT = 23456
+DEFAULT_MXNET_PORT = 9091
+
+
+def mpi_launcher_env(job, hostfile, ssh_config):
+    """The launcher's variables: hostfile, slots and ssh options for every supported MPI.
+
+    Open MPI 4 reads `OMPI_MCA_orte_*` and `OMPI_MCA_plm_rsh_args`; Open MPI 5 (PRRTE) ignores those and reads
+    `PRTE_MCA_prte_*` and `PRTE_MCA_plm_ssh_args` instead (mpi-operator issue #842), so both are set. MPICH and Intel MPI
+    read hydra's variables.
+    """
+    slots = str(job.mpi.slots_per_worker)
+    ssh_args = f"-F {ssh_config}"
+    env = {"K_MPI_JOB_ROLE": "launcher"}
+    if job.mpi.implementation == "OpenMPI":
+        env.update({
+            "OMPI_MCA_orte_default_hostfile": hostfile,
+            "OMPI_MCA_orte_keep_fqdn_hostnames": "true",
+            "OMPI_MCA_orte_set_default_slots": slots,
+            "OMPI_MCA_plm_rsh_args": ssh_args,
+            "PRTE_MCA_prte_default_hostfile": hostfile,
+            "PRTE_MCA_prte_keep_fqdn_hostnames": "1",
+            "PRTE_MCA_prte_set_default_slots": slots,
+            "PRTE_MCA_plm_ssh_args": ssh_args,
+        })
+    elif job.mpi.implementation == "Intel":
+        env.update({
+            "I_MPI_HYDRA_HOST_FILE": hostfile,
+            "I_MPI_HYDRA_BOOTSTRAP": "ssh",
+            "I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS": ssh_args,
+            "I_MPI_PERHOST": slots,
+        })
+    else:
+        env.update({
+            "HYDRA_HOST_FILE": hostfile,
+            "HYDRA_LAUNCHER": "ssh",
+            "HYDRA_LAUNCH_EXTRA_ARGS": ssh_args,
+        })
+    return env
+
+
+def mpi_worker_env(job):
+    return {"K_MPI_JOB_ROLE": "worker"}
+
+
+def pytorch_port(job, role):
+    """The `pytorchjob-port` of the role's `pytorch` container, default 23456."""
+    replica = job.replica(role)
+    port = replica.container("pytorch").port("pytorchjob-port") if replica else None
+    return port or DEFAULT_PYTORCH_PORT
+
+
+def nproc_count(job):
+    """Processes per node as a number: nprocPerNode when it is one (elastic nProcPerNode first), else 1."""
+    elastic = job.pytorch.elastic
+    if elastic is not None and elastic.nproc_per_node is not None:
+        return elastic.nproc_per_node
+    value = job.pytorch.nproc_per_node
+    return int(value) if value.isdigit() else 1
+
+
+def rdzv_endpoint(job):
+    """(host, port) of an elastic job's rendezvous: `rdzvHost`/`rdzvPort`, else `<job>-worker-0` and its port."""
+    elastic = job.pytorch.elastic
+    return (elastic.rdzv_host or topology.service_name(job, "worker", 0),
+            elastic.rdzv_port or pytorch_port(job, "worker"))
+
+
+def pytorch_master(job):
+    """(address, port) of the master: `<job>-master-0`, or the rendezvous endpoint of an elastic job without one."""
+    if job.replica("master") is not None:
+        return topology.service_name(job, "master", 0), pytorch_port(job, "master")
+    return rdzv_endpoint(job)
+
+
+def pytorch_env(job, role, index):
+    """training-operator's PyTorch variables plus torchrun's PET_* names."""
+    nodes = sum(r.replicas for r in job.replicas)
+    has_master = job.replica("master") is not None
+    node_rank = index + 1 if role == "worker" and has_master else index
+    addr, port = pytorch_master(job)
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        "MASTER_ADDR": addr,
+        "MASTER_PORT": str(port),
+        "WORLD_SIZE": str(nodes * nproc_count(job)),
+        "RANK": str(node_rank),
+        "PET_MASTER_ADDR": addr,
+        "PET_MASTER_PORT": str(port),
+        "PET_NNODES": str(nodes),
+        "PET_NPROC_PER_NODE": job.pytorch.nproc_per_node,
+        "PET_NODE_RANK": str(node_rank),
+    }
+    elastic = job.pytorch.elastic
+    if elastic is not None:
+        host, rdzv_port = rdzv_endpoint(job)
+        env["PET_RDZV_ENDPOINT"] = f"{host}:{rdzv_port}"
+        env["PET_RDZV_BACKEND"] = elastic.rdzv_backend
+        if elastic.min_replicas is not None or elastic.max_replicas is not None:
+            workers = job.count("worker")
+            env["PET_NNODES"] = f"{elastic.min_replicas or workers}:{elastic.max_replicas or workers}"
+        if elastic.max_restarts is not None:
+            env["PET_MAX_RESTARTS"] = str(elastic.max_restarts)
+        env["PET_RDZV_ID"] = elastic.rdzv_id or job.name
+        if elastic.rdzv_conf:
+            env["PET_RDZV_CONF"] = ",".join(f"{k}={v}" for k, v in elastic.rdzv_conf)
+        if elastic.standalone:
+            env["PET_STANDALONE"] = "1"
+    return env
+
+
+def mxnet_port(job, role):
+    """The `mxjob-port` of the role's `mxnet` container, default 9091."""
+    port = job.replica(role).container("mxnet").port("mxjob-port")
+    return port or DEFAULT_MXNET_PORT
+
+
+def mx_config(job, role, index):
+    """MX_CONFIG as training-operator writes it: cluster (every replica's url and port), labels (each role's
+    `tuner-server-key` annotation), task. Byte for byte what Go's encoding/json gives: compact, map keys sorted,
+    struct fields in declaration order."""
+    ordered = sorted(job.replicas, key=lambda r: r.role)
+    cluster = {r.role: [{"url": topology.service_name(job, r.role, i), "port": mxnet_port(job, r.role)}
+                        for i in range(r.replicas)] for r in ordered}
+    labels = {r.role: dict(r.annotations).get("tuner-server-key", "") for r in ordered}
+    config = {"cluster": cluster, "labels": labels, "task": {"type": role, "index": index}}
+    return json.dumps(config, separators=(",", ":"))
+
+
+def mxnet_env(job, role, index):
+    """DMLC_* for ps-lite (MXTrain: scheduler 0 is the root) and MX_CONFIG for every role."""
+    env = {"MX_CONFIG": mx_config(job, role, index), "DMLC_ROLE": role}
+    if job.replica("scheduler") is not None:
+        env.update({
+            "DMLC_PS_ROOT_URI": topology.service_name(job, "scheduler", 0),
+            "DMLC_PS_ROOT_PORT": str(mxnet_port(job, "scheduler")),
+            "DMLC_NUM_SERVER": str(job.count("server")),
+            "DMLC_NUM_WORKER": str(job.count("worker")),
+            "DMLC_USE_KUBERNETES": "1",
+        })
+    if role == "worker":
+        env["DMLC_WORKER_ID"] = str(index)
+    return env

@@ -1,0 +1,32 @@
+"""ringrun's typed errors. Each kind of failure has one exit code, documented in the README."""
+
+
+class RingrunError(Exception):
+    """Base of every error ringrun reports without a traceback."""
+
+    exit_code = 1
+
+
+class SpecError(RingrunError):
+    """A job spec (or the file holding it) is invalid.
+
+    `problems` lists every problem found, each as `field.path: message`.
+    """
+
+    exit_code = 2
+
+    def __init__(self, problems):
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class UsageError(RingrunError):
+    """The command line asks for something the spec cannot give (unknown role, index out of range)."""
+
+    exit_code = 2
+
+
+class IdentityError(RingrunError):
+    """This process could not work out which replica (role, index) it is."""
+
+    exit_code = 3

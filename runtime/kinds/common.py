@@ -1,0 +1,161 @@
+"""Pieces shared by the per-kind parsers: metadata, replica specs, pod templates, containers and run policy."""
+
+from ..fields import Field
+from ..model import Container, Port, Replica, RunPolicy
+
+RESTART_POLICIES = ("Always", "OnFailure", "Never", "ExitCode")
+CLEAN_POD_POLICIES = ("None", "Running", "All")
+# ringrun plans every replica (hostfiles, env with one entry per replica): a sanity bound, far above any real job.
+MAX_REPLICAS = 100_000
+
+RUN_POLICY_FIELDS = ("cleanPodPolicy", "ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit")
+REPLICA_FIELDS = {"replicas", "restartPolicy", "template"}
+
+
+def metadata(doc):
+    """(name, namespace) from `metadata`; name must be a DNS-1123 label because pod and service names derive from it."""
+    meta = doc["metadata"]
+    meta.mapping(required=True)
+    name = meta["name"].dns_label(required=True)
+    namespace = meta["namespace"].dns_label(default="default")
+    return name, namespace
+
+
+def container(f):
+    """One container of a pod template. Fields ringrun does not use (volumeMounts, ...) are left alone."""
+    if f.mapping(required=True) is None:
+        return None
+    env = []
+    for item in f["env"].elements():
+        if item.mapping(required=True) is None:
+            continue
+        name = item["name"].env_name(required=True)
+        if item["valueFrom"].present:
+            item["valueFrom"].mapping()
+            continue  # resolved by the kubelet from a secret or field; nothing for ringrun to plan
+        value = item["value"].string(default="")
+        if name is not None and value is not None:
+            env.append((name, value))
+    ports = []
+    for item in f["ports"].elements():
+        if item.mapping(required=True) is None:
+            continue
+        number = item["containerPort"].integer(required=True, minimum=1, maximum=65535)
+        port_name = item["name"].string()
+        if number is not None:
+            ports.append(Port(number, port_name))
+    resources = f["resources"]
+    resources.mapping()
+    for section in ("limits", "requests"):
+        for _, quantity in resources[section].items():
+            quantity.quantity()
+    name = f["name"].dns_label(required=True)
+    result = Container(
+        name=name or "",
+        image=f["image"].string(),
+        command=f["command"].strings(),
+        args=f["args"].strings(),
+        env=tuple(env),
+        ports=tuple(ports),
+        working_dir=f["workingDir"].string(),
+    )
+    return result if name is not None else None
+
+
+def pod_template(template):
+    """(containers, annotations) of a PodTemplateSpec; at least one container is required."""
+    if template.mapping(required=True) is None:
+        return (), ()
+    annotations = template["metadata"]["annotations"].string_map()
+    pod = template["spec"]
+    if pod.mapping(required=True) is None:
+        return (), annotations
+    containers = tuple(c for c in (container(e) for e in pod["containers"].elements(required=True, nonempty=True)) if c)
+    names = [c.name for c in containers]
+    for duplicate in sorted({n for n in names if names.count(n) > 1}):
+        pod["containers"].error(f"container name {duplicate!r} is used more than once")
+    return containers, annotations
+
+
+def replica(f, type_name, default_restart):
+    """A Kubeflow ReplicaSpec (`replicas`, `restartPolicy`, `template`); None when it is unusable."""
+    if f.mapping(required=True) is None:
+        return None
+    f.unknown(REPLICA_FIELDS)
+    count = f["replicas"].integer(required=True, minimum=0, maximum=MAX_REPLICAS)
+    restart = f["restartPolicy"].string(default=default_restart, choices=RESTART_POLICIES)
+    containers, annotations = pod_template(f["template"])
+    if count is None or not containers:
+        return None
+    return Replica(type_name, type_name.lower(), count, restart or default_restart, containers, annotations)
+
+
+def replica_specs(f, known, defaults, misplaced=None):
+    """The replica types of a `*ReplicaSpecs` map, in the order of `known` (names matched case-insensitively).
+
+    `misplaced` maps other types to the message they get (MXNet's roles of the other jobMode).
+    """
+    misplaced = {k.lower(): v for k, v in (misplaced or {}).items()}
+    by_role = {}
+    for key, spec in f.items(required=True):
+        canonical = next((k for k in known if k.lower() == key.lower()), None)
+        if canonical is None:
+            spec.error(misplaced.get(key.lower(), f"unknown replica type (known: {', '.join(known)})"))
+            continue
+        if canonical.lower() in by_role:
+            spec.error(f"replica type {canonical} given twice")
+            continue
+        by_role[canonical.lower()] = replica(spec, canonical, defaults.get(canonical, "Never"))
+    if f.present and isinstance(f.value, dict) and not f.value:
+        f.error("must name at least one replica type")
+    return {role: r for role, r in by_role.items() if r is not None}, set(by_role)
+
+
+def require_single(f, replicas, seen, type_name, required=True):
+    """A coordinator role (Launcher, Master, Scheduler) must exist (when `required`) with exactly one replica."""
+    role = type_name.lower()
+    if role not in seen:
+        if required and f.present and isinstance(f.value, dict):
+            f[type_name].error(f"required: a {type_name} replica type with replicas 1")
+        return
+    spec = replicas.get(role)
+    if spec is not None and spec.replicas != 1:
+        key = next((k for k in f.value if isinstance(k, str) and k.lower() == role), type_name)
+        f[key]["replicas"].error(f"{type_name} must have exactly 1 replica, got {spec.replicas}")
+
+
+def run_policy(spec, inline=True):
+    """RunPolicy from `spec.runPolicy`, also accepting the older inline fields at `spec` level.
+
+    Older Kubeflow APIs (MPIJob v1alpha2, MXJob as in the seeds) put cleanPodPolicy, backoffLimit and friends directly
+    in `spec`; newer ones nest them in `runPolicy`. Both are read; a field set differently in both places is an error.
+    """
+    nested = spec["runPolicy"]
+    nested.mapping()
+    nested.unknown(set(RUN_POLICY_FIELDS) | {"schedulingPolicy", "suspend", "managedBy"})
+    nested["schedulingPolicy"].mapping()
+    values = {}
+    for name in RUN_POLICY_FIELDS:
+        candidates = [nested[name]] + ([spec[name]] if inline else [])
+        read = [(c, _run_policy_value(c)) for c in candidates if c.present]
+        read = [(c, v) for c, v in read if v is not None]
+        if len(read) == 2 and read[0][1] != read[1][1]:
+            read[1][0].error(f"conflicts with {read[0][0].path} ({read[0][1]!r} vs {read[1][1]!r})")
+        if read:
+            values[name] = read[0][1]
+    return RunPolicy(
+        clean_pod_policy=values.get("cleanPodPolicy", "None"),
+        backoff_limit=values.get("backoffLimit"),
+        active_deadline_seconds=values.get("activeDeadlineSeconds"),
+        ttl_seconds_after_finished=values.get("ttlSecondsAfterFinished"),
+        suspend=bool(nested["suspend"].boolean(default=False)),
+    )
+
+
+def _run_policy_value(f: Field):
+    name = f.path.rsplit(".", 1)[-1]
+    if name == "cleanPodPolicy":
+        return f.string(choices=CLEAN_POD_POLICIES)
+    if name == "activeDeadlineSeconds":
+        return f.integer(minimum=1)
+    return f.integer(minimum=0)

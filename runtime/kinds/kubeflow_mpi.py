@@ -1,0 +1,46 @@
+"""Kubeflow MPIJob: kubeflow.org/v1alpha2, v1 and v2beta1 (mpi-operator and training-operator)."""
+
+from ..model import JobSpec, MPIOptions
+from . import common
+
+IMPLEMENTATIONS = ("OpenMPI", "Intel", "MPICH")
+# mpi-operator v1's `mpiDistribution` spelled Intel MPI differently.
+_DISTRIBUTIONS = {"OpenMPI": "OpenMPI", "IntelMPI": "Intel", "Intel": "Intel", "MPICH": "MPICH"}
+SPEC_FIELDS = {
+    "slotsPerWorker", "mpiReplicaSpecs", "runPolicy", "sshAuthMountPath", "mpiImplementation", "mpiDistribution",
+    "launcherCreationPolicy", "runLauncherAsWorker", "mainContainer", *common.RUN_POLICY_FIELDS,
+}
+DEFAULT_RESTART = {"Launcher": "OnFailure", "Worker": "Never"}
+
+
+def parse(doc, api_version, kind):
+    """A Kubeflow MPIJob -> JobSpec (None when problems were recorded)."""
+    name, namespace = common.metadata(doc)
+    spec = doc["spec"]
+    if spec.mapping(required=True) is None:
+        return None
+    spec.unknown(SPEC_FIELDS)
+    replicas_field = spec["mpiReplicaSpecs"]
+    replicas, seen = common.replica_specs(replicas_field, ("Launcher", "Worker"), DEFAULT_RESTART)
+    common.require_single(replicas_field, replicas, seen, "Launcher")
+    implementation = spec["mpiImplementation"].string(default="OpenMPI", choices=IMPLEMENTATIONS)
+    if spec["mpiDistribution"].present:
+        distribution = spec["mpiDistribution"].string(choices=tuple(_DISTRIBUTIONS))
+        implementation = _DISTRIBUTIONS.get(distribution, implementation)
+    main = spec["mainContainer"].string(nonempty=True)
+    if main is not None and "launcher" in replicas and main not in [c.name for c in replicas["launcher"].containers]:
+        spec["mainContainer"].error(f"no container named {main!r} in the Launcher template")
+    mpi = MPIOptions(
+        implementation=implementation or "OpenMPI",
+        main_container=main or "mpi",
+        slots_per_worker=spec["slotsPerWorker"].integer(default=1, minimum=1, maximum=4096) or 1,
+        ssh_auth_mount_path=spec["sshAuthMountPath"].string(default="/root/.ssh", nonempty=True) or "/root/.ssh",
+        launcher_creation_policy=spec["launcherCreationPolicy"].string(
+            default="AtStartup", choices=("AtStartup", "WaitForWorkersReady")) or "AtStartup",
+        run_launcher_as_worker=bool(spec["runLauncherAsWorker"].boolean(default=False)),
+    )
+    run_policy = common.run_policy(spec)
+    if "launcher" not in replicas:
+        return None
+    return JobSpec(api_version, kind, name, namespace, "mpi",
+                   tuple(replicas[r] for r in ("launcher", "worker") if r in replicas), run_policy, mpi=mpi)

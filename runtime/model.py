@@ -1,0 +1,142 @@
+"""The normalized, frozen job model every accepted API is parsed into.
+
+Sequences are tuples and maps are tuples of `(key, value)` pairs, so a `JobSpec` cannot be changed once parsed.
+Roles are lowercase (`launcher`, `worker`, `master`, `scheduler`, `server`, `tunertracker`, `tunerserver`, `tuner`);
+`Replica.type` keeps the spelling of the spec (`Launcher`).
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Port:
+    container_port: int
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    image: str | None = None
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    ports: tuple[Port, ...] = ()
+    working_dir: str | None = None
+
+    def port(self, name):
+        """The containerPort of the port called `name`, or None."""
+        return next((p.container_port for p in self.ports if p.name == name), None)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One replica type of a job (a ReplicaSpec): how many pods, and what each runs."""
+
+    type: str
+    role: str
+    replicas: int
+    restart_policy: str
+    containers: tuple[Container, ...]
+    annotations: tuple[tuple[str, str], ...] = ()
+
+    def container(self, name):
+        """The container called `name` (the framework's default container), else the first one."""
+        return next((c for c in self.containers if c.name == name), self.containers[0])
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    clean_pod_policy: str = "None"
+    backoff_limit: int | None = None
+    active_deadline_seconds: int | None = None
+    ttl_seconds_after_finished: int | None = None
+    suspend: bool = False
+
+
+@dataclass(frozen=True)
+class MPIOptions:
+    implementation: str = "OpenMPI"
+    slots_per_worker: int = 1
+    ssh_auth_mount_path: str = "/root/.ssh"
+    sshd_path: str = "/usr/sbin/sshd"
+    launcher_creation_policy: str = "AtStartup"
+    run_launcher_as_worker: bool = False
+    mca: tuple[tuple[str, str], ...] = ()
+    extra_mpi_args: tuple[str, ...] = ()
+    mpi_home: str | None = None
+    worker_cmd: tuple[str, ...] = ()
+    main_container: str = "mpi"
+
+
+@dataclass(frozen=True)
+class ElasticPolicy:
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    rdzv_backend: str = "c10d"
+    rdzv_host: str | None = None
+    rdzv_port: int | None = None
+    rdzv_id: str | None = None
+    rdzv_conf: tuple[tuple[str, str], ...] = ()
+    max_restarts: int | None = None
+    nproc_per_node: int | None = None
+    standalone: bool = False
+
+
+@dataclass(frozen=True)
+class PyTorchOptions:
+    nproc_per_node: str = "1"
+    elastic: ElasticPolicy | None = None
+
+
+@dataclass(frozen=True)
+class MXNetOptions:
+    job_mode: str = "MXTrain"
+
+
+@dataclass(frozen=True)
+class ReplicaOverride:
+    """A TensorStack runMode debug replicaSpec or pause resumeSpec: a new command for one role."""
+
+    role: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    skip_init_container: bool = False
+
+
+@dataclass(frozen=True)
+class TensorStackOptions:
+    clean_up_workers: str = "none"
+    queue: str | None = None
+    priority: int | None = None
+    debug: bool = False
+    debug_overrides: tuple[ReplicaOverride, ...] = ()
+    pause: bool = False
+    resume_overrides: tuple[ReplicaOverride, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    framework: str  # "mpi" | "pytorch" | "mxnet"
+    replicas: tuple[Replica, ...]
+    run_policy: RunPolicy = field(default_factory=RunPolicy)
+    mpi: MPIOptions | None = None
+    pytorch: PyTorchOptions | None = None
+    mxnet: MXNetOptions | None = None
+    tensorstack: TensorStackOptions | None = None
+
+    def replica(self, role):
+        """The replica type with this role, or None."""
+        return next((r for r in self.replicas if r.role == role), None)
+
+    def count(self, role):
+        replica = self.replica(role)
+        return replica.replicas if replica else 0
+
+    @property
+    def roles(self):
+        return tuple(r.role for r in self.replicas)

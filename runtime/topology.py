@@ -1,0 +1,42 @@
+"""Names of replicas and MPI host files, as the Kubeflow operators create them."""
+
+MPI_FLAVOURS = ("OpenMPI", "Intel", "MPICH")
+
+
+def service_name(job, role, index):
+    """`<job>-<role>-<index>`: the per-replica service training-operator creates (PyTorch, MXNet)."""
+    return f"{job.name}-{role}-{index}"
+
+
+def mpi_host(job, role, index=0):
+    """The DNS name of an MPIJob pod through the job's headless service (mpi-operator v2).
+
+    Workers are `<job>-worker-<i>.<job>.<ns>.svc`; the launcher pod's hostname is `<job>-launcher`.
+    """
+    pod = f"{job.name}-launcher" if role == "launcher" else f"{job.name}-{role}-{index}"
+    return f"{pod}.{job.name}.{job.namespace}.svc"
+
+
+def mpi_slots(job):
+    """[(host, slots)] in hostfile order: the launcher first when runLauncherAsWorker, then every worker."""
+    slots = job.mpi.slots_per_worker
+    hosts = [(mpi_host(job, "launcher"), slots)] if job.mpi.run_launcher_as_worker else []
+    return hosts + [(mpi_host(job, "worker", i), slots) for i in range(job.count("worker"))]
+
+
+def hostfile_line(host, slots, implementation):
+    """Open MPI: `host slots=N`; MPICH and Intel MPI (hydra): `host:N`."""
+    if implementation == "OpenMPI":
+        return f"{host} slots={slots}"
+    return f"{host}:{slots}"
+
+
+def hostfile(job):
+    """The whole hostfile text for the job's MPI implementation (empty when there are no hosts)."""
+    lines = [hostfile_line(h, s, job.mpi.implementation) for h, s in mpi_slots(job)]
+    return "".join(line + "\n" for line in lines)
+
+
+def world_size(job):
+    """Number of MPI ranks: hosts x slotsPerWorker."""
+    return sum(s for _, s in mpi_slots(job))
