@@ -1,0 +1,25 @@
+import io
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def fixture_text(name):
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+def run_cli(args, environ=None, hostname="test-host"):
+    """Run `ringrun ARGS` in-process with a controlled environment; returns (exit code, stdout, stderr)."""
+    from ringrun.launcher.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), environ={} if environ is None else environ, hostname=hostname, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def cli():
+    return run_cli

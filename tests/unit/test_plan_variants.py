@@ -1,0 +1,142 @@
+"""Plans for the spec features the seed examples do not use, each compared exactly."""
+
+import json
+
+import pytest
+
+import specs
+from ringrun.runtime import Context, Identity, build_plan, parse_jobs
+
+RUN = "/r"
+
+
+def plan(obj, role, index=0, **context):
+    (job,) = parse_jobs(json.dumps(obj))
+    return build_plan(job, Identity(role, index, "test"), Context(run_dir=RUN, **context)).to_dict()
+
+
+@pytest.mark.parametrize("implementation,env", [
+    ("Intel", {"I_MPI_HYDRA_HOST_FILE": f"{RUN}/hostfile", "I_MPI_HYDRA_BOOTSTRAP": "ssh",
+               "I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS": f"-F {RUN}/ssh_config", "I_MPI_PERHOST": "3"}),
+    ("MPICH", {"HYDRA_HOST_FILE": f"{RUN}/hostfile", "HYDRA_LAUNCHER": "ssh",
+               "HYDRA_LAUNCH_EXTRA_ARGS": f"-F {RUN}/ssh_config"}),
+])
+def test_hydra_implementations(implementation, env):
+    p = plan(specs.mpijob(mpiImplementation=implementation, slotsPerWorker=3), "launcher")
+    assert p["env"] == {"K_MPI_JOB_ROLE": "launcher", **env}
+    assert p["files"][f"{RUN}/hostfile"] == "job-worker-0.job.ns.svc:3\njob-worker-1.job.ns.svc:3\n"
+    assert p["argv"] == ["mpirun", "python", "t.py"]
+
+
+def test_run_launcher_as_worker_puts_launcher_first():
+    p = plan(specs.mpijob(runLauncherAsWorker=True, slotsPerWorker=2), "launcher", ssh_port=2222)
+    assert p["files"][f"{RUN}/hostfile"] == (
+        "job-launcher.job.ns.svc slots=2\njob-worker-0.job.ns.svc slots=2\njob-worker-1.job.ns.svc slots=2\n")
+    assert p["wait_for"] == ["job-worker-0.job.ns.svc:2222", "job-worker-1.job.ns.svc:2222"]
+    assert p["env"]["OMPI_MCA_orte_set_default_slots"] == "2"
+
+
+def test_ssh_auth_mount_path_and_main_container():
+    obj = specs.mpijob(sshAuthMountPath="/home/mpiuser/.ssh", mainContainer="trainer")
+    obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"].insert(
+        0, specs.container("sidecar", ["sleep", "1"]))
+    obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][1]["name"] = "trainer"
+    p = plan(obj, "launcher")
+    assert "    IdentityFile /home/mpiuser/.ssh/id_rsa\n" in p["files"][f"{RUN}/ssh_config"]
+    assert p["argv"] == ["mpirun", "python", "t.py"]
+
+
+def test_container_env_overrides_ringrun_and_operator_overrides_both():
+    obj = specs.mpijob()
+    launcher = obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
+    launcher["env"] = [{"name": "OMPI_MCA_orte_set_default_slots", "value": "7"}, {"name": "EXTRA", "value": "1"},
+                       {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    p = plan(obj, "launcher", environ={"PRTE_MCA_prte_set_default_slots": "9"})
+    assert p["env"]["OMPI_MCA_orte_set_default_slots"] == "7"
+    assert p["env"]["EXTRA"] == "1"
+    assert p["env"]["PRTE_MCA_prte_set_default_slots"] == "9"
+    assert "FROM_SECRET" not in p["env"]
+
+
+def test_command_from_the_command_line_replaces_the_spec():
+    p = plan(specs.pytorchjob(), "worker", 1, command=("python", "other.py"))
+    assert p["argv"] == ["python", "other.py"]
+
+
+@pytest.mark.parametrize("role,index,rank", [("master", 0, 0), ("worker", 0, 1), ("worker", 1, 2)])
+def test_pytorch_nproc_per_node(role, index, rank):
+    p = plan(specs.pytorchjob(nprocPerNode="2"), role, index)
+    assert p["env"]["WORLD_SIZE"] == "6"
+    assert p["env"]["PET_NPROC_PER_NODE"] == "2"
+    assert p["env"]["PET_NNODES"] == "3"
+    assert (p["env"]["RANK"], p["env"]["PET_NODE_RANK"]) == (str(rank), str(rank))
+
+
+def test_pytorch_container_port_named_pytorchjob_port():
+    obj = specs.pytorchjob()
+    obj["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["ports"] = [
+        {"name": "pytorchjob-port", "containerPort": 29500}]
+    p = plan(obj, "worker", 1)
+    assert (p["env"]["MASTER_PORT"], p["wait_for"]) == ("29500", ["pt-master-0:29500"])
+
+
+def test_pytorch_elastic_without_master():
+    obj = specs.pytorchjob(workers=3, master=False, elasticPolicy={
+        "minReplicas": 1, "maxReplicas": 4, "maxRestarts": 3, "rdzvConf": [{"key": "a", "value": "1"},
+                                                                          {"key": "b", "value": "2"}]})
+    worker0, worker2 = plan(obj, "worker", 0), plan(obj, "worker", 2)
+    assert worker2["env"] == {
+        "PYTHONUNBUFFERED": "1", "MASTER_ADDR": "pt-worker-0", "MASTER_PORT": "23456", "WORLD_SIZE": "3",
+        "RANK": "2", "PET_MASTER_ADDR": "pt-worker-0", "PET_MASTER_PORT": "23456", "PET_NNODES": "1:4",
+        "PET_NPROC_PER_NODE": "1", "PET_NODE_RANK": "2", "PET_RDZV_ENDPOINT": "pt-worker-0:23456",
+        "PET_RDZV_BACKEND": "c10d", "PET_MAX_RESTARTS": "3", "PET_RDZV_ID": "pt", "PET_RDZV_CONF": "a=1,b=2"}
+    assert worker0["wait_for"] == [] and worker2["wait_for"] == ["pt-worker-0:23456"]
+
+
+def test_mxnet_two_servers_and_worker_ids():
+    p = plan(specs.mxjob(servers=2, workers=3), "worker", 2)
+    assert (p["env"]["DMLC_NUM_SERVER"], p["env"]["DMLC_NUM_WORKER"], p["env"]["DMLC_WORKER_ID"]) == ("2", "3", "2")
+    server = plan(specs.mxjob(servers=2), "server", 1)
+    assert "DMLC_WORKER_ID" not in server["env"]
+    assert json.loads(server["env"]["MX_CONFIG"])["task"] == {"type": "server", "index": 1}
+    assert [s["url"] for s in json.loads(server["env"]["MX_CONFIG"])["cluster"]["server"]] == ["mx-server-0",
+                                                                                            "mx-server-1"]
+
+
+@pytest.mark.parametrize("role", ["tunertracker", "tunerserver", "tuner"])
+def test_mxtune_roles_get_mx_config(role):
+    obj = specs.mxjob(mode="MXTune")
+    obj["spec"]["mxReplicaSpecs"]["TunerServer"]["template"]["metadata"] = {"annotations": {"tuner-server-key": "k1"}}
+    p = plan(obj, role)
+    config = json.loads(p["env"]["MX_CONFIG"])
+    assert config["task"] == {"type": role, "index": 0}
+    assert config["labels"] == {"tuner": "", "tunerserver": "k1", "tunertracker": ""}
+    assert set(p["env"]) == {"MX_CONFIG", "DMLC_ROLE"}
+    assert p["env"]["DMLC_ROLE"] == role and p["wait_for"] == []
+
+
+def test_tensorstack_extra_args_with_np_and_no_mpi_home():
+    p = plan(specs.t9kjob(worker={"replicas": 2, "cmd": ["python", "t.py"], "extraMPIArgs": ["-np", "8"],
+                                  "template": specs.template(specs.container("mpi-worker"))},
+                          mca={"plm_rsh_args": "-p 2222"}), "launcher")
+    assert p["argv"] == ["mpirun", "--hostfile", f"{RUN}/hostfile", "--mca", "plm_rsh_args", "-p 2222",
+                         "-np", "8", "python", "t.py"]
+
+
+@pytest.mark.parametrize("debug,launcher_argv,worker_argv", [
+    ({"enable": True}, ["sleep", "inf"], ["/usr/sbin/sshd", "-D", "-e", "-f", f"{RUN}/sshd_config"]),
+    ({"enable": True, "replicaSpecs": [{"type": "master", "command": ["sleep", "60"]},
+                                       {"type": "worker", "command": ["/usr/bin/sshd", "-D"]}]},
+     ["sleep", "60"], ["/usr/bin/sshd", "-D"]),
+])
+def test_tensorstack_debug_mode(debug, launcher_argv, worker_argv):
+    obj = specs.t9kjob(runMode={"debug": debug})
+    launcher, worker = plan(obj, "launcher"), plan(obj, "worker", 1)
+    assert launcher["argv"] == launcher_argv and worker["argv"] == worker_argv
+    assert f"{RUN}/hostfile" in launcher["files"]
+
+
+def test_tensorstack_pause_starts_nothing():
+    obj = specs.t9kjob(runMode={"pause": {"enable": True}})
+    assert plan(obj, "launcher")["argv"] == [] and plan(obj, "launcher")["wait_for"] == []
+    assert plan(obj, "worker", 0)["argv"] == []
