@@ -1,0 +1,67 @@
+"""The communicator protocol the collectives run on, and its adapter for mpi4py.
+
+The algorithms need only point-to-point, non-blocking byte transfers:
+
+    comm.rank, comm.size
+    comm.isend(array, dest, tag) -> request     # the array is not touched until the request completes
+    comm.irecv(array, source, tag) -> request   # receives exactly array.nbytes bytes
+    comm.waitall(requests)
+
+`MPIComm` maps this onto an mpi4py communicator (`Isend`/`Irecv` of MPI.BYTE); `kernels.fake.ThreadWorld` is an
+in-process implementation for tests. Messages between one pair with one tag are matched in the order they were posted
+(MPI's non-overtaking rule), which the pipelined ring relies on.
+"""
+
+from typing import Protocol
+
+
+class Request(Protocol):
+    def wait(self): ...
+
+
+class Communicator(Protocol):
+    rank: int
+    size: int
+
+    def isend(self, buf, dest, tag): ...
+
+    def irecv(self, buf, source, tag): ...
+
+    def waitall(self, requests): ...
+
+
+class MPIComm:
+    """An mpi4py communicator seen through the protocol; data travels as raw bytes, so any dtype works."""
+
+    __slots__ = ("comm", "rank", "size", "_byte", "_waitall")
+
+    def __init__(self, comm):
+        from mpi4py import MPI
+
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        self._byte = MPI.BYTE
+        self._waitall = MPI.Request.Waitall
+
+    def isend(self, buf, dest, tag):
+        return self.comm.Isend([buf, self._byte], dest, tag)
+
+    def irecv(self, buf, source, tag):
+        return self.comm.Irecv([buf, self._byte], source, tag)
+
+    def waitall(self, requests):
+        if requests:
+            self._waitall(requests)
+
+
+def as_communicator(comm=None):
+    """The protocol object for `comm`: None means MPI.COMM_WORLD; an mpi4py communicator is wrapped; anything else
+    is taken to implement the protocol already."""
+    if comm is None:
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+    if isinstance(comm, MPIComm) or not hasattr(comm, "Isend"):
+        return comm
+    return MPIComm(comm)

@@ -1,0 +1,59 @@
+"""allreduce's argument contract: a buffer it cannot reduce correctly is a clear error, never a silent wrong answer."""
+
+import numpy as np
+import pytest
+
+from ringrun.kernels import allreduce, allreduce_many, choose_algorithm
+from ringrun.kernels.allreduce import SMALL_MESSAGE_BYTES
+from ringrun.kernels.fake import run_world
+
+
+def one(buf, **kwargs):
+    return run_world(1, lambda comm: allreduce(buf, comm=comm, **kwargs))[0]
+
+
+@pytest.mark.parametrize("buf,error,text", [
+    (np.zeros((4, 4))[:, 0], ValueError, "C-contiguous"),
+    (np.zeros(3, dtype=np.uint8), ValueError, "dtype uint8 is not supported"),
+    (np.zeros(3, dtype=np.complex64), ValueError, "not supported"),
+    ([1.0, 2.0], TypeError, "must be a numpy array"),
+])
+def test_bad_buffers(buf, error, text):
+    with pytest.raises(error, match=text):
+        one(buf)
+
+
+def test_read_only_buffer():
+    buf = np.zeros(3)
+    buf.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        one(buf)
+
+
+@pytest.mark.parametrize("kwargs,text", [({"op": "mean"}, "op must be one of"), ({"algorithm": "tree"}, "algorithm")])
+def test_bad_arguments(kwargs, text):
+    with pytest.raises(ValueError, match=text):
+        one(np.zeros(3), **kwargs)
+
+
+def test_world_size_one_is_a_validating_no_op():
+    buf = np.arange(5, dtype=np.int64)
+    assert one(buf, op="average") is buf and np.array_equal(buf, np.arange(5))
+
+
+def test_multidimensional_contiguous_arrays_are_reduced_whole():
+    def body(comm):
+        return allreduce(np.full((2, 3, 4), comm.rank + 1, np.int32), comm=comm)
+    for result in run_world(3, body):
+        assert result.shape == (2, 3, 4) and (result == 6).all()
+
+
+def test_auto_picks_by_size():
+    assert choose_algorithm(SMALL_MESSAGE_BYTES - 1) == "recursive_doubling"
+    assert choose_algorithm(SMALL_MESSAGE_BYTES) == "ring"
+    assert choose_algorithm(10, "ring") == "ring"
+
+
+def test_allreduce_many_names_the_bad_array():
+    with pytest.raises(ValueError, match=r"arrays\[1\] must be C-contiguous"):
+        run_world(1, lambda comm: allreduce_many([np.zeros(2), np.zeros((3, 3)).T], comm=comm))
