@@ -5,9 +5,12 @@ from .comm import as_communicator
 from .rd import recursive_doubling_allreduce
 from .ring import ring_allreduce
 
-# Below this many bytes recursive doubling (log2 N latency terms) beats the ring (2(N-1) latency terms).
-# Measured with `python -m ringrun.kernels.bench_local`: see BENCHMARKS.md.
-SMALL_MESSAGE_BYTES = 1 << 16
+# Below these many bytes recursive doubling (log2 N exchanges) beats the ring (2(N-1) steps of segments). With 2 ranks
+# both move the same bytes, so the ring only pays off once its 1 MiB segments keep the reduction in cache (~4 MiB);
+# with 3-4 ranks the ring's 2(N-1)/N traffic wins from 256 KiB-1 MiB. Measured on 2 cores with
+# `mpirun -np N python -m ringrun.kernels.bench --impl ring,recursive_doubling`: see BENCHMARKS.md.
+SMALL_MESSAGE_BYTES = {2: 4 << 20}
+DEFAULT_SMALL_MESSAGE_BYTES = 512 << 10
 
 ALGORITHMS = {
     "ring": lambda flat, ufunc, comm: ring_allreduce(flat, ufunc, comm),
@@ -15,13 +18,14 @@ ALGORITHMS = {
 }
 
 
-def choose_algorithm(nbytes, algorithm="auto"):
-    """The algorithm `auto` picks for a message of `nbytes` (or `algorithm` itself, checked, when explicit)."""
+def choose_algorithm(nbytes, size, algorithm="auto"):
+    """The algorithm `auto` picks for `nbytes` on `size` ranks (or `algorithm` itself, checked, when explicit)."""
     if algorithm != "auto":
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be auto, {', '.join(ALGORITHMS)}; got {algorithm!r}")
         return algorithm
-    return "recursive_doubling" if nbytes < SMALL_MESSAGE_BYTES else "ring"
+    threshold = SMALL_MESSAGE_BYTES.get(size, DEFAULT_SMALL_MESSAGE_BYTES)
+    return "recursive_doubling" if nbytes < threshold else "ring"
 
 
 def allreduce(buf, op="sum", comm=None, algorithm="auto"):
@@ -34,8 +38,8 @@ def allreduce(buf, op="sum", comm=None, algorithm="auto"):
     """
     flat = ops.flat_view(buf)
     ufunc = ops.ufunc_for(op)
-    name = choose_algorithm(flat.nbytes, algorithm)
     comm = as_communicator(comm)
+    name = choose_algorithm(flat.nbytes, comm.size, algorithm)
     if comm.size > 1 and flat.size:
         ALGORITHMS[name](flat, ufunc, comm)
         ops.finish(flat, op, comm.size)

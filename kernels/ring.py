@@ -18,8 +18,8 @@ Every rank sends and receives 2(N-1)/N of the buffer.
 import numpy as np
 
 TAG = 0x5249  # "RI"
-SEGMENT_BYTES = 1 << 18
-DEPTH = 4
+SEGMENT_BYTES = 1 << 20  # measured best of 64K..4M at 256K..64M messages, 2 ranks (BENCHMARKS.md)
+DEPTH = 2
 
 
 def bounds(length, parts):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ringrun.kernels import allreduce, allreduce_many, choose_algorithm
-from ringrun.kernels.allreduce import SMALL_MESSAGE_BYTES
+from ringrun.kernels.allreduce import DEFAULT_SMALL_MESSAGE_BYTES
 from ringrun.kernels.fake import run_world
 
 
@@ -48,10 +48,12 @@ def test_multidimensional_contiguous_arrays_are_reduced_whole():
         assert result.shape == (2, 3, 4) and (result == 6).all()
 
 
-def test_auto_picks_by_size():
-    assert choose_algorithm(SMALL_MESSAGE_BYTES - 1) == "recursive_doubling"
-    assert choose_algorithm(SMALL_MESSAGE_BYTES) == "ring"
-    assert choose_algorithm(10, "ring") == "ring"
+def test_auto_picks_by_size_and_world_size():
+    assert choose_algorithm((4 << 20) - 1, 2) == "recursive_doubling"
+    assert choose_algorithm(4 << 20, 2) == "ring"
+    assert choose_algorithm(DEFAULT_SMALL_MESSAGE_BYTES - 1, 4) == "recursive_doubling"
+    assert choose_algorithm(DEFAULT_SMALL_MESSAGE_BYTES, 7) == "ring"
+    assert choose_algorithm(10, 2, "ring") == "ring"
 
 
 def test_allreduce_many_names_the_bad_array():

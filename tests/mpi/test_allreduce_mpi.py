@@ -1,0 +1,77 @@
+"""The collectives under mpirun (run by `make test` with -np 1, 2, 3 and 4 oversubscribed), on MPI.COMM_WORLD.
+
+Lengths {0, 1, N-1, N, 1000, 10007, 2^20+3} x every dtype x every op x both algorithms; inputs depend on rank and
+index; integers compared exactly, floats against a float64 reference; every rank must end bitwise identical."""
+
+import numpy as np
+import pytest
+
+from cases import ALGORITHMS, DTYPES, OPS, check, lengths, values
+
+pytestmark = pytest.mark.mpi
+
+
+@pytest.fixture(scope="module")
+def world():
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_allreduce(world, algorithm, dtype, op):
+    from ringrun.kernels import allreduce
+
+    size, rank = world.Get_size(), world.Get_rank()
+    for length in lengths(size):
+        buf = values(rank, length, dtype, op)
+        allreduce(buf, op, comm=world, algorithm=algorithm)
+        check(buf, size, length, dtype, op)
+        first = world.bcast(buf if rank == 0 else None, root=0)
+        assert np.array_equal(first, buf), "ranks disagree"
+
+
+def test_auto_matches_mpi_allreduce(world):
+    from mpi4py import MPI
+
+    from ringrun.kernels import allreduce
+
+    for length in (3, 70_000, 2**20 + 3):
+        ours = values(world.Get_rank(), length, "float64", "sum")
+        theirs = ours.copy()
+        allreduce(ours, comm=world)
+        world.Allreduce(MPI.IN_PLACE, theirs, op=MPI.SUM)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_allreduce_many_resnet50_shapes(world):
+    from ringrun.kernels.models import RESNET50_SHAPES
+
+    from ringrun.kernels import allreduce, allreduce_many
+
+    rank = world.Get_rank()
+    assert len(RESNET50_SHAPES) == 161
+    arrays = [values(rank, int(np.prod(s)), "float32", "sum").reshape(s) * (i % 5 + 1)
+              for i, s in enumerate(RESNET50_SHAPES)]
+    assert sum(a.size for a in arrays) == 25_557_032
+    singles = [a.copy() for a in arrays]
+    for a in singles:
+        allreduce(a, comm=world)
+    allreduce_many(arrays, comm=world, threshold=8 << 20)
+    for fused, single in zip(arrays, singles):
+        assert np.array_equal(fused, single)
+
+
+@pytest.mark.parametrize("root", [0, -1])
+def test_broadcast_and_allgather(world, root):
+    from ringrun.kernels import allgather, broadcast
+
+    size, rank = world.Get_size(), world.Get_rank()
+    root = root % size
+    buf = np.arange(10007, dtype=np.float32) + rank
+    broadcast(buf, root=root, comm=world)
+    assert np.array_equal(buf, np.arange(10007, dtype=np.float32) + root)
+    gathered = allgather(np.full((rank + 1, 2), rank, dtype=np.int64), comm=world)
+    assert np.array_equal(gathered, np.concatenate([np.full((r + 1, 2), r) for r in range(size)]))
