@@ -10,7 +10,6 @@ import re
 MISSING = object()
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # Kubernetes resource.Quantity: a signed decimal number with an optional binary, decimal or exponent suffix.
 _QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -173,19 +172,17 @@ class Field:
         """A tuple of `(key, value)` pairs from a map[string]string, in document order."""
         return tuple((k, v) for k, v in ((k, f.string(required=True)) for k, f in self.items()) if v is not None)
 
-    def dns_label(self, required=False, default=None):
+    def _matching(self, required, default, pattern, limit, what):
         value = self.string(required=required, default=default)
-        if value is not default and value is not None and (len(value) > 63 or not _DNS1123_LABEL.match(value)):
-            self.error(f"must be a DNS-1123 label (lowercase letters, digits and '-', at most 63), got {value!r}")
+        given = isinstance(self.value, str)  # else `value` is the default (absent, or reported as wrong)
+        if given and value is not None and (len(value) > limit or not pattern.match(value)):
+            self.error(f"must be a {what}, got {value!r}")
             return default
         return value
 
-    def dns_subdomain(self, required=False, default=None):
-        value = self.string(required=required, default=default)
-        if value is not default and value is not None and (len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value)):
-            self.error(f"must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.'), got {value!r}")
-            return default
-        return value
+    def dns_label(self, required=False, default=None):
+        return self._matching(required, default, _DNS1123_LABEL, 63,
+                              "DNS-1123 label (lowercase letters, digits and '-', at most 63)")
 
     def quantity(self):
         """A Kubernetes resource quantity: 1, 0.5, "2Gi", "1000m". Returns it as a string."""

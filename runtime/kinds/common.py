@@ -1,6 +1,5 @@
 """Pieces shared by the per-kind parsers: metadata, replica specs, pod templates, containers and run policy."""
 
-from ..fields import Field
 from ..model import Container, Port, Replica, RunPolicy
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never", "ExitCode")
@@ -137,7 +136,7 @@ def run_policy(spec, inline=True):
     values = {}
     for name in RUN_POLICY_FIELDS:
         candidates = [nested[name]] + ([spec[name]] if inline else [])
-        read = [(c, _run_policy_value(c)) for c in candidates if c.present]
+        read = [(c, _run_policy_value(name, c)) for c in candidates if c.present]
         read = [(c, v) for c, v in read if v is not None]
         if len(read) == 2 and read[0][1] != read[1][1]:
             read[1][0].error(f"conflicts with {read[0][0].path} ({read[0][1]!r} vs {read[1][1]!r})")
@@ -152,8 +151,7 @@ def run_policy(spec, inline=True):
     )
 
 
-def _run_policy_value(f: Field):
-    name = f.path.rsplit(".", 1)[-1]
+def _run_policy_value(name, f):
     if name == "cleanPodPolicy":
         return f.string(choices=CLEAN_POD_POLICIES)
     if name == "activeDeadlineSeconds":
