@@ -1,6 +1,8 @@
 # Two entry points for a fresh machine: `make run` (the main job) and `make test` (every test).
 # Each creates or refreshes the virtualenv .venv from pyproject.toml.
-PYTHON ?= python3.11
+# Debian's interpreter when there is one: a venv built on it is usable by non-root users too (a pyenv Python under
+# /root is not), which `ringrun launch` as a normal user and non-root job images need.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) python3.11)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -21,8 +23,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ringrun validate examples/mpijob-allreduce.yaml
-	$(BIN)/ringrun plan examples/mpijob-allreduce.yaml --role launcher --format json
+	$(BIN)/ringrun run examples/mpijob-allreduce.yaml
 
 test: test-unit bench-quick test-mpi
 

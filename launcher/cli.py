@@ -1,6 +1,8 @@
 """The `ringrun` command line. Quiet on success, one clear line per problem on failure, documented exit codes.
 
-Exit codes: 0 success; 2 invalid spec or arguments; 3 replica identity unknown; 130 interrupted.
+Exit codes: 0 success; 2 invalid spec or arguments; 3 replica identity unknown; 130/143 interrupted.
+`run` and `launch` exit with the job's code: the launcher's (MPI) or the master's / first failure's; 124 when the
+deadline passed; 127 when a command could not be started.
 """
 
 import argparse
@@ -47,14 +49,14 @@ def default_ssh_port(environ):
     return 22 if os.geteuid() == 0 else 2222
 
 
-def cmd_validate(args, environ, hostname, out):
+def cmd_validate(args, environ, hostname, out, err):
     from ringrun.runtime.summary import summary
 
     out.write(summary(_load_job(args)))
     return 0
 
 
-def cmd_plan(args, environ, hostname, out):
+def cmd_plan(args, environ, hostname, out, err):
     from ringrun.runtime import Context, build_plan, resolve_identity
 
     job = _load_job(args)
@@ -69,11 +71,118 @@ def cmd_plan(args, environ, hostname, out):
     return 0
 
 
+def _replica_path_env(environ):
+    """The caller's environment with this Python's bin folder first on PATH (where the venv's mpirun and python are),
+    as a job image would have it."""
+    env = dict(environ)
+    here = os.path.dirname(sys.executable)
+    env["PATH"] = here + os.pathsep + env["PATH"] if env.get("PATH") else here
+    return env
+
+
+def cmd_run(args, environ, hostname, out, err):
+    import shutil
+    import tempfile
+
+    from ringrun.runtime import Context, Identity, build_plan, select_job
+    from ringrun.runtime.local import apply_sets, localize, processes
+    from ringrun.runtime.parse import load_documents, parse_objects
+
+    from .local import LocalJob, install_signal_handlers, restore_signal_handlers
+    from .supervise import Supervisor
+
+    text, source = _read_spec(args.spec)
+    objects = load_documents(text, source)
+    if args.set:
+        objects = [apply_sets(o, args.set) if args.job is None or _name(o) == args.job else o for o in objects]
+    job = select_job(parse_objects(objects), args.job)
+    run_dir = tempfile.mkdtemp(prefix=f"ringrun-{job.name}-")
+    try:
+        context = Context(run_dir=run_dir, environ={})
+        is_root = os.geteuid() == 0
+        plans = {key: localize(job, build_plan(job, Identity(key[0], key[1], "local"), context), is_root)
+                 for key in processes(job)}
+        if args.log_dir:
+            os.makedirs(args.log_dir, exist_ok=True)
+        supervisor = Supervisor(out, err, log_dir=args.log_dir,
+                                grace=args.grace)
+        runner = LocalJob(job, plans, supervisor, _replica_path_env(environ), status_path=args.status,
+                          timeout=args.timeout)
+        previous = install_signal_handlers(runner)
+        try:
+            code, _ = runner.run()
+        finally:
+            restore_signal_handlers(previous)
+        out.write(json.dumps(runner.document(), indent=2) + "\n")
+        return code
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _name(obj):
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    return meta.get("name") if isinstance(meta, dict) else None
+
+
+def cmd_launch(args, environ, hostname, out, err):
+    from ringrun.runtime import UsageError
+    from ringrun.runtime.commands import launch_argv
+
+    from .supervise import Supervisor
+
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise UsageError("launch: give the command to run after --")
+    if args.np < 1:
+        raise UsageError(f"-np: must be >= 1, got {args.np}")
+    env = _replica_path_env(environ)
+    mpirun = shutil_which("mpirun", env["PATH"])
+    try:
+        argv = launch_argv(args.impl, args.np, command, hosts=args.H, hostfile=args.hostfile, mca=args.mca or (),
+                           export=args.x or (), is_root=os.geteuid() == 0,
+                           oversubscribed=args.np > (os.cpu_count() or 1), mpirun=mpirun)
+    except ValueError as exc:
+        raise UsageError(f"launch: {exc}") from None
+    supervisor = Supervisor(out, err, prefix=False, grace=args.grace)
+    import signal
+
+    stop = []
+    previous = {s: signal.signal(s, lambda signum, frame: stop.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            supervisor.start("mpirun", argv, env)
+        except OSError as exc:
+            err.write(f"ringrun launch: cannot start {argv[0]}: {exc}\n")
+            return 127
+        while True:
+            done = supervisor.poll()
+            if done:
+                return done[0][1]
+            if stop:
+                supervisor.terminate()
+                return 128 + stop[0]
+            import time
+
+            time.sleep(0.05)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def shutil_which(name, path):
+    import shutil
+
+    return shutil.which(name, path=path) or name
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="ringrun",
         description="Runtime inside distributed-training pods (MPIJob, PyTorchJob, MXJob, TensorStack MPIJob).",
-        epilog="exit codes: 0 ok, 2 invalid spec or arguments, 3 replica identity unknown, 130 interrupted")
+        epilog="exit codes: 0 ok, 2 invalid spec or arguments, 3 replica identity unknown, 124 deadline passed, "
+               "127 command not found, 130/143 interrupted; run and launch otherwise exit with the job's own code")
     parser.add_argument("--version", action="store_true", help="print ringrun's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -93,6 +202,32 @@ def build_parser():
     plan.add_argument("--ssh-port", type=int, help="workers' sshd port (default $RINGRUN_SSH_PORT, else 22 as "
                                                    "root and 2222 otherwise)")
     plan.set_defaults(func=cmd_plan)
+
+    grace = float(os.environ.get("RINGRUN_GRACE_SECONDS", "5"))
+    run = spec_command("run", "run the whole job on this machine, every replica a local process")
+    run.add_argument("--status", metavar="FILE", help="write the job's status object here as it changes")
+    run.add_argument("--set", action="append", metavar="PATH=VALUE",
+                     help="edit the spec first: a dotted path (spec.runPolicy.backoffLimit=2) or ROLE.command, "
+                          "ROLE.args, ROLE.replicas, ROLE.env.NAME (TensorStack: worker.cmd); VALUE is YAML")
+    run.add_argument("--timeout", type=float, metavar="S", help="stop the job after S seconds (DeadlineExceeded)")
+    run.add_argument("--log-dir", metavar="DIR", help="also write each replica's stdout and stderr to files here")
+    run.add_argument("--grace", type=float, default=grace, metavar="S",
+                     help="seconds between SIGTERM and SIGKILL when stopping replicas (default $RINGRUN_GRACE_SECONDS "
+                          "or 5)")
+    run.set_defaults(func=cmd_run)
+
+    launch = sub.add_parser("launch", help="mpirun on local multi-process hosts with ringrun's defaults",
+                            description="mpirun with no binding, oversubscription allowed, yielding when ranks "
+                                        "outnumber cores, root allowed, each rank's output tagged; exit code passed on")
+    launch.add_argument("-np", "-n", dest="np", type=int, required=True, help="number of ranks")
+    launch.add_argument("-H", metavar="HOST:SLOTS,...", help="hosts and slots")
+    launch.add_argument("--hostfile", metavar="FILE")
+    launch.add_argument("--mca", nargs=2, action="append", metavar=("K", "V"), help="Open MPI MCA parameter")
+    launch.add_argument("--impl", choices=("openmpi", "mpich"), default="openmpi")
+    launch.add_argument("-x", action="append", metavar="VAR", help="export this variable to the ranks")
+    launch.add_argument("--grace", type=float, default=grace, metavar="S")
+    launch.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    launch.set_defaults(func=cmd_launch)
     return parser
 
 
@@ -118,7 +253,7 @@ def main(argv=None, environ=None, hostname=None, out=None, err=None):
         parser.print_usage(err)
         return 2
     try:
-        return args.func(args, environ, hostname, out)
+        return args.func(args, environ, hostname, out, err)
     except RingrunError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             err.write(f"ringrun {args.command}: {line}\n")

@@ -42,3 +42,40 @@ def hydra_argv(np, hostfile, ssh_config, command, mca=(), extra_args=(), mpi_hom
 
 
 MPIRUN = {"OpenMPI": openmpi_argv, "Intel": hydra_argv, "MPICH": hydra_argv}
+
+
+def launch_argv(implementation, np, command, hosts=None, hostfile=None, mca=(), export=(), is_root=False,
+                oversubscribed=False, mpirun="mpirun"):
+    """`ringrun launch`: mpirun for local multi-process hosts, ranks' output tagged with their rank.
+
+    Open MPI: no binding (several "hosts" on one machine would all bind to core 0), oversubscription allowed,
+    `--mca mpi_yield_when_idle 1` when there are more ranks than cores, `--allow-run-as-root` for root.
+    MPICH (hydra): `-prepend-rank`, `-genvlist` for exported variables.
+    """
+    if implementation == "openmpi":
+        argv = [mpirun, "-np", str(np), "--tag-output", "--bind-to", "none", "--map-by", ":OVERSUBSCRIBE"]
+        if hosts:
+            argv += ["--host", hosts]
+        if hostfile:
+            argv += ["--hostfile", hostfile]
+        if oversubscribed:
+            argv += ["--mca", "mpi_yield_when_idle", "1"]
+        if is_root:
+            argv += ["--allow-run-as-root"]
+        for key, value in mca:
+            argv += ["--mca", key, value]
+        for name in export:
+            argv += ["-x", name]
+        return argv + list(command)
+    if implementation == "mpich":
+        if mca:
+            raise ValueError("--mca applies to Open MPI only")
+        argv = [mpirun, "-n", str(np), "-prepend-rank"]
+        if hosts:
+            argv += ["-hosts", hosts]
+        if hostfile:
+            argv += ["-f", hostfile]
+        if export:
+            argv += ["-genvlist", ",".join(export)]
+        return argv + list(command)
+    raise ValueError(f"--impl must be openmpi or mpich, got {implementation!r}")

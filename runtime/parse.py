@@ -82,7 +82,11 @@ def parse_object(obj, path=""):
 
 def parse_jobs(text, source="<spec>"):
     """Spec text -> tuple of JobSpec. Raises SpecError listing every problem of every object."""
-    objects = load_documents(text, source)
+    return parse_objects(load_documents(text, source))
+
+
+def parse_objects(objects):
+    """Loaded spec objects -> tuple of JobSpec. Raises SpecError listing every problem of every object."""
     jobs, lines = [], []
     for i, obj in enumerate(objects):
         job, problems = parse_object(obj, f"[{i}]" if len(objects) > 1 else "")

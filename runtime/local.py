@@ -1,0 +1,159 @@
+"""A job's plans made local: every replica a process on this machine (pure; `ringrun run` executes the result).
+
+- Replica names resolve to this machine: every replica's DNS name in an env value or file becomes 127.0.0.1.
+- MPI workers are slots, not processes: the launcher alone runs, and its hostfile is `localhost` with
+  workers x slotsPerWorker slots (plus the launcher's own with runLauncherAsWorker), no binding, oversubscription
+  allowed and idle ranks yielding, so more ranks than cores still run. No ssh and nothing to wait for.
+- `--set PATH=VALUE` edits the spec before it is parsed (see `apply_sets`).
+"""
+
+import copy
+import json
+import re
+import shlex
+
+import yaml
+
+from . import topology
+from .errors import SpecError
+from .plan import Plan
+
+LOCALHOST = "127.0.0.1"
+_TOKEN = re.compile(r"[A-Za-z0-9][-A-Za-z0-9.]*")
+
+# Oversubscription, no binding, yielding: Open MPI 4 and 5 (PRRTE) names.
+LOCAL_OPENMPI_ENV = {
+    "OMPI_MCA_rmaps_base_oversubscribe": "1",
+    "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
+    "OMPI_MCA_hwloc_base_binding_policy": "none",
+    "PRTE_MCA_hwloc_default_binding_policy": "none",
+    "OMPI_MCA_mpi_yield_when_idle": "1",
+}
+ROOT_OPENMPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+
+
+def processes(job):
+    """(role, index) of every replica that runs as a local process, in start order."""
+    if job.framework == "mpi":
+        return (("launcher", 0),)
+    return tuple((r.role, i) for r in job.replicas for i in range(r.replicas))
+
+
+def replica_names(job):
+    """Every name a replica of `job` is reached by in a cluster."""
+    names = set()
+    for replica in job.replicas:
+        for i in range(replica.replicas):
+            names.add(topology.service_name(job, replica.role, i))
+            if job.framework == "mpi":
+                names.add(topology.mpi_host(job, replica.role, i))
+    return names
+
+
+def _to_localhost(text, names):
+    return _TOKEN.sub(lambda m: LOCALHOST if m.group(0) in names else m.group(0), text)
+
+
+def localize(job, plan, is_root=False):
+    """The local version of `plan` (a replica's cluster plan)."""
+    names = replica_names(job)
+    env = {k: _to_localhost(v, names) for k, v in plan.env}
+    files = dict(plan.files)
+    if job.framework == "mpi" and plan.role == "launcher":
+        slots = topology.world_size(job)
+        hostfile = next(path for path in files if path.endswith("/hostfile"))
+        files[hostfile] = topology.hostfile_line("localhost", max(slots, 1), job.mpi.implementation) + "\n"
+        if job.mpi.implementation == "OpenMPI":
+            env.update(LOCAL_OPENMPI_ENV)
+            if is_root:
+                env.update(ROOT_OPENMPI_ENV)
+    files = {path: _to_localhost(text, names) for path, text in files.items()}
+    return Plan(plan.kind, plan.role, plan.index, tuple(env.items()), tuple(files.items()), plan.argv, ())
+
+
+# --set shortcuts: ROLE.command / ROLE.args / ROLE.replicas / ROLE.env.NAME for the role's main container.
+_REPLICA_MAPS = ("mpiReplicaSpecs", "pytorchReplicaSpecs", "mxReplicaSpecs")
+_MAIN = {"mpiReplicaSpecs": "mpi", "pytorchReplicaSpecs": "pytorch", "mxReplicaSpecs": "mxnet"}
+
+
+def _value(text):
+    """A --set value: JSON/YAML (`["python", "t.py"]`, `3`), else shell words for command/args."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _resolve_shortcut(obj, key):
+    """Turn `Launcher.command` into its full path in `obj`, or None when `key` is not a shortcut."""
+    head, _, rest = key.partition(".")
+    spec = obj.get("spec") if isinstance(obj, dict) else None
+    if not isinstance(spec, dict) or not rest:
+        return None
+    if head.lower() == "worker" and isinstance(spec.get("worker"), dict) and "cmd" in spec["worker"] \
+            and rest in ("cmd", "replicas", "extraMPIArgs"):
+        return ["spec", "worker", rest]
+    for field in _REPLICA_MAPS:
+        replicas = spec.get(field)
+        if not isinstance(replicas, dict):
+            continue
+        match = next((k for k in replicas if isinstance(k, str) and k.lower() == head.lower()), None)
+        if match is None:
+            return None
+        if rest == "replicas":
+            return ["spec", field, match, "replicas"]
+        containers = replicas[match].get("template", {}).get("spec", {}).get("containers", []) \
+            if isinstance(replicas[match], dict) else []
+        names = [c.get("name") if isinstance(c, dict) else None for c in containers]
+        main = names.index(_MAIN[field]) if _MAIN[field] in names else 0
+        base = ["spec", field, match, "template", "spec", "containers", main]
+        if rest in ("command", "args"):
+            return base + [rest]
+        if rest.startswith("env."):
+            return base + ["env", ("name", rest[4:])]
+    return None
+
+
+def apply_sets(obj, sets):
+    """A copy of the spec object `obj` with each `PATH=VALUE` of `sets` applied. Raises SpecError.
+
+    PATH is dotted (`spec.runPolicy.backoffLimit=2`, list indices as numbers) or a role shortcut (`Launcher.command`,
+    `Worker.args`, `Worker.replicas`, `Master.env.NAME`; TensorStack `worker.cmd`). VALUE is YAML, so
+    `["python", "t.py"]` and `3` keep their types; for command, args and cmd a plain string is split as shell words.
+    """
+    result = copy.deepcopy(obj)
+    problems = []
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            problems.append(f"--set {item!r}: expected PATH=VALUE")
+            continue
+        path = _resolve_shortcut(result, key) or [int(p) if p.isdigit() else p for p in key.split(".")]
+        value = _value(text)
+        if path[-1] in ("command", "args", "cmd") and isinstance(value, str):
+            value = shlex.split(value)
+        try:
+            _assign(result, path, value)
+        except (KeyError, IndexError, TypeError) as exc:
+            problems.append(f"--set {key}: cannot set it here ({exc})")
+    if problems:
+        raise SpecError(problems)
+    return result
+
+
+def _assign(obj, path, value):
+    for i, key in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(key, tuple):  # ("name", NAME): the env entry called NAME, added when missing
+            entry = next((e for e in obj if isinstance(e, dict) and e.get("name") == key[1]), None)
+            if entry is None:
+                entry = {"name": key[1]}
+                obj.append(entry)
+            entry["value"] = value if isinstance(value, str) else json.dumps(value)
+            return
+        if last:
+            obj[key] = value
+            return
+        if isinstance(obj, dict) and key not in obj:
+            obj[key] = [] if isinstance(path[i + 1], tuple) else {}
+        obj = obj[key]

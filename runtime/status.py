@@ -1,0 +1,111 @@
+"""Job status objects in the seeds' schema, built from plain observations (pure: the caller passes times).
+
+Kubeflow kinds: `startTime`, `completionTime`, `conditions` (Created / Running / Restarting / Succeeded / Failed, each with
+`reason` such as MPIJobSucceeded, `message`, `status`, `lastUpdateTime`, `lastTransitionTime`) and `replicaStatuses`
+(`active` / `succeeded` / `failed` per replica type). TensorStack: `phase`, `conditions`, `aggregate`, `tasks`.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """One replica as the local runner sees it: phase Pending/Running/Succeeded/Failed/Deleted, last exit code,
+    restarts."""
+
+    role: str
+    index: int
+    phase: str = "Pending"
+    exit_code: int | None = None
+    restarts: int = 0
+
+
+@dataclass(frozen=True)
+class JobState:
+    """The job as observed: `outcome` None while running, else "Succeeded" or "Failed" with a reason and message."""
+
+    start_time: str
+    replicas: tuple[ReplicaState, ...]
+    outcome: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    completion_time: str | None = None
+    restarting_since: str | None = None
+
+
+def _condition(kind, type_, status, reason, message, when):
+    return {"type": type_, "status": status, "reason": reason, "message": message,
+            "lastUpdateTime": when, "lastTransitionTime": when}
+
+
+def kubeflow_status(job, state):
+    """The `status` object of a Kubeflow job (MPIJob, PyTorchJob, MXJob)."""
+    full = f"{job.kind} {job.namespace}/{job.name}"
+    start, end = state.start_time, state.completion_time
+    conditions = [_condition(job.kind, "Created", "True", f"{job.kind}Created", f"{full} is created.", start)]
+    running = state.outcome is None
+    conditions.append(_condition(job.kind, "Running", "True" if running else "False", f"{job.kind}Running",
+                                 f"{full} is running.", start))
+    if state.restarting_since and running:
+        conditions.append(_condition(job.kind, "Restarting", "True", f"{job.kind}Restarting",
+                                     f"{full} is restarting a replica.", state.restarting_since))
+    if state.outcome == "Succeeded":
+        conditions.append(_condition(job.kind, "Succeeded", "True", f"{job.kind}Succeeded",
+                                     state.message or f"{full} successfully completed.", end))
+    elif state.outcome == "Failed":
+        conditions.append(_condition(job.kind, "Failed", "True", state.reason or f"{job.kind}Failed",
+                                     state.message or f"{full} has failed.", end))
+    status = {"startTime": start, "conditions": conditions, "replicaStatuses": replica_statuses(job, state)}
+    if end:
+        status["completionTime"] = end
+    return status
+
+
+def replica_statuses(job, state):
+    """{ReplicaType: {active, succeeded, failed}} with zero counts left out, as the operators write them."""
+    result = {}
+    for replica in job.replicas:
+        counts = {"active": 0, "succeeded": 0, "failed": 0}
+        for r in state.replicas:
+            if r.role == replica.role:
+                key = {"Running": "active", "Pending": "active", "Succeeded": "succeeded", "Failed": "failed"}.get(r.phase)
+                if key:  # a Deleted replica (stopped by the clean-up policy) is no longer counted
+                    counts[key] += 1
+        result[replica.type] = {k: v for k, v in counts.items() if v}
+    return result
+
+
+_T9K_PHASE = {None: "Running", "Succeeded": "Succeeded", "Failed": "Failed"}
+
+
+def tensorstack_status(job, state):
+    """The `status` object of a TensorStack MPIJob: phase, conditions, aggregate, tasks."""
+    start, end = state.start_time, state.completion_time
+    conditions = [
+        {"type": "Initialized", "status": "True", "reason": "Initialized", "message": "All replicas are created.",
+         "lastTransitionTime": start},
+        {"type": "Running", "status": "True" if state.outcome is None else "False", "reason": "Running",
+         "message": "The job is running.", "lastTransitionTime": start},
+    ]
+    if state.outcome == "Succeeded":
+        conditions.append({"type": "Completed", "status": "True", "reason": "Succeeded",
+                           "message": state.message or "The job has finished successfully.", "lastTransitionTime": end})
+    elif state.outcome == "Failed":
+        conditions.append({"type": "Failed", "status": "True", "reason": state.reason or "Failed",
+                           "message": state.message or "The job has failed.", "lastTransitionTime": end})
+    aggregate = {k: 0 for k in ("creating", "pending", "running", "succeeded", "failed", "unknown", "deleted")}
+    tasks = []
+    for r in state.replicas:
+        aggregate[r.phase.lower()] += 1
+        container = {"containerPhase": {"Pending": "Waiting", "Running": "Running"}.get(r.phase, "Terminated")}
+        if r.exit_code is not None and r.phase in ("Succeeded", "Failed"):
+            container["exitCode"] = r.exit_code
+        tasks.append({"replicaType": r.role, "replicaIndex": r.index, "replicas": [{
+            "name": f"{job.name}-{r.role}-{r.index}", "uid": f"local-{job.name}-{r.role}-{r.index}",
+            "phase": r.phase, "containers": [container]}]})
+    return {"phase": _T9K_PHASE[state.outcome], "conditions": conditions, "aggregate": aggregate, "tasks": tasks}
+
+
+def job_status(job, state):
+    """The status object for `job`'s API."""
+    return tensorstack_status(job, state) if job.tensorstack is not None else kubeflow_status(job, state)
