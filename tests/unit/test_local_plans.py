@@ -1,0 +1,87 @@
+"""Pure parts of `ringrun run` and `ringrun launch`: local plans, --set, the launch argv."""
+
+import json
+
+import pytest
+
+import specs
+from ringrun.runtime import Context, Identity, SpecError, build_plan, parse_jobs
+from ringrun.runtime.commands import launch_argv
+from ringrun.runtime.local import LOCAL_OPENMPI_ENV, ROOT_OPENMPI_ENV, apply_sets, inherited_env, localize, processes
+from ringrun.runtime.parse import parse_objects
+
+
+def local(obj, role, index=0, is_root=False):
+    (job,) = parse_objects([obj])
+    plan = build_plan(job, Identity(role, index, "t"), Context(run_dir="/r"))
+    return job, localize(job, plan, is_root).to_dict()
+
+
+def test_mpi_launcher_gets_a_localhost_hostfile_and_local_mpi_settings():
+    job, plan = local(specs.mpijob(workers=3, slotsPerWorker=2, runLauncherAsWorker=True), "launcher", is_root=True)
+    assert processes(job) == (("launcher", 0),)
+    assert plan["files"]["/r/hostfile"] == "localhost slots=8\n"
+    assert plan["wait_for"] == []
+    assert {k: plan["env"][k] for k in {**LOCAL_OPENMPI_ENV, **ROOT_OPENMPI_ENV}} == {**LOCAL_OPENMPI_ENV,
+                                                                                        **ROOT_OPENMPI_ENV}
+    assert plan["env"]["PRTE_MCA_prte_default_hostfile"] == "/r/hostfile"
+
+
+def test_hydra_launcher_gets_host_colon_slots_and_no_open_mpi_settings():
+    _, plan = local(specs.mpijob(mpiImplementation="MPICH"), "launcher")
+    assert plan["files"]["/r/hostfile"] == "localhost:2\n"
+    assert not set(LOCAL_OPENMPI_ENV) & set(plan["env"])
+
+
+def test_replica_names_become_loopback_everywhere():
+    job, plan = local(specs.mxjob(servers=2), "worker", 1)
+    config = json.loads(plan["env"]["MX_CONFIG"])
+    assert {e["url"] for urls in config["cluster"].values() for e in urls} == {"127.0.0.1"}
+    assert (plan["env"]["DMLC_PS_ROOT_URI"], plan["env"]["DMLC_NODE_HOST"]) == ("127.0.0.1", "127.0.0.1")
+    assert len(processes(job)) == 5
+    _, pt = local(specs.pytorchjob(), "worker", 0)
+    assert (pt["env"]["MASTER_ADDR"], pt["env"]["PET_MASTER_ADDR"]) == ("127.0.0.1", "127.0.0.1")
+
+
+def test_only_mxnet_replicas_lose_a_stray_port():
+    environ = {"PORT": "8080", "DMLC_NODE_HOST": "10.0.0.9", "HOME": "/h"}
+    (mx,) = parse_objects([specs.mxjob()])
+    (pt,) = parse_objects([specs.pytorchjob()])
+    assert inherited_env(mx, environ) == {"HOME": "/h"}
+    assert inherited_env(pt, environ) == environ
+
+
+def test_set_shortcuts_and_paths():
+    obj = specs.mpijob()
+    changed = apply_sets(obj, ["Launcher.command=mpirun -np 2 python3 t.py", "Worker.replicas=5",
+                               "Launcher.env.FOO=bar", "spec.runPolicy.backoffLimit=2", "spec.slotsPerWorker=3"])
+    assert obj == specs.mpijob()  # the argument is not changed
+    launcher = changed["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
+    assert launcher["command"] == ["mpirun", "-np", "2", "python3", "t.py"]
+    assert launcher["env"] == [{"name": "FOO", "value": "bar"}]
+    assert changed["spec"]["mpiReplicaSpecs"]["Worker"]["replicas"] == 5
+    assert (changed["spec"]["runPolicy"], changed["spec"]["slotsPerWorker"]) == ({"backoffLimit": 2}, 3)
+    t9k = apply_sets(specs.t9kjob(), ['worker.cmd=["python", "x.py"]'])
+    assert t9k["spec"]["worker"]["cmd"] == ["python", "x.py"]
+
+
+@pytest.mark.parametrize("item,text", [("novalue", "expected PATH=VALUE"),
+                                       ("spec.mpiReplicaSpecs.Worker.replicas.x=1", "cannot set it here")])
+def test_bad_sets(item, text):
+    with pytest.raises(SpecError, match=text):
+        apply_sets(specs.mpijob(), [item])
+
+
+def test_launch_argv_openmpi():
+    argv = launch_argv("openmpi", 4, ["python", "t.py"], hosts="a:2,b:2", mca=[("btl", "self,tcp")],
+                       export=["PATH"], is_root=True, oversubscribed=True)
+    assert argv == ["mpirun", "-np", "4", "--tag-output", "--bind-to", "none", "--map-by", ":OVERSUBSCRIBE",
+                    "--host", "a:2,b:2", "--mca", "mpi_yield_when_idle", "1", "--allow-run-as-root",
+                    "--mca", "btl", "self,tcp", "-x", "PATH", "python", "t.py"]
+
+
+def test_launch_argv_mpich():
+    assert launch_argv("mpich", 2, ["./a.out"], hostfile="/h", export=["A", "B"]) == [
+        "mpirun", "-n", "2", "-prepend-rank", "-f", "/h", "-genvlist", "A,B", "./a.out"]
+    with pytest.raises(ValueError, match="Open MPI only"):
+        launch_argv("mpich", 2, ["x"], mca=[("a", "b")])
