@@ -88,8 +88,8 @@ def cmd_run(args, environ, hostname, out, err):
     from ringrun.runtime.local import apply_sets, inherited_env, localize, processes
     from ringrun.runtime.parse import load_documents, parse_objects
 
-    from .local import LocalJob, install_signal_handlers, restore_signal_handlers
-    from .supervise import Supervisor
+    from .local import LocalJob
+    from .supervise import Supervisor, on_stop_signals, restore_signals
 
     text, source = _read_spec(args.spec)
     objects = load_documents(text, source)
@@ -108,11 +108,11 @@ def cmd_run(args, environ, hostname, out, err):
                                 grace=args.grace)
         runner = LocalJob(job, plans, supervisor, _replica_path_env(inherited_env(job, environ)), status_path=args.status,
                           timeout=args.timeout)
-        previous = install_signal_handlers(runner)
+        previous = on_stop_signals(runner.interrupt)
         try:
             code, _ = runner.run()
         finally:
-            restore_signal_handlers(previous)
+            restore_signals(previous)
         out.write(json.dumps(runner.document(), indent=2) + "\n")
         return code
     finally:
@@ -125,10 +125,13 @@ def _name(obj):
 
 
 def cmd_launch(args, environ, hostname, out, err):
+    import shutil
+    import time
+
     from ringrun.runtime import UsageError
     from ringrun.runtime.commands import launch_argv
 
-    from .supervise import Supervisor
+    from .supervise import Supervisor, on_stop_signals, restore_signals
 
     command = list(args.command)
     if command[:1] == ["--"]:
@@ -138,7 +141,7 @@ def cmd_launch(args, environ, hostname, out, err):
     if args.np < 1:
         raise UsageError(f"-np: must be >= 1, got {args.np}")
     env = _replica_path_env(environ)
-    mpirun = shutil_which("mpirun", env["PATH"])
+    mpirun = shutil.which("mpirun", path=env["PATH"]) or "mpirun"
     try:
         argv = launch_argv(args.impl, args.np, command, hosts=args.H, hostfile=args.hostfile, mca=args.mca or (),
                            export=args.x or (), is_root=os.geteuid() == 0,
@@ -146,10 +149,8 @@ def cmd_launch(args, environ, hostname, out, err):
     except ValueError as exc:
         raise UsageError(f"launch: {exc}") from None
     supervisor = Supervisor(out, err, prefix=False, grace=args.grace)
-    import signal
-
     stop = []
-    previous = {s: signal.signal(s, lambda signum, frame: stop.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = on_stop_signals(stop.append)
     try:
         try:
             supervisor.start("mpirun", argv, env)
@@ -163,18 +164,9 @@ def cmd_launch(args, environ, hostname, out, err):
             if stop:
                 supervisor.terminate()
                 return 128 + stop[0]
-            import time
-
             time.sleep(0.05)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def shutil_which(name, path):
-    import shutil
-
-    return shutil.which(name, path=path) or name
+        restore_signals(previous)
 
 
 def build_parser():

@@ -12,7 +12,6 @@
 import dataclasses
 import json
 import os
-import signal
 import time
 from datetime import datetime, timezone
 
@@ -203,15 +202,3 @@ class LocalJob:
             if key is not None:
                 self._set(key, phase=stopped, exit_code=child.code)
 
-
-def install_signal_handlers(job_runner):
-    """SIGINT/SIGTERM ask the runner to stop; returns the previous handlers for `restore_signal_handlers`."""
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, lambda signum, frame: job_runner.interrupt(signum))
-    return previous
-
-
-def restore_signal_handlers(previous):
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)

@@ -19,6 +19,19 @@ def exit_code(returncode):
     return 128 - returncode if returncode < 0 else returncode
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def on_stop_signals(callback):
+    """Call callback(signum) on SIGINT/SIGTERM instead of dying; returns the previous handlers for `restore_signals`."""
+    return {sig: signal.signal(sig, lambda signum, frame: callback(signum)) for sig in STOP_SIGNALS}
+
+
+def restore_signals(previous):
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
 class Child:
     __slots__ = ("name", "proc", "threads", "code")
 
