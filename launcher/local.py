@@ -104,6 +104,12 @@ class LocalJob:
         env = dict(self.base_env)
         env.update(plan.env)
         name = f"{key[0]}-{key[1]}"
+        if not plan.argv:
+            paused = self.job.tensorstack is not None and self.job.tensorstack.pause
+            why = "runMode.pause is enabled" if paused else \
+                f"the spec gives it no command (the image's default): set one with --set {key[0]}.command=..."
+            self.sup.err.write(f"[{name}] nothing to run: {why}\n")
+            return None
         try:
             child = self.sup.start(name, plan.argv, env)
         except OSError as exc:

@@ -68,9 +68,10 @@ def test_tensorstack_example_succeeds():
     assert [c["type"] for c in status["conditions"]] == ["Initialized", "Running", "Completed"]
 
 
-def test_seed_mpijob_runs_with_set():
+@pytest.mark.parametrize("seed", ["seed-000-request.json", "seed-002-request.json"])
+def test_seed_mpijob_runs_with_set(seed):
     command = "mpirun python3 -m ringrun.kernels.check --length 1000"
-    code, out, err, doc = run([str(FIXTURES / "seed-000-request.json"), "--set", f"Launcher.args=['-c', '{command}']"])
+    code, out, err, doc = run([str(FIXTURES / seed), "--set", f"Launcher.args=['-c', '{command}']"])
     assert code == 0, err
     assert out.count("ring OK") == 2 and condition(doc, "Succeeded") is not None
 
@@ -227,6 +228,18 @@ def test_a_command_that_does_not_exist(tmp_path):
     obj["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["command"] = ["/no/such/binary"]
     code, out, err, doc = run([job_file(tmp_path, obj)])
     assert code == 127 and "cannot start /no/such/binary" in err
+
+
+@pytest.mark.parametrize("obj,text", [
+    (specs.t9kjob(runMode={"pause": {"enable": True}}), "nothing to run: runMode.pause is enabled"),
+    (specs.pytorchjob(), "set one with --set master.command=..."),
+])
+def test_a_replica_without_a_command(tmp_path, obj, text):
+    obj = json.loads(json.dumps(obj))
+    if obj["kind"] == "PyTorchJob":
+        del obj["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["command"]
+    code, out, err, doc = run([job_file(tmp_path, obj)])
+    assert code == 127 and text in err
 
 
 @pytest.mark.parametrize("user", ["root", "nobody"])
