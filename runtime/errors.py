@@ -30,3 +30,16 @@ class IdentityError(RingrunError):
     """This process could not work out which replica (role, index) it is."""
 
     exit_code = 3
+
+
+class WaitTimeout(RingrunError):
+    """Endpoints a replica waits for (workers' sshd, the master, the scheduler) did not come up before the deadline.
+
+    `missing` lists each as `host:port (last error)`."""
+
+    exit_code = 4
+
+    def __init__(self, missing, timeout):
+        self.missing = tuple(missing)
+        super().__init__(f"gave up after {timeout:g} s waiting for {len(self.missing)} endpoint(s): "
+                         + "; ".join(self.missing))
