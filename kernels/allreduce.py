@@ -13,7 +13,7 @@ SMALL_MESSAGE_BYTES = {2: 4 << 20}
 DEFAULT_SMALL_MESSAGE_BYTES = 512 << 10
 
 ALGORITHMS = {
-    "ring": lambda flat, ufunc, comm: ring_allreduce(flat, ufunc, comm),
+    "ring": ring_allreduce,
     "recursive_doubling": recursive_doubling_allreduce,
 }
 

@@ -72,6 +72,7 @@ class LocalJob:
         self.interrupted = None
         self.state = JobState(start_time=utc_now(), replicas=tuple(ReplicaState(r, i) for r, i in plans))
         self._children = {}
+        self.full_name = f"{job.kind} {job.namespace}/{job.name}"
 
     # -- state ------------------------------------------------------------------------------------------------
     def _set(self, key, **changes):
@@ -79,6 +80,10 @@ class LocalJob:
                          for r in self.state.replicas)
         self.state = dataclasses.replace(self.state, replicas=replicas)
         self._publish()
+
+    def _record(self, key, code):
+        """A replica's exit that ends it (no restart)."""
+        self._set(key, phase="Succeeded" if code == 0 else "Failed", exit_code=code)
 
     def _finish(self, outcome, reason, message):
         self.state = dataclasses.replace(self.state, outcome=outcome, reason=reason, message=message,
@@ -100,6 +105,7 @@ class LocalJob:
 
     # -- processes --------------------------------------------------------------------------------------------
     def _start(self, key):
+        """Start replica `key`. When it cannot be started, the job fails (exit code 127) and None is returned."""
         plan = self.plans[key]
         env = dict(self.base_env)
         env.update(plan.env)
@@ -109,15 +115,20 @@ class LocalJob:
             why = "runMode.pause is enabled" if paused else \
                 f"the spec gives it no command (the image's default): set one with --set {key[0]}.command=..."
             self.sup.err.write(f"[{name}] nothing to run: {why}\n")
-            return None
+            return self._not_started(key)
         try:
             child = self.sup.start(name, plan.argv, env)
         except OSError as exc:
-            self.sup.err.write(f"[{name}] cannot start {plan.argv[0] if plan.argv else '(no command)'}: {exc}\n")
-            return None
+            self.sup.err.write(f"[{name}] cannot start {plan.argv[0]}: {exc}\n")
+            return self._not_started(key)
         self._children[child] = key
         self._set(key, phase="Running")
         return child
+
+    def _not_started(self, key):
+        self._set(key, phase="Failed", exit_code=127)
+        self._finish("Failed", f"{self.job.kind}Failed", f"replica {key[0]}-{key[1]} could not be started")
+        return None
 
     def interrupt(self, signum):
         self.interrupted = signum
@@ -131,8 +142,6 @@ class LocalJob:
         exit_with = None
         for key in self.plans:
             if self._start(key) is None:
-                self._set(key, phase="Failed", exit_code=127)
-                self._finish("Failed", f"{self.job.kind}Failed", f"replica {key[0]}-{key[1]} could not be started")
                 exit_with = 127
                 break
         while exit_with is None:
@@ -140,8 +149,7 @@ class LocalJob:
                 if self.state.outcome is None:
                     exit_with = self._exited(self._children.pop(child), code)
                 else:  # the job ended earlier in this batch: just record the exit
-                    key = self._children.pop(child)
-                    self._set(key, phase="Succeeded" if code == 0 else "Failed", exit_code=code)
+                    self._record(self._children.pop(child), code)
             if exit_with is not None:
                 break
             if self.interrupted is not None:
@@ -149,8 +157,7 @@ class LocalJob:
                 exit_with = 128 + self.interrupted
             elif self.limit is not None and self.clock() - started >= self.limit:
                 self._finish("Failed", "DeadlineExceeded",
-                             f"{self.job.kind} {self.job.namespace}/{self.job.name} has run longer than the "
-                             f"deadline of {self.limit:g} s")
+                             f"{self.full_name} has run longer than the deadline of {self.limit:g} s")
                 exit_with = EXIT_DEADLINE
             else:
                 time.sleep(POLL_SECONDS)
@@ -170,25 +177,19 @@ class LocalJob:
             if self.failures > self.backoff_limit:
                 self._set(key, phase="Failed", exit_code=code)
                 self._finish("Failed", "BackoffLimitExceeded",
-                             f"{self.job.kind} {self.job.namespace}/{self.job.name} has failed because it has "
-                             f"reached the specified backoff limit ({self.backoff_limit})")
+                             f"{self.full_name} has failed because it has reached the specified backoff limit "
+                             f"({self.backoff_limit})")
                 return code
             self.state = dataclasses.replace(self.state, restarting_since=utc_now())
             self._set(key, phase="Pending", exit_code=code, restarts=restarts)
-            if self._start(key) is None:
-                self._set(key, phase="Failed", exit_code=127)
-                self._finish("Failed", f"{self.job.kind}Failed", f"replica {role}-{index} could not be restarted")
-                return 127
-            return None
-        self._set(key, phase="Succeeded" if code == 0 else "Failed", exit_code=code)
+            return 127 if self._start(key) is None else None
+        self._record(key, code)
         if code != 0:
             self._finish("Failed", f"{self.job.kind}Failed",
-                         f"{self.job.kind} {self.job.namespace}/{self.job.name} has failed: replica {role}-{index} "
-                         f"exited with code {code}")
+                         f"{self.full_name} has failed: replica {role}-{index} exited with code {code}")
             return code
         if all(r.phase == "Succeeded" for r in self.state.replicas if r.role in self.deciders):
-            self._finish("Succeeded", f"{self.job.kind}Succeeded",
-                         f"{self.job.kind} {self.job.namespace}/{self.job.name} successfully completed.")
+            self._finish("Succeeded", f"{self.job.kind}Succeeded", f"{self.full_name} successfully completed.")
             return 0
         return None
 
@@ -199,8 +200,7 @@ class LocalJob:
             while self.sup.running() and self.interrupted is None and (
                     self.limit is None or self.clock() - started < self.limit):
                 for child, code in self.sup.poll():
-                    key = self._children.pop(child)
-                    self._set(key, phase="Succeeded" if code == 0 else "Failed", exit_code=code)
+                    self._record(self._children.pop(child), code)
                 time.sleep(POLL_SECONDS)
         stopped = "Deleted" if self.state.outcome == "Succeeded" else "Failed"
         for child in self.sup.terminate():
