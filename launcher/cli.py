@@ -1,6 +1,7 @@
 """The `ringrun` command line. Quiet on success, one clear line per problem on failure, documented exit codes.
 
-Exit codes: 0 success; 2 invalid spec or arguments; 3 replica identity unknown; 130/143 interrupted.
+Exit codes: 0 success; 2 invalid spec or arguments; 3 replica identity unknown; 4 endpoints not up by the deadline;
+5 setup failed (ssh keys, sshd); 130/143 interrupted.
 `run` and `launch` exit with the job's code: the launcher's (MPI) or the master's / first failure's; 124 when the
 deadline passed; 127 when a command could not be started.
 """
@@ -119,6 +120,57 @@ def cmd_run(args, environ, hostname, out, err):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+DEFAULT_WAIT_SECONDS = 300.0
+OPERATOR_HOSTFILE = "/etc/mpi/hostfile"
+
+
+def _seconds(environ, name, default):
+    from ringrun.runtime import UsageError
+
+    value = environ.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1
+    if not seconds >= 0:
+        raise UsageError(f"{name}: must be a number of seconds >= 0, got {value!r}")
+    return seconds
+
+
+def cmd_entrypoint(args, environ, hostname, out, err):
+    from ringrun.runtime import Context, UsageError, build_plan, resolve_identity
+
+    from .entrypoint import Settings, execute, finish
+
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if args.finish is not None:
+        run_dir = args.run_dir or environ.get("RINGRUN_RUN_DIR")
+        if not run_dir:
+            raise UsageError("--finish: needs --run-dir or RINGRUN_RUN_DIR (a worker's sshd sets it for every session)")
+        return finish(run_dir, args.finish)
+    args.spec = args.spec or environ.get("RINGRUN_SPEC")
+    if not args.spec:
+        raise UsageError("entrypoint: give the job spec with --spec or RINGRUN_SPEC")
+    job = _load_job(args)
+    identity = resolve_identity(job, role=args.role, index=args.index, env=environ, hostname=hostname)
+    run_dir = args.run_dir or environ.get("RINGRUN_RUN_DIR") or f"/tmp/ringrun-{job.name}"
+    hostfile = None
+    operator_hostfile = environ.get("RINGRUN_HOSTFILE", OPERATOR_HOSTFILE)
+    if job.framework == "mpi" and identity.role == "launcher" and os.path.isfile(operator_hostfile):
+        with open(operator_hostfile, encoding="utf-8") as handle:
+            hostfile = handle.read()
+    context = Context(run_dir=os.path.abspath(run_dir), ssh_port=args.ssh_port or default_ssh_port(environ),
+                      environ=dict(environ), command=tuple(command), hostfile=hostfile)
+    plan = build_plan(job, identity, context)
+    settings = Settings(wait_timeout=_seconds(environ, "RINGRUN_WAIT_TIMEOUT", DEFAULT_WAIT_SECONDS),
+                        grace=_seconds(environ, "RINGRUN_GRACE_SECONDS", 5.0), is_root=os.geteuid() == 0)
+    return execute(job, plan, environ, settings, out, err)
+
+
 def _name(obj):
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     return meta.get("name") if isinstance(meta, dict) else None
@@ -173,8 +225,9 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="ringrun",
         description="Runtime inside distributed-training pods (MPIJob, PyTorchJob, MXJob, TensorStack MPIJob).",
-        epilog="exit codes: 0 ok, 2 invalid spec or arguments, 3 replica identity unknown, 124 deadline passed, "
-               "127 command not found, 130/143 interrupted; run and launch otherwise exit with the job's own code")
+        epilog="exit codes: 0 ok, 2 invalid spec or arguments, 3 replica identity unknown, 4 endpoints not up by the "
+               "deadline, 5 setup failed, 124 deadline passed, 127 command not found, 130/143 interrupted; run, "
+               "launch and entrypoint otherwise exit with the job's own code")
     parser.add_argument("--version", action="store_true", help="print ringrun's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -220,6 +273,28 @@ def build_parser():
     launch.add_argument("--grace", type=float, default=grace, metavar="S")
     launch.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     launch.set_defaults(func=cmd_launch)
+
+    entry_help = "a pod's ENTRYPOINT: become this replica (sshd worker, waiting launcher, framework role) and run it"
+    entrypoint = sub.add_parser(
+        "entrypoint", help=entry_help, description=entry_help,
+        epilog="environment: RINGRUN_SPEC (the spec), RINGRUN_ROLE/RINGRUN_INDEX, RINGRUN_RUN_DIR (default "
+               "/tmp/ringrun-<job>), RINGRUN_SSH_PORT, RINGRUN_WAIT_TIMEOUT (default 300 s), RINGRUN_GRACE_SECONDS "
+               "(default 5), RINGRUN_HOSTFILE (an operator-mounted hostfile, default /etc/mpi/hostfile). "
+               "exit codes: the command's own; 2 bad spec or arguments, 3 identity unknown, 4 endpoints not up by "
+               "the deadline, 5 setup failed (keys, sshd), 128+N killed by signal N")
+    entrypoint.add_argument("--spec", help="job spec file (default $RINGRUN_SPEC)")
+    entrypoint.add_argument("--job", metavar="NAME", help="which job, when the file holds several")
+    entrypoint.add_argument("--role", help="replica role (default: from env or host name)")
+    entrypoint.add_argument("--index", type=int, help="replica index")
+    entrypoint.add_argument("--run-dir", help="where ringrun's files go (default $RINGRUN_RUN_DIR or "
+                                              "/tmp/ringrun-<job>)")
+    entrypoint.add_argument("--ssh-port", type=int, help="workers' sshd port (default $RINGRUN_SSH_PORT, else 22 "
+                                                         "as root and 2222 otherwise)")
+    entrypoint.add_argument("--finish", type=int, metavar="CODE",
+                            help="tell this pod's worker entrypoint that the job ended with CODE (the launcher runs "
+                                 "this over ssh)")
+    entrypoint.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]: replaces the spec's command")
+    entrypoint.set_defaults(func=cmd_entrypoint)
     return parser
 
 

@@ -17,7 +17,8 @@ def mpi_launcher_env(job, hostfile, ssh_config):
 
     Open MPI 4 reads `OMPI_MCA_orte_*` and `OMPI_MCA_plm_rsh_args`; Open MPI 5 (PRRTE) ignores those and reads
     `PRTE_MCA_prte_*` and `PRTE_MCA_plm_ssh_args` instead (mpi-operator issue #842), so both are set. MPICH and Intel MPI
-    read hydra's variables.
+    read hydra's variables: mpi-operator sets `HYDRA_LAUNCH_EXTRA_ARGS`, but MPICH's hydra reads
+    `HYDRA_LAUNCHER_EXTRA_ARGS` (the names in its mpiexec.hydra), so MPICH gets both.
     """
     slots = str(job.mpi.slots_per_worker)
     ssh_args = f"-F {ssh_config}"
@@ -45,6 +46,7 @@ def mpi_launcher_env(job, hostfile, ssh_config):
             "HYDRA_HOST_FILE": hostfile,
             "HYDRA_LAUNCHER": "ssh",
             "HYDRA_LAUNCH_EXTRA_ARGS": ssh_args,
+            "HYDRA_LAUNCHER_EXTRA_ARGS": ssh_args,
         })
     return env
 

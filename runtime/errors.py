@@ -43,3 +43,9 @@ class WaitTimeout(RingrunError):
         self.missing = tuple(missing)
         super().__init__(f"gave up after {timeout:g} s waiting for {len(self.missing)} endpoint(s): "
                          + "; ".join(self.missing))
+
+
+class SetupError(RingrunError):
+    """A replica could not be prepared: ssh keys missing from sshAuthMountPath, no usable sshd, a file not writable."""
+
+    exit_code = 5

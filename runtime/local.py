@@ -11,12 +11,13 @@ import copy
 import json
 import re
 import shlex
+from dataclasses import replace
 
 import yaml
 
 from . import topology
 from .errors import SpecError
-from .plan import Plan
+
 
 LOCALHOST = "127.0.0.1"
 _TOKEN = re.compile(r"[A-Za-z0-9][-A-Za-z0-9.]*")
@@ -78,7 +79,8 @@ def localize(job, plan, is_root=False):
         # ps-lite advertises DMLC_NODE_HOST, else the address of an interface it picks: keep every role on loopback.
         env["DMLC_NODE_HOST"] = LOCALHOST
     files = {path: _to_localhost(text, names) for path, text in files.items()}
-    return Plan(plan.kind, plan.role, plan.index, tuple(env.items()), tuple(files.items()), plan.argv, ())
+    # One machine: nothing to wait for, no ssh, no worker pods to tell.
+    return replace(plan, env=tuple(env.items()), files=tuple(files.items()), wait_for=(), ssh=None, notify=())
 
 
 # --set shortcuts: ROLE.command / ROLE.args / ROLE.replicas / ROLE.env.NAME for the role's main container.

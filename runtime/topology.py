@@ -40,3 +40,15 @@ def hostfile(job):
 def world_size(job):
     """Number of MPI ranks: hosts x slotsPerWorker."""
     return sum(s for _, s in mpi_slots(job))
+
+
+def hostfile_hosts(text):
+    """Host names of a hostfile in either format (`host slots=N`, `host:N`, `host`), comments and blanks skipped."""
+    hosts = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words:
+            host = words[0].rsplit(":", 1)[0] if ":" in words[0] and words[0].rsplit(":", 1)[1].isdigit() else words[0]
+            if host not in hosts:
+                hosts.append(host)
+    return hosts

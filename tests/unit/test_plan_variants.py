@@ -19,7 +19,8 @@ def plan(obj, role, index=0, **context):
     ("Intel", {"I_MPI_HYDRA_HOST_FILE": f"{RUN}/hostfile", "I_MPI_HYDRA_BOOTSTRAP": "ssh",
                "I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS": f"-F {RUN}/ssh_config", "I_MPI_PERHOST": "3"}),
     ("MPICH", {"HYDRA_HOST_FILE": f"{RUN}/hostfile", "HYDRA_LAUNCHER": "ssh",
-               "HYDRA_LAUNCH_EXTRA_ARGS": f"-F {RUN}/ssh_config"}),
+               "HYDRA_LAUNCH_EXTRA_ARGS": f"-F {RUN}/ssh_config",
+               "HYDRA_LAUNCHER_EXTRA_ARGS": f"-F {RUN}/ssh_config"}),
 ])
 def test_hydra_implementations(implementation, env):
     p = plan(specs.mpijob(mpiImplementation=implementation, slotsPerWorker=3), "launcher")
@@ -42,7 +43,8 @@ def test_ssh_auth_mount_path_and_main_container():
         0, specs.container("sidecar", ["sleep", "1"]))
     obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][1]["name"] = "trainer"
     p = plan(obj, "launcher")
-    assert "    IdentityFile /home/mpiuser/.ssh/id_rsa\n" in p["files"][f"{RUN}/ssh_config"]
+    assert p["ssh"]["mount"] == "/home/mpiuser/.ssh"
+    assert f"    IdentityFile {RUN}/ssh/id_rsa\n" in p["files"][f"{RUN}/ssh_config"]
     assert p["argv"] == ["mpirun", "python", "t.py"]
 
 

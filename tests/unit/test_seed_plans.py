@@ -57,9 +57,12 @@ def test_mpijob_launcher(name, namespace):
     assert plan["argv"] == SEED_MPI_COMMAND  # the launcher's own command already calls mpirun
     assert plan["files"][f"{RUN}/hostfile"] == "".join(f"{h} slots=1\n" for h in hosts)
     ssh_config = plan["files"][f"{RUN}/ssh_config"]
-    assert "    Port 22\n" in ssh_config and "    IdentityFile /root/.ssh/id_rsa\n" in ssh_config
+    assert "    Port 22\n" in ssh_config and f"    IdentityFile {RUN}/ssh/id_rsa\n" in ssh_config
     assert "    StrictHostKeyChecking no\n" in ssh_config and "=" not in ssh_config
     assert plan["wait_for"] == [f"{h}:22" for h in hosts]
+    # the mounted keys are copied into a private directory; cleanPodPolicy All/Running: workers are told at the end
+    assert plan["ssh"] == {"mount": "/root/.ssh", "key_dir": f"{RUN}/ssh", "host_key": None, "sshd": None}
+    assert plan["notify"] == hosts and plan["mode"] == "normal"
 
 
 @pytest.mark.parametrize("name", ["seed-000-request.json", "seed-002-response.json"])
@@ -71,8 +74,11 @@ def test_mpijob_worker(name, index):
     assert plan["wait_for"] == []
     sshd = plan["files"][f"{RUN}/sshd_config"].splitlines()
     assert sshd[:4] == ["Port 2222", f"HostKey {RUN}/ssh_host_ed25519_key",
-                        "AuthorizedKeysFile /root/.ssh/authorized_keys", f"PidFile {RUN}/sshd.pid"]
+                        f"AuthorizedKeysFile {RUN}/ssh/authorized_keys", f"PidFile {RUN}/sshd.pid"]
     assert "PasswordAuthentication no" in sshd
+    assert sshd[-1] == f"SetEnv RINGRUN_RUN_DIR={RUN}"
+    assert plan["ssh"] == {"mount": "/root/.ssh", "key_dir": f"{RUN}/ssh",
+                           "host_key": f"{RUN}/ssh_host_ed25519_key", "sshd": "/usr/sbin/sshd"}
 
 
 def test_operator_env_wins_over_ringrun():
@@ -148,7 +154,7 @@ def test_tensorstack_launcher_builds_mpirun():
         "python3", "/workspace/train.py", "--epochs", "1",
     ]
     assert plan["files"][f"{RUN}/hostfile"] == "".join(f"{h} slots=1\n" for h in T9K_HOSTS)
-    assert "    IdentityFile /home/mpiuser/.ssh/id_rsa\n" in plan["files"][f"{RUN}/ssh_config"]
+    assert plan["ssh"]["mount"] == "/home/mpiuser/.ssh"
     assert plan["wait_for"] == [f"{h}:22" for h in T9K_HOSTS]
     assert plan["env"]["K_MPI_JOB_ROLE"] == "launcher"
 
@@ -157,5 +163,6 @@ def test_tensorstack_launcher_builds_mpirun():
 def test_tensorstack_worker_runs_spec_sshd(index):
     plan = plan_of(T9K, "worker", index)
     assert plan["argv"] == ["/usr/sbin/sshd", "-D", "-e", "-f", f"{RUN}/sshd_config"]
-    assert "AuthorizedKeysFile /home/mpiuser/.ssh/authorized_keys\n" in plan["files"][f"{RUN}/sshd_config"]
+    assert f"AuthorizedKeysFile {RUN}/ssh/authorized_keys\n" in plan["files"][f"{RUN}/sshd_config"]
+    assert plan["ssh"]["mount"] == "/home/mpiuser/.ssh"
     assert plan["env"] == {"K_MPI_JOB_ROLE": "worker"}
