@@ -229,7 +229,7 @@ def build_parser():
                "deadline, 5 setup failed, 124 deadline passed, 127 command not found, 130/143 interrupted; run, "
                "launch and entrypoint otherwise exit with the job's own code")
     parser.add_argument("--version", action="store_true", help="print ringrun's version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
 
     def spec_command(name, help_text):
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -316,14 +316,14 @@ def main(argv=None, environ=None, hostname=None, out=None, err=None):
 
         out.write(f"ringrun {version('ringrun')}\n")
         return 0
-    if args.command is None:
+    if args.subcommand is None:
         parser.print_usage(err)
         return 2
     try:
         return args.func(args, environ, hostname, out, err)
     except RingrunError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
-            err.write(f"ringrun {args.command}: {line}\n")
+            err.write(f"ringrun {args.subcommand}: {line}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -6,7 +6,8 @@ Handlers are registered per (framework, role); `(framework, None)` serves every 
   directory), or on SIGTERM/SIGINT.
 - MPI launcher: waits for every worker's sshd (DNS + TCP, one deadline), runs its command (the container's own
   mpirun command, or ringrun's mpirun argv for TensorStack), forwards SIGTERM/SIGINT, SIGKILLs after the grace
-  period, then tells the workers (cleanPodPolicy Running/All) and exits with the command's code.
+  period, then tells the workers (cleanPodPolicy Running/All) and exits with the command's code - or 6 when a
+  worker pod went away during the run and the command still exited 0 (or was still running 10 s later).
 - any other role (PyTorch, MXNet): waits for its endpoints, then runs the command.
 TensorStack runMode.pause: nothing is started; the entrypoint says so and waits to be stopped.
 """
@@ -23,10 +24,13 @@ from ringrun.runtime.errors import SetupError
 
 from . import readiness, sshsetup
 from .supervise import Supervisor, on_stop_signals, restore_signals
+from .watch import WorkerWatch
 
 FINISHED = "finished"  # marker file in a worker's run directory: the job's exit code
 POLL_SECONDS = 0.1
 NOTIFY_TIMEOUT = 10.0
+EXIT_WORKER_LOST = 6  # a worker pod went away while the launcher's command ran (and the command did not say so)
+LOST_GRACE = 10.0  # seconds mpirun gets to notice a lost worker by itself before it is stopped
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,25 @@ def run_mpi_launcher(job, plan, environ, settings, out, err, log):
         env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     log("running " + " ".join(plan.argv))
     supervisor = Supervisor(out, err, prefix=False, grace=settings.grace)
-    code, _ = supervise(supervisor, "launcher", plan.argv, env)
+    hosts = [readiness.split_endpoint(e)[0] for e in plan.wait_for]
+    ssh_config = next((path for path, _ in plan.files if path.endswith("/ssh_config")), None)
+    watch = WorkerWatch(hosts, ssh_config, env).start() if hosts and ssh_config else None
+
+    def worker_lost():
+        lost = watch.lost() if watch else {}
+        return EXIT_WORKER_LOST if lost and max(lost.values()) >= LOST_GRACE else None
+
+    try:
+        code, how = supervise(supervisor, "launcher", plan.argv, env, until=worker_lost)
+    finally:
+        lost = sorted(watch.lost()) if watch else []
+        if watch:
+            watch.stop()
+    if lost:
+        log(f"worker(s) lost while the job ran: {', '.join(lost)}"
+            + (f"; {plan.argv[0]} was still running {LOST_GRACE:g} s later and was stopped" if how == "until" else ""))
+        if code == 0:
+            code = EXIT_WORKER_LOST
     if plan.notify:
         notify_workers(plan, env, settings, code, log)
     log(f"exit code {code}")

@@ -170,3 +170,29 @@ class MPICluster:
 def rankcheck_command(venv, np):
     """A Kubeflow launcher's own command: mpirun (found on PATH) running the rank-checking allreduce program."""
     return ["mpirun", "-n", str(np), str(venv / "bin" / "python"), str(HERE / "rankcheck.py")]
+
+
+def hold_command(name, venv, np, seconds=120):
+    """mpirun running hold.py (every rank up, then allreduce in a loop) with the flavour's usual flags."""
+    flags = ["--bind-to", "none", "--mca", "mpi_yield_when_idle", "1"] if name.startswith("openmpi") else []
+    return ["mpirun", "-n", str(np)] + flags + [str(venv / "bin" / "python"), str(HERE / "hold.py"), str(seconds)]
+
+
+def launcher_command(name, venv, np):
+    """The rank check, with Open MPI's flags for several "hosts" on one machine."""
+    command = rankcheck_command(venv, np)
+    if name.startswith("openmpi"):
+        command[3:3] = ["--bind-to", "none", "--mca", "mpi_yield_when_idle", "1"]
+    return command
+
+
+def wait_for_text(pod, text, count=1, timeout=60):
+    """Until `text` appears `count` times in the pod's log; False at the timeout or when the pod exited first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pod.log().count(text) >= count:
+            return True
+        if pod.proc.poll() is not None:
+            return pod.log().count(text) >= count
+        time.sleep(0.1)
+    return False

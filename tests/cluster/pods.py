@@ -82,10 +82,11 @@ class Pod:
             self.proc.wait(30)
 
     def processes(self):
-        """(pid, comm) of every live process in this pod's network namespace."""
+        """(pid, comm) of every live process in this pod's network namespace, less the harness's own wrapper."""
         found = []
+        wrapper = str(self.proc.pid) if self.proc else None
         for entry in os.listdir("/proc"):
-            if entry.isdigit() and self.inode is not None and net_inode(entry) == self.inode:
+            if entry.isdigit() and entry != wrapper and self.inode is not None and net_inode(entry) == self.inode:
                 try:
                     with open(f"/proc/{entry}/stat") as handle:
                         stat = handle.read()

@@ -2,14 +2,7 @@
 
 import pytest
 
-from conftest import JOB, MPICluster, flavour, mpijob, rankcheck_command
-
-OPENMPI_FLAGS = ["--bind-to", "none", "--mca", "mpi_yield_when_idle", "1"]
-
-
-def launcher_command(name, venv, np):
-    command = rankcheck_command(venv, np)
-    return command[:3] + OPENMPI_FLAGS + command[3:] if name.startswith("openmpi") else command
+from conftest import JOB, MPICluster, flavour, launcher_command, mpijob
 
 
 @pytest.mark.parametrize("slots", [1, 2])
