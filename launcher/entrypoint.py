@@ -174,6 +174,7 @@ def run_mpi_worker(job, plan, environ, settings, out, err, log):
     if os.path.exists(marker):  # left by an earlier run in the same directory
         os.unlink(marker)
     supervisor = Supervisor(out, err, prefix=False, grace=settings.grace)
+    log("running " + " ".join(plan.argv))
     code, how = supervise(supervisor, "sshd", plan.argv, child_env(plan, environ), until=lambda: _finished(marker))
     if how == "until":
         log(f"the launcher finished with exit code {code}; stopping")

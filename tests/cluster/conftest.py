@@ -29,6 +29,12 @@ def _why_not():
     return None
 
 
+def pytest_configure(config):
+    # not under /tmp: every pod mounts a /tmp of its own
+    if not config.option.basetemp:
+        config.option.basetemp = "/var/tmp/ringrun-cluster-tests"
+
+
 def pytest_collection_modifyitems(config, items):
     reason = _why_not()
     if reason:

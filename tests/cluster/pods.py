@@ -8,7 +8,9 @@ the bridge, the veths and every packet stay in namespaces the test made, and the
 even if it is killed. `Cluster.destroy` kills every pod and removes every namespace, link and process it made.
 """
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +35,27 @@ def isolated():
         return False
     routes = subprocess.run(["ip", "-o", "route", "show"], capture_output=True, text=True, check=True).stdout
     return not any(line.split()[0] == "default" for line in routes.splitlines() if line.strip())
+
+
+_private_netns_dir = []
+
+
+def private_netns_dir():
+    """Mount a tmpfs on /run/netns in this process's own mount namespace (once): the files `ip netns add` creates
+    then live only here and vanish with the test run, even one killed before it could clean up."""
+    if not _private_netns_dir:
+        if net_inode() == net_inode(1):
+            raise RuntimeError("refusing to mount on /run/netns outside the test's own namespaces")
+        os.makedirs("/run/netns", exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=1m", "ringrun-netns", "/run/netns"],
+                       check=True, capture_output=True, timeout=30)
+        _private_netns_dir.append(True)
+
+
+def _die_with_parent():
+    """In the pod wrapper before exec: SIGKILL when the test process dies (kept across exec), so a killed test run
+    leaves no pod behind (unshare --kill-child then takes the pod's PID 1 with it)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _ip(*args, netns=None):
@@ -108,6 +131,7 @@ class Cluster:
         self.aliases = aliases or {}
         self.hosts_file = os.path.join(workdir, "hosts")
         self.resolv_file = os.path.join(workdir, "resolv.conf")
+        self.root_home = os.path.join(workdir, "root-home")
         self.made = []
 
     def __enter__(self):
@@ -125,6 +149,7 @@ class Cluster:
         if not isolated():
             raise RuntimeError("the pod harness runs only inside a network namespace with no route out "
                                "(make test-cluster runs it under unshare --net)")
+        private_netns_dir()
         _ip("link", "set", "lo", "up")
         _ip("link", "add", BRIDGE, "type", "bridge")
         self.made.append(("link", BRIDGE))
@@ -135,6 +160,7 @@ class Cluster:
             pod.inode = os.stat(f"/run/netns/{pod.netns}").st_ino
             veth = f"{self.tag}v{i}"
             _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", pod.netns)
+            self.made.append(("link", veth))
             _ip("link", "set", veth, "master", BRIDGE, "up")
             _ip("link", "set", "lo", "up", netns=pod.netns)
             _ip("addr", "add", f"{pod.address}/24", "dev", "eth0", netns=pod.netns)
@@ -144,6 +170,13 @@ class Cluster:
             lines.append(" ".join([pod.address] + list(self.aliases.get(name, ())) + [name]))
         with open(self.hosts_file, "w") as handle:
             handle.write("\n".join(lines) + "\n")
+        os.makedirs(self.root_home, mode=0o700, exist_ok=True)
+        if os.path.realpath(self.workdir).startswith("/tmp/"):
+            raise RuntimeError("the pods' work directory must not be under /tmp (each pod gets its own /tmp)")
+        for pod in self.pods.values():
+            pod.tmp = os.path.join(self.workdir, f"{pod.name}.tmp")
+            os.makedirs(pod.tmp, exist_ok=True)
+            os.chmod(pod.tmp, 0o1777)
         with open(self.resolv_file, "w") as handle:  # no name server: names come from /etc/hosts or not at all
             handle.write("options attempts:1 timeout:1\n")
 
@@ -151,7 +184,13 @@ class Cluster:
         """Start argv as PID 1 of pod `name` with exactly `env`; user "UID:GID" drops root, passwd replaces
         /etc/passwd inside the pod (to give that user a name, a home and a shell)."""
         pod = self.pods[name]
-        binds = [("--bind", self.hosts_file, "/etc/hosts"), ("--bind", self.resolv_file, "/etc/resolv.conf")]
+        binds = [("--bind", self.hosts_file, "/etc/hosts"), ("--bind", self.resolv_file, "/etc/resolv.conf"),
+                 # a clean /root as in an image: this machine's ~/.bashrc (sourced by bash for every ssh command)
+                 # must not run in the pods (its `pyenv rehash` takes a lock and can stall mpirun's daemons)
+                 ("--bind", self.root_home, "/root"),
+                 # its own /tmp, as a container has: MPI session directories are named by host and PID, and PIDs
+                 # repeat in every pod's PID namespace
+                 ("--bind", pod.tmp, "/tmp")]
         if passwd:
             binds.append(("--bind", passwd, "/etc/passwd"))
         init = [sys.executable, os.path.join(HERE, "podinit.py"), "--hostname", name]
@@ -164,7 +203,8 @@ class Cluster:
         log = open(pod.log_path, "ab")
         try:
             pod.proc = subprocess.Popen(wrapper + init + ["--"] + list(argv), env=env, stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
         finally:
             log.close()
         return pod
@@ -194,7 +234,7 @@ class Cluster:
                 pod.kill()
             except Exception:
                 pass
-        for kind, name in reversed(self.made):
+        for kind, name in reversed(self.made):  # deleting a veth removes its peer in the pod's namespace at once
             subprocess.run(["ip", kind, "del", name], capture_output=True, timeout=30)
         self.made.clear()
 

@@ -1,9 +1,11 @@
 """Run under mpirun across pods: check every rank is there once, on the host the hostfile's order puts it, and that
 ringrun's ring allreduce of rank- and index-dependent values gives the exact sum on every rank.
 
-Prints `RANKCHECK size=N hosts=h0,h1,...` on rank 0 and exits 0 when everything holds, 1 otherwise.
+Prints `RANKCHECK size=N hosts=h0,h1,...` on rank 0 and exits 0 when everything holds, 1 otherwise; with
+`--show VAR...`, every rank also prints `SHOW rank=R VAR=value` for each variable, as the rank's environment has it.
 """
 
+import os
 import socket
 import sys
 
@@ -16,6 +18,9 @@ from ringrun.kernels import allreduce
 def main():
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
+    show = sys.argv[sys.argv.index("--show") + 1:] if "--show" in sys.argv else []
+    for name in show:
+        print(f"SHOW rank={rank} {name}={os.environ.get(name, '<unset>')}", flush=True)
     hosts = comm.allgather(socket.gethostname())
     ranks = comm.allgather(rank)
     n = 10007

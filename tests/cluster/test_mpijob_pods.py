@@ -1,5 +1,7 @@
 """An MPIJob as pods: sshd workers, a launcher that waits and runs mpirun over ssh, workers that exit at the end."""
 
+import os
+
 import pytest
 
 from conftest import JOB, MPICluster, flavour, launcher_command, mpijob
@@ -20,3 +22,59 @@ def test_mpijob_runs_across_pods_and_workers_exit(tmp_path, secret, name, slots)
         assert f"RANKCHECK size={2 * slots} hosts={','.join(hosts)} allreduce=exact" in logs, logs
         assert "the launcher finished with exit code 0" in job.worker_pods()[0].log()
         assert job.cluster.leftovers() == {}
+
+
+USER_UID, USER_GID = 64123, 65534  # a user the machine does not have: it exists only in the pods' /etc/passwd
+
+
+@pytest.fixture
+def user_home():
+    """A world-traversable work directory with the home of a non-root user whose keys are under ~/.ssh, and an
+    /etc/passwd naming that user (bind-mounted in the pods only). Removed afterwards."""
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+
+    try:
+        pwd.getpwuid(USER_UID)
+        pytest.fail(f"uid {USER_UID} exists on this machine; the test needs a free one")
+    except KeyError:
+        pass
+    work = tempfile.mkdtemp(prefix="ringrun-pods-", dir="/var/tmp")
+    try:
+        os.chmod(work, 0o755)
+        home = os.path.join(work, "home")
+        ssh = os.path.join(home, ".ssh")
+        os.makedirs(ssh)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(ssh, "id_ed25519")],
+                       check=True)
+        shutil.copy(os.path.join(ssh, "id_ed25519.pub"), os.path.join(ssh, "authorized_keys"))
+        for path in (home, ssh, *(os.path.join(ssh, n) for n in os.listdir(ssh))):
+            os.chown(path, USER_UID, USER_GID)
+        passwd = os.path.join(work, "passwd")
+        with open("/etc/passwd") as source, open(passwd, "w") as target:
+            target.write(source.read() + f"rrpod:x:{USER_UID}:{USER_GID}:ringrun pod test:{home}:/bin/bash\n")
+        os.chmod(passwd, 0o644)
+        yield work, home, passwd
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.parametrize("name", ["openmpi5", "openmpi4", "mpich", "intel"])
+def test_mpijob_as_a_non_root_user_with_keys_in_its_home(user_home, name):
+    work, home, passwd = user_home
+    implementation, venv, env = flavour(name)
+    spec = mpijob(implementation, 2, 2, os.path.join(home, ".ssh"), launcher_command(name, venv, 4))
+    with MPICluster(work, spec, venv, env, workers=2, user=f"{USER_UID}:{USER_GID}", passwd=passwd,
+                    home=home) as job:
+        job.start_workers()
+        job.start_launcher()
+        codes = job.wait_all(timeout=120)
+        logs = job.logs()
+        assert set(codes.values()) == {0}, logs
+        assert "RANKCHECK size=4 hosts=pi-worker-0,pi-worker-0,pi-worker-1,pi-worker-1 allreduce=exact" in logs, logs
+        assert "port 2222" in job.worker_pods()[0].log()  # a non-root sshd on its own port
+        assert f"for rrpod from {job.launcher().address}" in job.worker_pods()[0].log()
+        # the entrypoint ran as that user: its files in the run directory are the user's
+        assert os.stat(os.path.join(work, f"{JOB}-worker-0.run", "sshd_config")).st_uid == USER_UID
