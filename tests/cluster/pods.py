@@ -16,6 +16,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 SUBNET = "10.77.0"
 BRIDGE = "rrbr0"
 
@@ -189,8 +190,8 @@ class Cluster:
                  # must not run in the pods (its `pyenv rehash` takes a lock and can stall mpirun's daemons)
                  ("--bind", self.root_home, "/root"),
                  # its own /tmp, as a container has: MPI session directories are named by host and PID, and PIDs
-                 # repeat in every pod's PID namespace
-                 ("--bind", pod.tmp, "/tmp")]
+                 # repeat in every pod's PID namespace; the repository stays visible if it is under /tmp
+                 ("--tmp", pod.tmp), ("--keep", REPO)]
         if passwd:
             binds.append(("--bind", passwd, "/etc/passwd"))
         init = [sys.executable, os.path.join(HERE, "podinit.py"), "--hostname", name]
