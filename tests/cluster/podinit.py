@@ -38,7 +38,7 @@ def main(argv):
         for alias, path in aliases:
             os.makedirs(path, exist_ok=True)
             inside = os.path.join("/tmp", os.path.basename(alias))
-            subprocess.run(["mount", "--move", inside, path], check=True)
+            subprocess.run(["mount", "--bind", inside, path], check=True)
     env = dict(os.environ)
     env["HOSTNAME"] = args.hostname
     if args.user:

@@ -191,7 +191,7 @@ class Cluster:
                  ("--bind", self.root_home, "/root"),
                  # its own /tmp, as a container has: MPI session directories are named by host and PID, and PIDs
                  # repeat in every pod's PID namespace; the repository stays visible if it is under /tmp
-                 ("--tmp", pod.tmp), ("--keep", REPO)]
+                 *([("--tmp", pod.tmp)] if not REPO.startswith("/tmp/") else [])]
         if passwd:
             binds.append(("--bind", passwd, "/etc/passwd"))
         init = [sys.executable, os.path.join(HERE, "podinit.py"), "--hostname", name]
