@@ -72,15 +72,6 @@ def cmd_plan(args, environ, hostname, out, err):
     return 0
 
 
-def _replica_path_env(environ):
-    """The caller's environment with this Python's bin folder first on PATH (where the venv's mpirun and python are),
-    as a job image would have it."""
-    env = dict(environ)
-    here = os.path.dirname(sys.executable)
-    env["PATH"] = here + os.pathsep + env["PATH"] if env.get("PATH") else here
-    return env
-
-
 def cmd_run(args, environ, hostname, out, err):
     import shutil
     import tempfile
@@ -90,7 +81,7 @@ def cmd_run(args, environ, hostname, out, err):
     from ringrun.runtime.parse import load_documents, parse_objects
 
     from .local import LocalJob
-    from .supervise import Supervisor, on_stop_signals, restore_signals
+    from .supervise import Supervisor, on_stop_signals, restore_signals, with_python_on_path
 
     text, source = _read_spec(args.spec)
     objects = load_documents(text, source)
@@ -107,8 +98,8 @@ def cmd_run(args, environ, hostname, out, err):
             os.makedirs(args.log_dir, exist_ok=True)
         supervisor = Supervisor(out, err, log_dir=args.log_dir,
                                 grace=args.grace)
-        runner = LocalJob(job, plans, supervisor, _replica_path_env(inherited_env(job, environ)), status_path=args.status,
-                          timeout=args.timeout)
+        runner = LocalJob(job, plans, supervisor, with_python_on_path(inherited_env(job, environ)),
+                          status_path=args.status, timeout=args.timeout)
         previous = on_stop_signals(runner.interrupt)
         try:
             code, _ = runner.run()
@@ -178,12 +169,11 @@ def _name(obj):
 
 def cmd_launch(args, environ, hostname, out, err):
     import shutil
-    import time
 
     from ringrun.runtime import UsageError
     from ringrun.runtime.commands import launch_argv
 
-    from .supervise import Supervisor, on_stop_signals, restore_signals
+    from .supervise import Supervisor, run_one, with_python_on_path
 
     command = list(args.command)
     if command[:1] == ["--"]:
@@ -192,7 +182,7 @@ def cmd_launch(args, environ, hostname, out, err):
         raise UsageError("launch: give the command to run after --")
     if args.np < 1:
         raise UsageError(f"-np: must be >= 1, got {args.np}")
-    env = _replica_path_env(environ)
+    env = with_python_on_path(environ)
     mpirun = shutil.which("mpirun", path=env["PATH"]) or "mpirun"
     try:
         argv = launch_argv(args.impl, args.np, command, hosts=args.H, hostfile=args.hostfile, mca=args.mca or (),
@@ -201,24 +191,12 @@ def cmd_launch(args, environ, hostname, out, err):
     except ValueError as exc:
         raise UsageError(f"launch: {exc}") from None
     supervisor = Supervisor(out, err, prefix=False, grace=args.grace)
-    stop = []
-    previous = on_stop_signals(stop.append)
     try:
-        try:
-            supervisor.start("mpirun", argv, env)
-        except OSError as exc:
-            err.write(f"ringrun launch: cannot start {argv[0]}: {exc}\n")
-            return 127
-        while True:
-            done = supervisor.poll()
-            if done:
-                return done[0][1]
-            if stop:
-                supervisor.terminate()
-                return 128 + stop[0]
-            time.sleep(0.05)
-    finally:
-        restore_signals(previous)
+        code, _ = run_one(supervisor, "mpirun", argv, env)
+    except OSError as exc:
+        err.write(f"ringrun launch: cannot start {argv[0]}: {exc}\n")
+        return 127
+    return code
 
 
 def build_parser():

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ringrun.runtime.errors import SetupError
 
 from . import readiness, sshsetup
-from .supervise import Supervisor, on_stop_signals, restore_signals
+from .supervise import STOP_SIGNALS, Supervisor, on_stop_signals, restore_signals, run_one, with_python_on_path
 from .watch import WorkerWatch
 
 FINISHED = "finished"  # marker file in a worker's run directory: the job's exit code
@@ -66,11 +66,8 @@ def write_files(files):
     """Each (path, text) written atomically; parent directories made private (0700) when ringrun creates them."""
     for path, text in files:
         os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-        temp = f"{path}.tmp{os.getpid()}"
         try:
-            with open(temp, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(temp, path)
+            sshsetup.write_atomic(path, text.encode("utf-8"), mode=0o666)
         except OSError as exc:
             raise SetupError(f"cannot write {path}: {exc.strerror}") from None
 
@@ -79,10 +76,7 @@ def child_env(plan, environ):
     """The command's environment: the process's own, then the plan's (operator values already won inside it)."""
     env = dict(environ)
     env.update(plan.env)
-    here = os.path.dirname(sys.executable)
-    if here not in env.get("PATH", "").split(os.pathsep):
-        env["PATH"] = here + os.pathsep + env["PATH"] if env.get("PATH") else here
-    return env
+    return with_python_on_path(env)
 
 
 def execute(job, plan, environ, settings, out, err):
@@ -130,7 +124,7 @@ def wait(endpoints, settings, log):
     def stop(signum, frame):
         raise Stopped(signum)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
         readiness.wait_for(endpoints, settings.wait_timeout, log=log)
     finally:
@@ -138,32 +132,11 @@ def wait(endpoints, settings, log):
 
 
 def supervise(supervisor, name, argv, env, until=None):
-    """Start argv as the only child and wait for it, or for `until()` to return a code, or for a stop signal.
-
-    Returns (exit code, how): how is "exited", "until" or "signal". The child is always gone afterwards: SIGTERM
-    to its process group, SIGKILL after the grace period.
-    """
-    received = []
-    previous = on_stop_signals(received.append)
+    """`run_one`, with a command that cannot start reported as a SetupError."""
     try:
-        try:
-            supervisor.start(name, argv, env)
-        except OSError as exc:
-            raise SetupError(f"cannot start {argv[0]}: {exc.strerror}") from None
-        while True:
-            done = supervisor.poll()
-            if done:
-                return done[0][1], "exited"
-            if received:
-                supervisor.terminate()
-                return 128 + received[0], "signal"
-            code = until() if until else None
-            if code is not None:
-                supervisor.terminate()
-                return code, "until"
-            time.sleep(POLL_SECONDS)
-    finally:
-        restore_signals(previous)
+        return run_one(supervisor, name, argv, env, until=until, poll_seconds=POLL_SECONDS)
+    except OSError as exc:
+        raise SetupError(f"cannot start {argv[0]}: {exc.strerror}") from None
 
 
 @handles("mpi", "worker")
@@ -234,14 +207,13 @@ def run_mpi_launcher(job, plan, environ, settings, out, err, log):
         if code == 0:
             code = EXIT_WORKER_LOST
     if plan.notify:
-        notify_workers(plan, env, settings, code, log)
+        notify_workers(plan.notify, ssh_config, env, settings, code, log)
     log(f"exit code {code}")
     return code
 
 
-def notify_workers(plan, env, settings, code, log):
+def notify_workers(hosts, ssh_config, env, settings, code, log):
     """`ssh HOST python -m ringrun.launcher entrypoint --finish CODE` on every host at once, each bounded in time."""
-    ssh_config = next(path for path, _ in plan.files if path.endswith("/ssh_config"))
     failures = []
 
     def tell(host):
@@ -256,7 +228,7 @@ def notify_workers(plan, env, settings, code, log):
         if result.returncode != 0:
             failures.append(f"{host}: exit {result.returncode} {result.stderr.strip()[-200:]}")
 
-    threads = [threading.Thread(target=tell, args=(host,), daemon=True) for host in plan.notify]
+    threads = [threading.Thread(target=tell, args=(host,), daemon=True) for host in hosts]
     for thread in threads:
         thread.start()
     for thread in threads:

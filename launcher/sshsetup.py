@@ -32,15 +32,15 @@ def copy_keys(mount, key_dir):
                 data = handle.read()
         except OSError as exc:
             raise SetupError(f"sshAuthMountPath: cannot read {source}: {exc.strerror}") from None
-        _write_private(target, data)
+        write_atomic(target, data)
         copied.append(name)
     return copied
 
 
-def _write_private(path, data):
-    """Write `data` to `path` with mode 0600, atomically (a reader never sees half a key)."""
+def write_atomic(path, data, mode=0o600):
+    """Write bytes `data` to `path` atomically (a reader never sees half a file); `mode` is filtered by the umask."""
     temp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     os.replace(temp, path)
@@ -64,7 +64,7 @@ def prepare_server(setup, is_root):
             raise SetupError(f"sshAuthMountPath: {setup.mount!r} has no authorized_keys and no *.pub key; "
                              f"found: {', '.join(copied) or 'nothing'}")
         text = b"".join(open(os.path.join(setup.key_dir, n), "rb").read().rstrip(b"\n") + b"\n" for n in public)
-        _write_private(authorized, text)
+        write_atomic(authorized, text)
     if not (os.path.isabs(setup.sshd) and os.access(setup.sshd, os.X_OK)):
         raise SetupError(f"sshdPath: {setup.sshd!r} is not an executable absolute path (sshd re-executes itself by "
                          "absolute path; install openssh-server)")

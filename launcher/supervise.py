@@ -8,6 +8,7 @@ its process group and can be signalled at once; when the leader exits, whatever 
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -30,6 +31,43 @@ def on_stop_signals(callback):
 def restore_signals(previous):
     for sig, handler in previous.items():
         signal.signal(sig, handler)
+
+
+def with_python_on_path(environ):
+    """A copy of `environ` with this Python's bin folder first on PATH (where the venv's mpirun, python and ringrun
+    are), as a job image has it."""
+    env = dict(environ)
+    here = os.path.dirname(sys.executable)
+    parts = env.get("PATH", "").split(os.pathsep) if env.get("PATH") else []
+    if parts[:1] != [here]:
+        env["PATH"] = os.pathsep.join([here] + parts)
+    return env
+
+
+def run_one(supervisor, name, argv, env, until=None, poll_seconds=0.05):
+    """Start argv as `supervisor`'s only child and wait for it, for `until()` to return a code, or for SIGTERM/SIGINT.
+
+    Returns (exit code, how): how is "exited", "until" or "signal" (code 128+N). The child is always gone
+    afterwards: SIGTERM to its process group, SIGKILL after the grace period. Raises OSError when argv cannot start.
+    """
+    received = []
+    previous = on_stop_signals(received.append)
+    try:
+        supervisor.start(name, argv, env)
+        while True:
+            done = supervisor.poll()
+            if done:
+                return done[0][1], "exited"
+            if received:
+                supervisor.terminate()
+                return 128 + received[0], "signal"
+            code = until() if until else None
+            if code is not None:
+                supervisor.terminate()
+                return code, "until"
+            time.sleep(poll_seconds)
+    finally:
+        restore_signals(previous)
 
 
 class Child:

@@ -173,23 +173,21 @@ class MPICluster:
         return {name: pod.wait(max(0.1, deadline - time.monotonic())) for name, pod in self.cluster.pods.items()}
 
 
-def rankcheck_command(venv, np):
-    """A Kubeflow launcher's own command: mpirun (found on PATH) running the rank-checking allreduce program."""
-    return ["mpirun", "-n", str(np), str(venv / "bin" / "python"), str(HERE / "rankcheck.py")]
+
+def _mpirun(name, np):
+    """A Kubeflow launcher's own command starts with mpirun (found on PATH): -n NP, with Open MPI's flags for several "hosts" on one machine (no binding, yield when idle)."""
+    flags = ["--bind-to", "none", "--mca", "mpi_yield_when_idle", "1"] if name.startswith("openmpi") else []
+    return ["mpirun", "-n", str(np)] + flags
 
 
 def hold_command(name, venv, np, seconds=120):
-    """mpirun running hold.py (every rank up, then allreduce in a loop) with the flavour's usual flags."""
-    flags = ["--bind-to", "none", "--mca", "mpi_yield_when_idle", "1"] if name.startswith("openmpi") else []
-    return ["mpirun", "-n", str(np)] + flags + [str(venv / "bin" / "python"), str(HERE / "hold.py"), str(seconds)]
+    """mpirun running hold.py (every rank up, then allreduce in a loop)."""
+    return _mpirun(name, np) + [str(venv / "bin" / "python"), str(HERE / "hold.py"), str(seconds)]
 
 
 def launcher_command(name, venv, np):
-    """The rank check, with Open MPI's flags for several "hosts" on one machine."""
-    command = rankcheck_command(venv, np)
-    if name.startswith("openmpi"):
-        command[3:3] = ["--bind-to", "none", "--mca", "mpi_yield_when_idle", "1"]
-    return command
+    """mpirun running the rank-checking allreduce program."""
+    return _mpirun(name, np) + [str(venv / "bin" / "python"), str(HERE / "rankcheck.py")]
 
 
 def wait_for_text(pod, text, count=1, timeout=60):

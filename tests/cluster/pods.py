@@ -190,8 +190,8 @@ class Cluster:
                  # must not run in the pods (its `pyenv rehash` takes a lock and can stall mpirun's daemons)
                  ("--bind", self.root_home, "/root"),
                  # its own /tmp, as a container has: MPI session directories are named by host and PID, and PIDs
-                 # repeat in every pod's PID namespace; the repository stays visible if it is under /tmp
-                 *([("--tmp", pod.tmp)] if not REPO.startswith("/tmp/") else [])]
+                 # repeat in every pod's PID namespace (not when the checkout itself is under /tmp: it must stay seen)
+                 *([("--bind", pod.tmp, "/tmp")] if not REPO.startswith("/tmp/") else [])]
         if passwd:
             binds.append(("--bind", passwd, "/etc/passwd"))
         init = [sys.executable, os.path.join(HERE, "podinit.py"), "--hostname", name]
@@ -241,5 +241,6 @@ class Cluster:
 
     def leftovers(self):
         """Processes still alive in any pod: {pod: [(pid, comm)]} (should be empty after destroy)."""
-        return {name: pod.processes() for name, pod in self.pods.items() if pod.processes()}
+        found = {name: pod.processes() for name, pod in self.pods.items()}
+        return {name: procs for name, procs in found.items() if procs}
 
