@@ -6,6 +6,7 @@ the mount into a private directory (0700) with mode 0600, owned by the user it r
 """
 
 import os
+import pathlib
 import shutil
 import subprocess
 
@@ -63,7 +64,7 @@ def prepare_server(setup, is_root):
         if not public:
             raise SetupError(f"sshAuthMountPath: {setup.mount!r} has no authorized_keys and no *.pub key; "
                              f"found: {', '.join(copied) or 'nothing'}")
-        text = b"".join(open(os.path.join(setup.key_dir, n), "rb").read().rstrip(b"\n") + b"\n" for n in public)
+        text = b"".join(pathlib.Path(setup.key_dir, n).read_bytes().rstrip(b"\n") + b"\n" for n in public)
         write_atomic(authorized, text)
     if not (os.path.isabs(setup.sshd) and os.access(setup.sshd, os.X_OK)):
         raise SetupError(f"sshdPath: {setup.sshd!r} is not an executable absolute path (sshd re-executes itself by "

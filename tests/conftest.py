@@ -1,4 +1,5 @@
 import io
+import os
 import pathlib
 
 import pytest
@@ -18,6 +19,20 @@ def run_cli(args, environ=None, hostname="test-host"):
     out, err = io.StringIO(), io.StringIO()
     code = main(list(args), environ={} if environ is None else environ, hostname=hostname, out=out, err=err)
     return code, out.getvalue(), err.getvalue()
+
+
+def children_of(pid):
+    """PIDs whose parent is `pid` (one level), read from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ def main(argv):
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     socket.sethostname(args.hostname)
     for source, target in args.bind:
-        subprocess.run(["mount", "--bind", source, target], check=True)
+        # recursive: a bind made earlier under a later source (the checkout inside the pod's /tmp) comes along
+        subprocess.run(["mount", "--rbind", source, target], check=True)
     env = dict(os.environ)
     env["HOSTNAME"] = args.hostname
     if args.user:

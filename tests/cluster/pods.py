@@ -190,8 +190,9 @@ class Cluster:
                  # must not run in the pods (its `pyenv rehash` takes a lock and can stall mpirun's daemons)
                  ("--bind", self.root_home, "/root"),
                  # its own /tmp, as a container has: MPI session directories are named by host and PID, and PIDs
-                 # repeat in every pod's PID namespace (not when the checkout itself is under /tmp: it must stay seen)
-                 *([("--bind", pod.tmp, "/tmp")] if not REPO.startswith("/tmp/") else [])]
+                 # repeat in every pod's PID namespace; a checkout under /tmp is bound into it first (podinit binds
+                 # recursively), so that it stays where it is
+                 *self._repo_in_tmp(pod), ("--bind", pod.tmp, "/tmp")]
         if passwd:
             binds.append(("--bind", passwd, "/etc/passwd"))
         init = [sys.executable, os.path.join(HERE, "podinit.py"), "--hostname", name]
@@ -209,6 +210,14 @@ class Cluster:
         finally:
             log.close()
         return pod
+
+    @staticmethod
+    def _repo_in_tmp(pod):
+        if not REPO.startswith("/tmp/"):
+            return []
+        inside = os.path.join(pod.tmp, os.path.relpath(REPO, "/tmp"))
+        os.makedirs(inside, exist_ok=True)
+        return [("--bind", REPO, inside)]
 
     def wait_listening(self, name, port, timeout=30):
         """Until something in pod `name` listens on TCP `port` (read from its /proc/net/tcp, no packet sent)."""
