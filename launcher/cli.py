@@ -1,7 +1,7 @@
 """The `ringrun` command line. Quiet on success, one clear line per problem on failure, documented exit codes.
 
 Exit codes: 0 success; 2 invalid spec or arguments; 3 replica identity unknown; 4 endpoints not up by the deadline;
-5 setup failed (ssh keys, sshd); 130/143 interrupted.
+5 setup failed (ssh keys, sshd, a framework extra missing); 130/143 interrupted.
 `run` and `launch` exit with the job's code: the launcher's (MPI) or the master's / first failure's; 124 when the
 deadline passed; 127 when a command could not be started.
 """
@@ -77,9 +77,10 @@ def cmd_run(args, environ, hostname, out, err):
     import tempfile
 
     from ringrun.runtime import Context, Identity, build_plan, select_job
-    from ringrun.runtime.local import apply_sets, inherited_env, localize, processes
+    from ringrun.runtime.local import apply_sets, localize, processes
     from ringrun.runtime.parse import load_documents, parse_objects
 
+    from . import frameworks
     from .local import LocalJob
     from .supervise import Supervisor, on_stop_signals, restore_signals, with_python_on_path
 
@@ -98,8 +99,10 @@ def cmd_run(args, environ, hostname, out, err):
             os.makedirs(args.log_dir, exist_ok=True)
         supervisor = Supervisor(out, err, log_dir=args.log_dir,
                                 grace=args.grace)
-        runner = LocalJob(job, plans, supervisor, with_python_on_path(inherited_env(job, environ)),
-                          status_path=args.status, timeout=args.timeout)
+        base_env = with_python_on_path(environ)
+        for (role, _), plan in plans.items():
+            frameworks.check(job.framework, role, plan.argv, plan.process_env(base_env))
+        runner = LocalJob(job, plans, supervisor, base_env, status_path=args.status, timeout=args.timeout)
         previous = on_stop_signals(runner.interrupt)
         try:
             code, _ = runner.run()
@@ -259,7 +262,7 @@ def build_parser():
                "/tmp/ringrun-<job>), RINGRUN_SSH_PORT, RINGRUN_WAIT_TIMEOUT (default 300 s), RINGRUN_GRACE_SECONDS "
                "(default 5), RINGRUN_HOSTFILE (an operator-mounted hostfile, default /etc/mpi/hostfile). "
                "exit codes: the command's own; 2 bad spec or arguments, 3 identity unknown, 4 endpoints not up by "
-               "the deadline, 5 setup failed (keys, sshd), 128+N killed by signal N")
+               "the deadline, 5 setup failed (keys, sshd, framework extra missing), 128+N killed by signal N")
     entrypoint.add_argument("--spec", help="job spec file (default $RINGRUN_SPEC)")
     entrypoint.add_argument("--job", metavar="NAME", help="which job, when the file holds several")
     entrypoint.add_argument("--role", help="replica role (default: from env or host name)")

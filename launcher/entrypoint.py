@@ -1,6 +1,6 @@
 """`ringrun entrypoint`: a pod's ENTRYPOINT. Executes one replica's Plan: files, ssh keys, the wait, the command.
 
-Handlers are registered per (framework, role); `(framework, None)` serves every other role of that framework.
+Handlers are registered per (framework, role).
 - MPI worker: sshd in the foreground (as a child, so the entrypoint can stop it); exits when sshd does, when the
   launcher says the job is over (`ringrun entrypoint --finish CODE` over ssh writes `finished` into the run
   directory), or on SIGTERM/SIGINT.
@@ -8,7 +8,8 @@ Handlers are registered per (framework, role); `(framework, None)` serves every 
   mpirun command, or ringrun's mpirun argv for TensorStack), forwards SIGTERM/SIGINT, SIGKILLs after the grace
   period, then tells the workers (cleanPodPolicy Running/All) and exits with the command's code - or 6 when a
   worker pod went away during the run and the command still exited 0 (or was still running 10 s later).
-- any other role (PyTorch, MXNet): waits for its endpoints, then runs the command.
+- PyTorch and MXNet roles: the framework is checked (a missing extra is named), workers wait for the master /
+  scheduler, then the command runs; MXNet processes never see an inherited PORT or DMLC_NODE_HOST.
 TensorStack runMode.pause: nothing is started; the entrypoint says so and waits to be stopped.
 """
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 from ringrun.runtime.errors import SetupError
 
-from . import readiness, sshsetup
+from . import frameworks, readiness, sshsetup
 from .supervise import STOP_SIGNALS, Supervisor, on_stop_signals, restore_signals, run_one, with_python_on_path
 from .watch import WorkerWatch
 
@@ -73,10 +74,9 @@ def write_files(files):
 
 
 def child_env(plan, environ):
-    """The command's environment: the process's own, then the plan's (operator values already won inside it)."""
-    env = dict(environ)
-    env.update(plan.env)
-    return with_python_on_path(env)
+    """The command's environment: the process's own less the plan's `unset`, then the plan's `env` (operator values
+    already won inside it)."""
+    return with_python_on_path(plan.process_env(environ))
 
 
 def execute(job, plan, environ, settings, out, err):
@@ -87,8 +87,7 @@ def execute(job, plan, environ, settings, out, err):
         return _idle()
     os.makedirs(_run_dir(plan), mode=0o700, exist_ok=True)
     write_files(plan.files)
-    handler = HANDLERS.get((job.framework, plan.role)) or HANDLERS[(job.framework, None)]
-    return handler(job, plan, environ, settings, out, err, log)
+    return HANDLERS[(job.framework, plan.role)](job, plan, environ, settings, out, err, log)
 
 
 def _run_dir(plan):
@@ -237,19 +236,26 @@ def notify_workers(hosts, ssh_config, env, settings, code, log):
         log(f"could not tell worker the job ended: {failure}")
 
 
-def _run_command(job, plan, environ, settings, out, err, log):
-    """Wait for the plan's endpoints, then run its command; the command's exit code."""
+def run_framework_role(job, plan, environ, settings, out, err, log):
+    """A PyTorch or MXNet role: its framework checked first, then the wait the plan asks for (workers: the master or
+    scheduler, one deadline; the roles the others connect to wait for nothing), then the command; its exit code."""
     if not plan.argv:
         raise SetupError(f"{plan.role}: no command to run (give the container a command, or `-- CMD` after "
                          "`ringrun entrypoint`)")
+    env = child_env(plan, environ)
+    frameworks.check(job.framework, plan.role, plan.argv, env)
     try:
         wait(plan.wait_for, settings, log)
     except Stopped as stop:
         return 128 + stop.signum
+    log("running " + " ".join(plan.argv))
     supervisor = Supervisor(out, err, prefix=False, grace=settings.grace)
-    code, _ = supervise(supervisor, plan.role, plan.argv, child_env(plan, environ))
+    code, _ = supervise(supervisor, plan.role, plan.argv, env)
     return code
 
 
-HANDLERS[("pytorch", None)] = _run_command
-HANDLERS[("mxnet", None)] = _run_command
+FRAMEWORK_ROLES = {"pytorch": ("master", "worker"),
+                   "mxnet": ("scheduler", "server", "worker", "tunertracker", "tunerserver", "tuner")}
+for _framework, _roles in FRAMEWORK_ROLES.items():
+    for _role in _roles:
+        handles(_framework, _role)(run_framework_role)

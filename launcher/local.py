@@ -107,8 +107,7 @@ class LocalJob:
     def _start(self, key):
         """Start replica `key`. When it cannot be started, the job fails (exit code 127) and None is returned."""
         plan = self.plans[key]
-        env = dict(self.base_env)
-        env.update(plan.env)
+        env = plan.process_env(self.base_env)
         name = f"{key[0]}-{key[1]}"
         if not plan.argv:
             paused = self.job.tensorstack is not None and self.job.tensorstack.pause

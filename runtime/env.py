@@ -139,6 +139,11 @@ def mx_config(job, role, index):
     return json.dumps(config, separators=(",", ":"))
 
 
+# ps-lite takes a bare PORT as its own listen port (and fails to bind), and DMLC_NODE_HOST as the address it
+# advertises: inherited from the caller or the image they break the job, so MXNet processes never inherit them.
+MXNET_STRAY = ("PORT", "DMLC_NODE_HOST")
+
+
 def mxnet_env(job, role, index):
     """DMLC_* for ps-lite (MXTrain: scheduler 0 is the root) and MX_CONFIG for every role."""
     env = {"MX_CONFIG": mx_config(job, role, index), "DMLC_ROLE": role}

@@ -40,13 +40,6 @@ def processes(job):
     return tuple((r.role, i) for r in job.replicas for i in range(r.replicas))
 
 
-def inherited_env(job, environ):
-    """The caller's variables the local replicas inherit: all but those that would break the framework
-    (MXNet's ps-lite takes a stray `PORT` as its own listen port and fails to bind)."""
-    drop = {"PORT", "DMLC_NODE_HOST"} if job.framework == "mxnet" else set()
-    return {k: v for k, v in environ.items() if k not in drop}
-
-
 def replica_names(job):
     """Every name a replica of `job` is reached by in a cluster."""
     names = set()

@@ -65,11 +65,19 @@ class Plan:
     ssh: SSHSetup | None = None
     notify: tuple[str, ...] = ()  # hosts told (over ssh) that the job ended, so their pods exit too
     mode: str = "normal"  # TensorStack runMode: normal | debug | pause
+    unset: tuple[str, ...] = ()  # inherited variables the command must not see (unless `env` sets them again)
 
     def to_dict(self):
         return {"kind": self.kind, "role": self.role, "index": self.index, "mode": self.mode, "env": dict(self.env),
-                "files": dict(self.files), "argv": list(self.argv), "wait_for": list(self.wait_for),
-                "ssh": self.ssh.to_dict() if self.ssh else None, "notify": list(self.notify)}
+                "unset": list(self.unset), "files": dict(self.files), "argv": list(self.argv),
+                "wait_for": list(self.wait_for), "ssh": self.ssh.to_dict() if self.ssh else None,
+                "notify": list(self.notify)}
+
+    def process_env(self, inherited):
+        """The command's environment: `inherited` less `unset`, then `env` on top. A new dict."""
+        env = {k: v for k, v in inherited.items() if k not in self.unset}
+        env.update(self.env)
+        return env
 
     def env_lines(self):
         """`export K=V` lines, values shell-quoted."""
@@ -156,8 +164,27 @@ def plan_mpi_worker(job, role, index, context):
     return envs.mpi_worker_env(job), files, argv, (), extra
 
 
+TORCHRUN = ("torchrun", "--no-python")
+
+
+def _is_torchrun(argv):
+    """`torchrun ...` or `python -m torch.distributed.run ...`."""
+    return argv[0].rsplit("/", 1)[-1] == "torchrun" or tuple(argv[1:3]) == ("-m", "torch.distributed.run")
+
+
+def under_torchrun(job, argv):
+    """`argv` handed to torchrun when a pod runs several processes (nprocPerNode > 1, `auto`, `cpu`, `gpu`) or the
+    job rendezvous elastically; torchrun takes nnodes, nproc-per-node, node rank, master or rendezvous endpoint,
+    max restarts from the PET_* variables (its names for every flag), as under training-operator. A command that
+    already is torchrun is left as it is; `--no-python` runs the command itself (`python3 train.py`) per rank."""
+    single = job.pytorch.nproc_per_node == "1" and job.pytorch.elastic is None
+    if single or not argv or _is_torchrun(argv):
+        return argv
+    return TORCHRUN + tuple(argv)
+
+
 def plan_pytorch(job, role, index, context):
-    argv = _command(job.replica(role), "pytorch", context)
+    argv = under_torchrun(job, _command(job.replica(role), "pytorch", context))
     addr, port = envs.pytorch_master(job)
     # Everyone but the process that serves the rendezvous waits for it.
     serves = (role == "master") if job.replica("master") is not None else (
@@ -168,10 +195,12 @@ def plan_pytorch(job, role, index, context):
 def plan_mxnet(job, role, index, context):
     argv = _command(job.replica(role), "mxnet", context)
     env = envs.mxnet_env(job, role, index)
+    # Scheduler and servers serve inside `import mxnet` (ps-lite reconnects by itself); workers wait for the
+    # scheduler so that one that never comes up fails at the deadline, naming it.
     wait_for = ()
-    if "DMLC_PS_ROOT_URI" in env and role != "scheduler":
+    if "DMLC_PS_ROOT_URI" in env and role == "worker":
         wait_for = (f"{env['DMLC_PS_ROOT_URI']}:{env['DMLC_PS_ROOT_PORT']}",)
-    return env, {}, argv, wait_for, {}
+    return env, {}, argv, wait_for, {"unset": envs.MXNET_STRAY}
 
 
 PLANNERS = {

@@ -14,9 +14,9 @@ from conftest import ROOT
 MXNET_VENV = ROOT / ".venv-mxnet"
 
 
-def run_example(ringrun, name, env=None):
-    result = subprocess.run([str(ringrun), "run", f"examples/{name}"], capture_output=True, text=True, timeout=300,
-                            cwd=ROOT, env=env)
+def run_example(ringrun, name, env=None, sets=()):
+    argv = [str(ringrun), "run", f"examples/{name}"] + [a for s in sets for a in ("--set", s)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     document = json.loads(result.stdout[result.stdout.index("\n{") + 1:])
     return result, document
 
@@ -38,6 +38,18 @@ def test_pytorchjob_example_joins_one_gloo_group():
     assert document["status"]["replicaStatuses"] == {"Master": {"succeeded": 1}, "Worker": {"succeeded": 2}}
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="torch is not installed: install the `torch` extra (make test does)")
+def test_pytorchjob_with_two_processes_per_pod_runs_them_under_torchrun():
+    ringrun = os.path.join(os.path.dirname(sys.executable), "ringrun")
+    result, document = run_example(ringrun, "pytorchjob-gloo.yaml", sets=["spec.nprocPerNode=2"])
+    assert result.returncode == 0, result.stderr
+    lines = sorted(line for line in result.stdout.splitlines() if "gloo allreduce" in line)
+    replicas = ["master-0", "master-0", "worker-0", "worker-0", "worker-1", "worker-1"]
+    assert lines == [f"[{r}] rank {i}/6 (RANK={i}): gloo allreduce OK" for i, r in enumerate(replicas)]
+    assert succeeded(document, "PyTorchJob")
+
+
 @pytest.mark.skipif(not (MXNET_VENV / "bin" / "ringrun").exists(),
                     reason=".venv-mxnet is missing: `make test` builds it with the `mxnet` extra")
 def test_mxjob_example_dist_sync_even_with_a_leaked_port():
@@ -48,3 +60,13 @@ def test_mxjob_example_dist_sync_even_with_a_leaked_port():
     assert lines == ["worker 0/2: dist_sync push/pull OK", "worker 1/2: dist_sync push/pull OK"]
     assert succeeded(document, "MXJob")
     assert document["status"]["replicaStatuses"]["Worker"] == {"succeeded": 2}
+
+
+@pytest.mark.skipif(not (MXNET_VENV / "bin" / "ringrun").exists(),
+                    reason=".venv-mxnet is missing: `make test` builds it with the `mxnet` extra")
+def test_mxjob_example_with_two_servers():
+    result, document = run_example(MXNET_VENV / "bin" / "ringrun", "mxjob-kvstore.yaml", sets=["Server.replicas=2"])
+    assert result.returncode == 0, result.stderr
+    lines = sorted(line.split("] ", 1)[1] for line in result.stdout.splitlines() if "push/pull" in line)
+    assert lines == ["worker 0/2: dist_sync push/pull OK", "worker 1/2: dist_sync push/pull OK"]
+    assert document["status"]["replicaStatuses"]["Server"] == {"succeeded": 2}

@@ -7,7 +7,7 @@ import pytest
 import specs
 from ringrun.runtime import Context, Identity, SpecError, build_plan, parse_jobs
 from ringrun.runtime.commands import launch_argv
-from ringrun.runtime.local import LOCAL_OPENMPI_ENV, ROOT_OPENMPI_ENV, apply_sets, inherited_env, localize, processes
+from ringrun.runtime.local import LOCAL_OPENMPI_ENV, ROOT_OPENMPI_ENV, apply_sets, localize, processes
 from ringrun.runtime.parse import parse_objects
 
 
@@ -47,8 +47,13 @@ def test_only_mxnet_replicas_lose_a_stray_port():
     environ = {"PORT": "8080", "DMLC_NODE_HOST": "10.0.0.9", "HOME": "/h"}
     (mx,) = parse_objects([specs.mxjob()])
     (pt,) = parse_objects([specs.pytorchjob()])
-    assert inherited_env(mx, environ) == {"HOME": "/h"}
-    assert inherited_env(pt, environ) == environ
+    context = Context(run_dir="/r")
+    for role in ("scheduler", "server", "worker"):
+        env = localize(mx, build_plan(mx, Identity(role, 0, "t"), context)).process_env(environ)
+        assert (env["HOME"], env["DMLC_NODE_HOST"], "PORT" in env) == ("/h", "127.0.0.1", False)
+    env = localize(pt, build_plan(pt, Identity("worker", 0, "t"), context)).process_env(environ)
+    assert {k: env[k] for k in environ} == environ
+    assert environ == {"PORT": "8080", "DMLC_NODE_HOST": "10.0.0.9", "HOME": "/h"}  # the argument is not changed
 
 
 def test_set_shortcuts_and_paths():

@@ -6,6 +6,7 @@ import pytest
 
 import specs
 from ringrun.runtime import Context, Identity, build_plan, parse_jobs
+from ringrun.runtime.parse import parse_objects
 
 RUN = "/r"
 
@@ -72,6 +73,24 @@ def test_pytorch_nproc_per_node(role, index, rank):
     assert p["env"]["PET_NPROC_PER_NODE"] == "2"
     assert p["env"]["PET_NNODES"] == "3"
     assert (p["env"]["RANK"], p["env"]["PET_NODE_RANK"]) == (str(rank), str(rank))
+    assert p["argv"] == ["torchrun", "--no-python", "python", "t.py"]  # torchrun reads PET_*
+
+
+@pytest.mark.parametrize("spec,argv", [
+    ({}, ["python", "t.py"]),
+    ({"nprocPerNode": "1"}, ["python", "t.py"]),
+    ({"nprocPerNode": "auto"}, ["torchrun", "--no-python", "python", "t.py"]),
+    ({"elasticPolicy": {"maxReplicas": 3}}, ["torchrun", "--no-python", "python", "t.py"]),
+])
+def test_pytorch_torchrun_only_for_several_processes_or_elastic(spec, argv):
+    assert plan(specs.pytorchjob(**spec), "worker", 0)["argv"] == argv
+
+
+@pytest.mark.parametrize("command", [["torchrun", "--nproc-per-node", "2", "t.py"],
+                                     ["/usr/bin/torchrun", "t.py"],
+                                     ["python3", "-m", "torch.distributed.run", "t.py"]])
+def test_pytorch_command_that_is_already_torchrun_is_kept(command):
+    assert plan(specs.pytorchjob(nprocPerNode="2"), "master", 0, command=tuple(command))["argv"] == command
 
 
 def test_pytorch_container_port_named_pytorchjob_port():
@@ -93,6 +112,23 @@ def test_pytorch_elastic_without_master():
         "PET_NPROC_PER_NODE": "1", "PET_NODE_RANK": "2", "PET_RDZV_ENDPOINT": "pt-worker-0:23456",
         "PET_RDZV_BACKEND": "c10d", "PET_MAX_RESTARTS": "3", "PET_RDZV_ID": "pt", "PET_RDZV_CONF": "a=1,b=2"}
     assert worker0["wait_for"] == [] and worker2["wait_for"] == ["pt-worker-0:23456"]
+
+
+@pytest.mark.parametrize("role,waits", [("scheduler", False), ("server", False), ("worker", True)])
+def test_mxnet_only_workers_wait_and_no_role_inherits_port(role, waits):
+    p = plan(specs.mxjob(), role)
+    assert p["wait_for"] == (["mx-scheduler-0:9091"] if waits else [])
+    assert p["unset"] == ["PORT", "DMLC_NODE_HOST"]
+
+
+def test_mxnet_node_host_set_in_the_spec_is_kept():
+    obj = specs.mxjob()
+    obj["spec"]["mxReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "DMLC_NODE_HOST", "value": "10.1.2.3"}]
+    (job,) = parse_objects([obj])
+    built = build_plan(job, Identity("worker", 0, "t"), Context(run_dir=RUN))
+    env = built.process_env({"PORT": "80", "DMLC_NODE_HOST": "leaked", "HOME": "/h"})
+    assert (env["DMLC_NODE_HOST"], env["HOME"], "PORT" in env) == ("10.1.2.3", "/h", False)
 
 
 def test_mxnet_two_servers_and_worker_ids():

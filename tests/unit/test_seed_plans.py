@@ -137,7 +137,8 @@ def test_mxjob(name, role, argv_tail):
     assert mx_config.startswith('{"cluster":{"scheduler":[{"url":"mxnet-job-scheduler-0","port":9091}]')
     assert mx_config.endswith(f'"task":{{"type":"{role}","index":0}}}}')
     assert plan["argv"] == ["/bin/bash", "-c", argv_tail]
-    assert plan["wait_for"] == ([] if role == "scheduler" else ["mxnet-job-scheduler-0:9091"])
+    assert plan["wait_for"] == (["mxnet-job-scheduler-0:9091"] if role == "worker" else [])
+    assert plan["unset"] == ["PORT", "DMLC_NODE_HOST"]
 
 
 T9K = "tensorstack-mpijob.yaml"

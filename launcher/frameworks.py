@@ -1,0 +1,49 @@
+"""Is the job's framework installed where its command will run? A clear SetupError naming the extra, before the start.
+
+The frameworks are optional extras of ringrun (`torch`, `mxnet`). A PyTorch or MXNet role whose command is a Python
+(`python3 train.py`) or torchrun is checked once: the command's own interpreter is asked whether it can find the
+module (`importlib.util.find_spec`, no import, tens of milliseconds); torchrun must be on the command's PATH. Any
+other command (`bash -c ...`) is not second-guessed.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+
+from ringrun.runtime.errors import SetupError
+from ringrun.runtime.plan import TORCHRUN
+
+# framework -> (module the processes import, ringrun extra that installs it)
+FRAMEWORKS = {"pytorch": ("torch", "torch"), "mxnet": ("mxnet", "mxnet")}
+_PYTHON = re.compile(r"python[0-9.]*")
+_FIND_SPEC = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
+
+
+def check(framework, role, argv, env):
+    """Raise SetupError when `argv`, run with `env`, cannot reach `framework`'s module. No-op for MPI jobs."""
+    if framework not in FRAMEWORKS or not argv:
+        return
+    _check_one(framework, role, argv, env)
+    if tuple(argv[:len(TORCHRUN)]) == TORCHRUN and len(argv) > len(TORCHRUN):  # the command torchrun will start
+        _check_one(framework, role, argv[len(TORCHRUN):], env)
+
+
+def _check_one(framework, role, argv, env):
+    module, extra = FRAMEWORKS[framework]
+    hint = f"install ringrun's `{extra}` extra where the command runs (pip install 'ringrun[{extra}]')"
+    program = shutil.which(argv[0], path=env.get("PATH"))
+    name = os.path.basename(argv[0])
+    if program is None:
+        if name == "torchrun" or _PYTHON.fullmatch(name):
+            raise SetupError(f"{framework} {role}: {argv[0]} not found on PATH: {hint}")
+        return
+    if not _PYTHON.fullmatch(name):
+        return
+    try:
+        found = subprocess.run([program, "-c", _FIND_SPEC, module], env=env, stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SetupError(f"{framework} {role}: cannot run {program}: {exc}") from None
+    if found.returncode != 0:
+        raise SetupError(f"{framework} {role}: {program} cannot import {module}: {hint}")
