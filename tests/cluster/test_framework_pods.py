@@ -124,17 +124,24 @@ def test_pytorchjob_pods_with_two_processes_each_run_under_torchrun(tmp_path):
                                                             "pt-worker-1": [4, 5]}
 
 
-def test_workers_started_before_the_master_succeed_once_it_appears(tmp_path):
-    venv = needs(TORCH_VENV, "torch")
-    with FrameworkPods(tmp_path, pytorchjob(venv), venv) as job:
-        job.start_all(["pt-worker-0", "pt-worker-1"])
+@pytest.mark.parametrize("framework", ["pytorch", "mxnet"])
+def test_workers_started_before_the_master_succeed_once_it_appears(tmp_path, framework):
+    if framework == "pytorch":
+        venv = needs(TORCH_VENV, "torch")
+        spec, workers, later = pytorchjob(venv), ["pt-worker-0", "pt-worker-1"], ["pt-master-0"]
+    else:
+        venv = needs(MXNET_VENV, "mxnet")
+        spec, workers, later = mxjob(venv), ["mx-worker-0", "mx-worker-1"], ["mx-scheduler-0", "mx-server-0"]
+    with FrameworkPods(tmp_path, spec, venv) as job:
+        job.start_all(workers)
         time.sleep(5)
-        for name in ("pt-worker-0", "pt-worker-1"):
+        for name in workers:
             assert job.cluster.pods[name].proc.poll() is None, job.logs()  # still waiting, not failed
-            assert "gloo" not in job.log(name)
-        job.start("pt-master-0")
+            assert "running " not in job.log(name), job.logs()
+        job.start_all(later)
         codes = job.wait()
         assert set(codes.values()) == {0}, job.logs()
+        assert all("is up after" in job.log(name) for name in workers), job.logs()
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "mxnet"])
