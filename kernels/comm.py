@@ -33,7 +33,7 @@ class Communicator(Protocol):
 class MPIComm:
     """An mpi4py communicator seen through the protocol; data travels as raw bytes, so any dtype works."""
 
-    __slots__ = ("comm", "rank", "size", "_byte", "_waitall")
+    __slots__ = ("comm", "rank", "size", "library", "_byte", "_waitall")
 
     def __init__(self, comm):
         from mpi4py import MPI
@@ -41,6 +41,7 @@ class MPIComm:
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
+        self.library = library_family(MPI.Get_library_version())
         self._byte = MPI.BYTE
         self._waitall = MPI.Request.Waitall
 
@@ -53,6 +54,15 @@ class MPIComm:
     def waitall(self, requests):
         if requests:
             self._waitall(requests)
+
+
+def library_family(version):
+    """openmpi, mpich, intel or other, from MPI_Get_library_version's text."""
+    first = version.strip().splitlines()[0] if version.strip() else ""
+    for needle, family in (("Intel", "intel"), ("Open MPI", "openmpi"), ("MPICH", "mpich")):
+        if needle in first:
+            return family
+    return "other"
 
 
 def as_communicator(comm=None):

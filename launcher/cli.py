@@ -170,6 +170,12 @@ def _name(obj):
     return meta.get("name") if isinstance(meta, dict) else None
 
 
+def cmd_bench(args, environ, hostname, out, err):
+    from .bench import main as bench_main
+
+    return bench_main(args, environ, out, err)
+
+
 def cmd_launch(args, environ, hostname, out, err):
     import shutil
 
@@ -255,6 +261,34 @@ def build_parser():
     launch.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     launch.set_defaults(func=cmd_launch)
 
+    bench_help = "allreduce benchmark of ringrun's ring against MPI, Horovod and gloo, in one run"
+    bench = sub.add_parser("bench", help=bench_help, description=bench_help)
+    kinds = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    for name, text in (("allreduce", "one table of size, count, impl, median and min time, algbw, busbw, time vs "
+                                     "mpi; every result verified before it is timed"),
+                       ("fusion", "ResNet-50's 161 gradient tensors: ringrun's fusion vs one flat ring of the same "
+                                  "bytes vs per-tensor MPI Allreduce vs Horovod's grouped allreduce")):
+        p = kinds.add_parser(name, help=text, description=text)
+        p.add_argument("-np", "-n", dest="np", type=int, required=True, help="number of ranks")
+        p.add_argument("--impl", help="comma-separated (allreduce: ring, mpi, horovod, gloo, also ring_only and "
+                                      "recursive_doubling; fusion: fused, flat, mpi_per_tensor, horovod_grouped); "
+                                      "default: the first four")
+        if name == "allreduce":
+            p.add_argument("--sizes", default="4K:256M",
+                           help="message sizes in bytes: a list (4K,4M,64M) or A:B, every power of two between")
+            p.add_argument("--dtype", default="float32", choices=("float16", "float32", "float64", "int32", "int64"))
+        p.add_argument("--iters", type=int, default=20, help="timed iterations per case (default 20)")
+        p.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
+        p.add_argument("--mpi", choices=("openmpi", "mpich", "intel"), default="openmpi",
+                       help="MPI library for ring, mpi and horovod (default openmpi)")
+        p.add_argument("--mpi-prefix", metavar="DIR", help="the environment holding that MPI and ringrun (default: "
+                                                          "this one, else .venv-mpich / .venv-intelmpi beside it)")
+        p.add_argument("--json", metavar="FILE", help="write every raw sample and the machine description here")
+        p.add_argument("--plot", metavar="FILE.png", help="plot busbw against size, one line per impl")
+        p.add_argument("-H", metavar="HOST:SLOTS,...", help="MPI hosts (gloo runs on this machine only)")
+        p.add_argument("--hostfile", metavar="FILE")
+        p.set_defaults(func=cmd_bench)
+
     entry_help = "a pod's ENTRYPOINT: become this replica (sshd worker, waiting launcher, framework role) and run it"
     entrypoint = sub.add_parser(
         "entrypoint", help=entry_help, description=entry_help,
@@ -292,6 +326,7 @@ def main(argv=None, environ=None, hostname=None, out=None, err=None):
         hostname = socket.gethostname()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.version:
         from importlib.metadata import version
 

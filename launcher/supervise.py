@@ -45,19 +45,32 @@ def with_python_on_path(environ):
 
 
 def run_one(supervisor, name, argv, env, until=None, poll_seconds=0.05):
-    """Start argv as `supervisor`'s only child and wait for it, for `until()` to return a code, or for SIGTERM/SIGINT.
+    """`run_all` for a single command."""
+    return run_all(supervisor, [(name, argv, env)], until, poll_seconds)
 
-    Returns (exit code, how): how is "exited", "until" or "signal" (code 128+N). The child is always gone
-    afterwards: SIGTERM to its process group, SIGKILL after the grace period. Raises OSError when argv cannot start.
+
+def run_all(supervisor, commands, until=None, poll_seconds=0.05):
+    """Start every (name, argv, env) of `commands` under `supervisor` and wait for all of them, for the first to fail,
+    for `until()` to return a code, or for SIGTERM/SIGINT.
+
+    Returns (exit code, how): how is "exited" (0, or the first non-zero code, the others then stopped), "until" or
+    "signal" (code 128+N). No child is left afterwards: SIGTERM to each process group, SIGKILL after the grace
+    period. Raises OSError when an argv cannot start (those already started are stopped first).
     """
     received = []
     previous = on_stop_signals(received.append)
     try:
-        supervisor.start(name, argv, env)
+        try:
+            for name, argv, env in commands:
+                supervisor.start(name, argv, env)
+        except OSError:
+            supervisor.terminate()
+            raise
         while True:
-            done = supervisor.poll()
-            if done:
-                return done[0][1], "exited"
+            failed = [code for _, code in supervisor.poll() if code != 0]
+            if failed or not supervisor.running():
+                supervisor.terminate()
+                return (failed[0] if failed else 0), "exited"
             if received:
                 supervisor.terminate()
                 return 128 + received[0], "signal"

@@ -45,15 +45,17 @@ MPIRUN = {"OpenMPI": openmpi_argv, "Intel": hydra_argv, "MPICH": hydra_argv}
 
 
 def launch_argv(implementation, np, command, hosts=None, hostfile=None, mca=(), export=(), is_root=False,
-                oversubscribed=False, mpirun="mpirun"):
-    """`ringrun launch`: mpirun for local multi-process hosts, ranks' output tagged with their rank.
+                oversubscribed=False, mpirun="mpirun", tag=True):
+    """`ringrun launch` (and `ringrun bench`): mpirun for local multi-process hosts, ranks' output tagged with their
+    rank unless `tag` is false.
 
     Open MPI: no binding (several "hosts" on one machine would all bind to core 0), oversubscription allowed,
     `--mca mpi_yield_when_idle 1` when there are more ranks than cores, `--allow-run-as-root` for root.
-    MPICH (hydra): `-prepend-rank`, `-genvlist` for exported variables.
+    MPICH and Intel MPI (hydra): `-prepend-rank`, `-genvlist` for exported variables.
     """
     if implementation == "openmpi":
-        argv = [mpirun, "-np", str(np), "--tag-output", "--bind-to", "none", "--map-by", ":OVERSUBSCRIBE"]
+        argv = [mpirun, "-np", str(np)] + (["--tag-output"] if tag else []) + [
+            "--bind-to", "none", "--map-by", ":OVERSUBSCRIBE"]
         if hosts:
             argv += ["--host", hosts]
         if hostfile:
@@ -67,10 +69,10 @@ def launch_argv(implementation, np, command, hosts=None, hostfile=None, mca=(), 
         for name in export:
             argv += ["-x", name]
         return argv + list(command)
-    if implementation == "mpich":
+    if implementation in ("mpich", "intel"):
         if mca:
             raise ValueError("--mca applies to Open MPI only")
-        argv = [mpirun, "-n", str(np), "-prepend-rank"]
+        argv = [mpirun, "-n", str(np)] + (["-prepend-rank"] if tag else [])
         if hosts:
             argv += ["-hosts", hosts]
         if hostfile:
@@ -78,4 +80,4 @@ def launch_argv(implementation, np, command, hosts=None, hostfile=None, mca=(), 
         if export:
             argv += ["-genvlist", ",".join(export)]
         return argv + list(command)
-    raise ValueError(f"--impl must be openmpi or mpich, got {implementation!r}")
+    raise ValueError(f"--impl must be openmpi, mpich or intel, got {implementation!r}")

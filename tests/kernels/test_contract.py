@@ -1,5 +1,7 @@
 """allreduce's argument contract: a buffer it cannot reduce correctly is a clear error, never a silent wrong answer."""
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -54,6 +56,23 @@ def test_auto_picks_by_size_and_world_size():
     assert choose_algorithm(DEFAULT_SMALL_MESSAGE_BYTES - 1, 4) == "recursive_doubling"
     assert choose_algorithm(DEFAULT_SMALL_MESSAGE_BYTES, 7) == "ring"
     assert choose_algorithm(10, 2, "ring") == "ring"
+
+
+def test_auto_uses_the_mpi_librarys_own_allreduce_below_its_threshold(monkeypatch):
+    module = importlib.import_module("ringrun.kernels.allreduce")
+    monkeypatch.setattr(module, "NATIVE_BELOW", {"openmpi": 1 << 20, ("openmpi", 4): 4 << 20})
+    assert choose_algorithm((1 << 20) - 1, 2, library="openmpi") == "native"
+    assert choose_algorithm(1 << 20, 2, library="openmpi") == "recursive_doubling"
+    assert choose_algorithm((4 << 20) - 1, 4, library="openmpi") == "native"
+    assert choose_algorithm(100, 2, library="mpich") == "recursive_doubling"  # no threshold for it: never native
+    assert choose_algorithm(100, 2, library=None) == "recursive_doubling"  # no native allreduce for this buffer
+
+
+def test_native_on_a_communicator_without_mpi_runs_the_ring():
+    def body(comm):
+        return allreduce(np.arange(10, dtype=np.float32) + comm.rank, comm=comm, algorithm="native")
+    for result in run_world(3, body):
+        assert np.array_equal(result, 3 * np.arange(10, dtype=np.float32) + 3)
 
 
 def test_allreduce_many_names_the_bad_array():

@@ -1,0 +1,55 @@
+"""Benchmark documents -> statistics and the table `ringrun bench` prints (pure: no processes, no files).
+
+A document holds `results` (one row per (impl, size): `impl`, `bytes`, `count`, `verified`, `samples` in seconds),
+`ranks` and `unavailable` ({impl: reason}). Bandwidths follow nccl-tests: algbw = S / t, busbw = algbw * 2(N-1)/N.
+"""
+
+from .bench import format_size
+
+
+def median(samples):
+    ordered = sorted(samples)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def summarize(row, ranks):
+    """The row's statistics: median and min (s), algbw and busbw (GB/s) at the median; None when not timed."""
+    t = median(row["samples"])
+    if t is None or t <= 0:
+        return None
+    algbw = row["bytes"] / t / 1e9
+    return {"median": t, "min": min(row["samples"]), "algbw": algbw, "busbw": algbw * 2 * (ranks - 1) / ranks}
+
+
+def table(document, baseline="mpi"):
+    """Text table: one line per (size, impl) in run order, each time relative to `baseline` at the same size, then
+    one line per unavailable impl with its reason."""
+    ranks = document["ranks"]
+    header = (f"{'size':>6} {'count':>10} {'impl':>16} {'median_ms':>10} {'min_ms':>9} {'algbw_GB/s':>10} "
+              f"{'busbw_GB/s':>10} {'vs_' + baseline:>8}")
+    lines = [header]
+    base = {r["bytes"]: summarize(r, ranks) for r in document["results"] if r["impl"] == baseline and r["verified"]}
+    for row in sorted(document["results"], key=lambda r: r["bytes"]):
+        label = f"{format_size(row['bytes']):>6} {row['count']:>10} {row['impl']:>16}"
+        if not row["verified"]:
+            lines.append(f"{label} WRONG RESULT - not timed")
+            continue
+        stats = summarize(row, ranks)
+        reference = base.get(row["bytes"])
+        ratio = f"{stats['median'] / reference['median']:.2f}" if reference else "-"
+        lines.append(f"{label} {stats['median'] * 1e3:>10.3f} {stats['min'] * 1e3:>9.3f} {stats['algbw']:>10.2f} "
+                     f"{stats['busbw']:>10.2f} {ratio:>8}")
+    for impl, reason in sorted(document.get("unavailable", {}).items()):
+        lines.append(f"{impl}: unavailable ({reason})")
+    return "\n".join(lines) + "\n"
+
+
+def verified_impls(document):
+    """Impls with at least one row, every row of them verified."""
+    rows = {}
+    for row in document["results"]:
+        rows.setdefault(row["impl"], []).append(row["verified"])
+    return sorted(impl for impl, flags in rows.items() if all(flags))

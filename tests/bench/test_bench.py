@@ -1,0 +1,121 @@
+"""`ringrun bench` end to end at tiny sizes: every impl (Horovod included: `make test` builds it) verified and timed
+on every MPI library, JSON with every raw sample, a PNG plot; wrong results reported and never timed; impls that
+cannot run reported as unavailable with the reason; bad arguments refused."""
+
+import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import ROOT
+from ringrun.kernels import bench as rank_bench
+from ringrun.kernels.report import table, verified_impls
+
+RINGRUN = os.path.join(os.path.dirname(sys.executable), "ringrun")
+VENVS = {"openmpi": ROOT / ".venv", "mpich": ROOT / ".venv-mpich", "intel": ROOT / ".venv-intelmpi"}
+
+
+def bench(tmp_path, *args):
+    out = tmp_path / "bench.json"
+    result = subprocess.run([RINGRUN, "bench", *args, "--json", str(out)], capture_output=True, text=True,
+                            timeout=600, cwd=tmp_path)
+    document = json.loads(out.read_text()) if out.exists() else None
+    return result, document
+
+
+def test_allreduce_every_impl_verified_with_raw_samples_and_a_plot(tmp_path):
+    plot = tmp_path / "busbw.png"
+    result, doc = bench(tmp_path, "allreduce", "-np", "2", "--impl", "ring,mpi,horovod,gloo", "--sizes", "4K,64K",
+                        "--iters", "3", "--warmup", "1", "--plot", str(plot))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert doc["unavailable"] == {} and doc["failed"] == {}, doc["unavailable"]
+    assert verified_impls(doc) == ["gloo", "horovod", "mpi", "ring"]
+    assert sorted((r["impl"], r["bytes"]) for r in doc["results"]) == sorted(
+        (impl, size) for impl in ("ring", "mpi", "horovod", "gloo") for size in (4096, 65536))
+    assert all(len(r["samples"]) == 3 and all(s > 0 for s in r["samples"]) for r in doc["results"])
+    assert doc["ranks"] == 2 and doc["machine"]["cpus"] == os.cpu_count()
+    assert doc["command"][:3] == ["ringrun", "bench", "allreduce"]
+    assert "Open MPI" in doc["mpi"]["library"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["size", "count", "impl", "median_ms", "min_ms", "algbw_GB/s", "busbw_GB/s", "vs_mpi"]
+    assert [line.split()[2] for line in lines[1:]] == ["ring", "mpi", "horovod", "gloo"] * 2
+    assert all(line.split()[-1] == "1.00" for line in lines[1:] if line.split()[2] == "mpi")
+    assert result.stderr.count("bench: 4K done") == 2 and result.stderr.count("bench: 64K done") == 2  # MPI, gloo
+
+
+def test_fusion_every_impl_verified(tmp_path):
+    result, doc = bench(tmp_path, "fusion", "-np", "2", "--iters", "2", "--warmup", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert doc["unavailable"] == {} and doc["failed"] == {}
+    assert verified_impls(doc) == ["flat", "fused", "horovod_grouped", "mpi_per_tensor"]
+    assert {r["tensors"] for r in doc["results"]} == {161}
+    assert {r["count"] for r in doc["results"]} == {25_557_032}
+
+
+@pytest.mark.parametrize("library,name", [("mpich", "MPICH"), ("intel", "Intel")])
+def test_ring_and_mpi_on_each_library(tmp_path, library, name):
+    if not (VENVS[library] / "bin" / "mpirun").exists():
+        pytest.fail(f"{VENVS[library]} is missing: `make test` builds it")
+    result, doc = bench(tmp_path, "allreduce", "-np", "2", "--mpi", library, "--impl", "ring,mpi,horovod",
+                        "--sizes", "4K,1M", "--iters", "2", "--warmup", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert verified_impls(doc) == ["mpi", "ring"]
+    assert name in doc["mpi"]["library"] and {r["library"] for r in doc["results"]} == {doc["mpi"]["library"]}
+    assert doc["mpi"]["prefix"] == str(VENVS[library])
+    # Horovod is built against .venv's Open MPI: in another library's environment it is reported, not dropped
+    assert "horovod: unavailable (cannot import horovod.torch" in result.stdout
+
+
+def test_a_missing_mpi_environment_is_reported_unavailable(tmp_path):
+    result, doc = bench(tmp_path, "allreduce", "-np", "2", "--impl", "ring,mpi", "--sizes", "4K",
+                        "--mpi-prefix", str(tmp_path / "nowhere"))
+    assert result.returncode == 0, result.stderr
+    assert doc["results"] == []
+    assert f"ring: unavailable (no openmpi environment at {tmp_path / 'nowhere'}" in result.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["allreduce", "-np", "2", "--impl", "ring,nccl"], "--impl: unknown nccl for bench allreduce"),
+    (["fusion", "-np", "2", "--impl", "gloo"], "--impl: unknown gloo for bench fusion"),
+    (["allreduce", "-np", "0"], "-np: must be >= 1, got 0"),
+])
+def test_bad_arguments_exit_2_naming_them(tmp_path, args, needle):
+    result = subprocess.run([RINGRUN, "bench", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and needle in result.stderr, result.stderr
+
+
+class OneRank:
+    """A world of one rank with a broken impl beside a correct one, to see what the rank code does with each."""
+
+    rank, size = 0, 1
+
+    def barrier(self):
+        pass
+
+    def slowest(self, seconds):
+        return seconds
+
+    def all_true(self, flag):
+        return bool(flag)
+
+    def allreduce_impls(self):
+        return {"right": lambda: lambda buf: buf, "off_by_one": lambda: lambda buf: buf.__iadd__(1)}
+
+
+def test_a_wrong_result_is_reported_and_never_timed():
+    args = SimpleNamespace(impl=["off_by_one", "right"], sizes=[4096], dtype="float32", iters=3, warmup=1)
+    document = rank_bench.bench_allreduce(OneRank(), args, report=lambda line: None)
+    rows = {r["impl"]: r for r in document["results"]}
+    assert (rows["off_by_one"]["verified"], rows["off_by_one"]["samples"]) == (False, [])
+    assert rows["right"]["verified"] and len(rows["right"]["samples"]) == 3
+    document["ranks"] = 1
+    assert "4K       1024       off_by_one WRONG RESULT - not timed" in table(document, baseline="right")
+
+
+def test_size_ranges():
+    assert rank_bench.parse_sizes("4K:32K") == [4096, 8192, 16384, 32768]
+    assert rank_bench.parse_sizes("4K,64MiB,100") == [4096, 64 << 20, 100]
