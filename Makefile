@@ -90,10 +90,9 @@ test-bench: $(HOROVOD_STAMP) $(addsuffix /.installed,$(MPI_VENVS))
 	timeout 300 $(BIN)/ringrun bench allreduce -np 2 --impl ring,mpi --sizes 4K,4M,64M --iters 10
 
 # Intel MPI's own allreduce through `ringrun bench` beside the Intel MPI Benchmarks (IMB-MPI1), 2 ranks.
+# Intel MPI's own allreduce timed by IMB-MPI1 and by `ringrun bench`, interleaved rounds, 2 ranks: printed.
 bench-imb: $(STAMP) .venv-intelmpi/.installed
-	LD_LIBRARY_PATH=$(CURDIR)/.venv-intelmpi/lib .venv-intelmpi/bin/mpirun -n 2 .venv-intelmpi/bin/IMB-MPI1 \
-	    Allreduce -msglog 22:26 -iter 50 -time 60 -mem 2
-	$(BIN)/ringrun bench allreduce -np 2 --mpi intel --impl mpi,ring --sizes 4M,16M,64M --iters 50
+	$(BIN)/python scripts/imb_check.py --rounds 5
 
 clean:
 	rm -rf $(VENV) $(MXNET_VENV) $(MPI_VENVS)

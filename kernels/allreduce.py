@@ -15,7 +15,10 @@ DEFAULT_SMALL_MESSAGE_BYTES = 512 << 10
 # Below these many bytes the MPI library's own allreduce beats both (a few microseconds of Python per message cannot
 # match a C allreduce), per (library, world size), else per library. Measured with `ringrun bench allreduce
 # --impl ring_only,recursive_doubling,mpi` on each library, 2 and 4 ranks: see BENCHMARKS.md.
-NATIVE_BELOW = {}
+# Open MPI: its allreduce below 2 MiB on 2 and 4 ranks; MPICH: below 512 KiB on 2 ranks, 4 MiB on more; Intel MPI:
+# below 2 MiB on 2 ranks, and below 256 MiB with more ranks than cores (its allreduce beat or tied the ring there).
+NATIVE_BELOW = {"openmpi": 2 << 20, ("mpich", 2): 512 << 10, "mpich": 4 << 20, ("intel", 2): 2 << 20,
+                "intel": 256 << 20}
 
 ALGORITHMS = {
     "ring": ring_allreduce,

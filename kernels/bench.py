@@ -39,9 +39,11 @@ def parse_sizes(text):
 
 
 def format_size(nbytes):
+    """4096 -> '4K'; a size that is no whole number of units keeps one decimal: 102228128 -> '97.5M'."""
     for unit in ("G", "M", "K"):
-        if nbytes >= UNITS[unit] and nbytes % UNITS[unit] == 0:
-            return f"{nbytes // UNITS[unit]}{unit}"
+        if nbytes >= UNITS[unit]:
+            whole, rest = divmod(nbytes, UNITS[unit])
+            return f"{whole}{unit}" if not rest else f"{nbytes / UNITS[unit]:.1f}{unit}"
     return str(nbytes)
 
 
@@ -87,23 +89,50 @@ class MPIWorld:
         return self._horovod
 
     def allreduce_impls(self):
-        """impl -> factory() -> fn(buf) reducing the numpy array buf in place (sum)."""
+        """impl -> factory() -> fn(buf) -> the sum over ranks: buf itself (in place) or an output array.
+
+        `mpi` is MPI_Allreduce from a send to a receive buffer, as IMB-MPI1 and the OSU benchmarks time it (Intel
+        MPI's in-place allreduce is up to 3x slower at 64 MiB); `mpi_inplace` is the same call with MPI_IN_PLACE."""
+        import numpy as np
+
         from .allreduce import allreduce
         from .comm import MPIComm
 
         comm, MPI = MPIComm(self.comm), self.MPI
 
+        def out_of_place():
+            outputs = {}
+
+            def run(buf):
+                out = outputs.get((buf.size, buf.dtype))
+                if out is None:
+                    out = outputs[(buf.size, buf.dtype)] = np.empty_like(buf)
+                self.comm.Allreduce(buf, out, op=MPI.SUM)
+                return out
+            return run
+
         def horovod():
             hvd = self.horovod()
             import torch
 
-            return lambda buf: hvd.allreduce_(torch.from_numpy(buf), op=hvd.Sum)
+            def run(buf):
+                hvd.allreduce_(torch.from_numpy(buf), op=hvd.Sum)
+                return buf
+            return run
+
+        def in_place(algorithm):
+            return lambda: lambda buf: allreduce(buf, comm=comm, algorithm=algorithm)
+
+        def mpi_inplace(buf):
+            self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            return buf
 
         return {
-            "ring": lambda: lambda buf: allreduce(buf, comm=comm),
-            "ring_only": lambda: lambda buf: allreduce(buf, comm=comm, algorithm="ring"),
-            "recursive_doubling": lambda: lambda buf: allreduce(buf, comm=comm, algorithm="recursive_doubling"),
-            "mpi": lambda: lambda buf: self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM),
+            "ring": in_place("auto"),
+            "ring_only": in_place("ring"),
+            "recursive_doubling": in_place("recursive_doubling"),
+            "mpi": out_of_place,
+            "mpi_inplace": lambda: mpi_inplace,
             "horovod": horovod,
         }
 
@@ -165,7 +194,11 @@ class GlooWorld:
 
     def allreduce_impls(self):
         torch, dist = self.torch, self.dist
-        return {"gloo": lambda: lambda buf: dist.all_reduce(torch.from_numpy(buf), op=dist.ReduceOp.SUM)}
+
+        def run(buf):
+            dist.all_reduce(torch.from_numpy(buf), op=dist.ReduceOp.SUM)
+            return buf
+        return {"gloo": lambda: run}
 
     def fusion_impls(self):
         return {}
@@ -221,20 +254,20 @@ def bench_allreduce(world, args, report):
     results = []
     for nbytes in args.sizes:
         count = max(1, nbytes // dtype.itemsize)
-        buf = np.zeros(count, dtype=dtype)  # zeros stay finite however often they are reduced in place
+        # Ones, written (np.zeros would leave the pages unmapped: an out-of-place send would read the kernel's one
+        # zero page). Values double per in-place sum on 2 ranks; an overflow to inf costs no time (denormals would).
+        buf = np.ones(count, dtype=dtype)
         expected = exact_sum(count, dtype, world.size)
         for name, fn in impls.items():
             if fn is None:
                 continue
-            check = rank_input(count, dtype, world.rank)
-            fn(check)
-            verified = world.all_true(np.array_equal(check, expected))
+            verified = world.all_true(np.array_equal(fn(rank_input(count, dtype, world.rank)), expected))
             row = {"impl": name, "bytes": count * dtype.itemsize, "count": count, "verified": verified, "samples": []}
             if verified:
                 row["samples"] = time_calls(world, lambda: fn(buf), args.iters, args.warmup)
             results.append(row)
         report(f"{format_size(nbytes)} done: " + ", ".join(
-            f"{r['impl']} {_median(r['samples']) * 1e3:.3f} ms" if r["verified"] else f"{r['impl']} WRONG"
+            f"{r['impl']} {_median(r['samples']) * 1e6:.1f} us" if r["verified"] else f"{r['impl']} WRONG"
             for r in results if r["bytes"] == count * dtype.itemsize))
     return {"dtype": str(dtype), "results": results, "unavailable": unavailable}
 
@@ -265,11 +298,11 @@ def bench_fusion(world, args, report):
         row = {"impl": name, "tensors": len(sizes), "bytes": total * 4, "count": total, "verified": verified,
                "samples": []}
         if verified:
-            arrays = [np.zeros(s, dtype=np.float32) for s in RESNET50_SHAPES]
-            flat = np.zeros(total, dtype=np.float32)
+            arrays = [np.ones(s, dtype=np.float32) for s in RESNET50_SHAPES]
+            flat = np.ones(total, dtype=np.float32)
             row["samples"] = time_calls(world, lambda: fn(arrays, flat), args.iters, args.warmup)
         results.append(row)
-        report(f"fusion {name}: " + (f"{_median(row['samples']) * 1e3:.3f} ms" if verified else "WRONG"))
+        report(f"fusion {name}: " + (f"{_median(row['samples']) * 1e3:.2f} ms" if verified else "WRONG"))
     return {"dtype": "float32", "results": results, "unavailable": unavailable}
 
 

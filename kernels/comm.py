@@ -12,6 +12,7 @@ in-process implementation for tests. Messages between one pair with one tag are 
 (MPI's non-overtaking rule), which the pipelined ring relies on.
 """
 
+import functools
 from typing import Protocol
 
 
@@ -41,7 +42,7 @@ class MPIComm:
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
-        self.library = library_family(MPI.Get_library_version())
+        self.library = library_family()
         self._byte = MPI.BYTE
         self._waitall = MPI.Request.Waitall
 
@@ -56,22 +57,37 @@ class MPIComm:
             self._waitall(requests)
 
 
-def library_family(version):
-    """openmpi, mpich, intel or other, from MPI_Get_library_version's text."""
-    first = version.strip().splitlines()[0] if version.strip() else ""
+@functools.lru_cache(maxsize=1)
+def library_family():
+    """openmpi, mpich, intel or other: the MPI library this process runs on (asked once)."""
+    from mpi4py import MPI
+
+    version = MPI.Get_library_version().strip()
+    first = version.splitlines()[0] if version else ""
     for needle, family in (("Intel", "intel"), ("Open MPI", "openmpi"), ("MPICH", "mpich")):
         if needle in first:
             return family
     return "other"
 
 
+_WRAPPED = {}  # id(mpi4py communicator) -> (that communicator, its MPIComm): wrapped once, not on every call
+
+
 def as_communicator(comm=None):
-    """The protocol object for `comm`: None means MPI.COMM_WORLD; an mpi4py communicator is wrapped; anything else
-    is taken to implement the protocol already."""
+    """The protocol object for `comm`: None means MPI.COMM_WORLD; an mpi4py communicator is wrapped (once);
+    anything else is taken to implement the protocol already."""
+    held = _WRAPPED.get(id(comm))  # the common case first: a communicator seen before (allreduce in a loop)
+    if held is not None and held[0] is comm:
+        return held[1]
     if comm is None:
         from mpi4py import MPI
 
         comm = MPI.COMM_WORLD
     if isinstance(comm, MPIComm) or not hasattr(comm, "Isend"):
         return comm
-    return MPIComm(comm)
+    held = _WRAPPED.get(id(comm))
+    if held is None or held[0] is not comm:
+        if len(_WRAPPED) >= 64:  # communicators come and go: keep the table small
+            _WRAPPED.clear()
+        held = _WRAPPED[id(comm)] = (comm, MPIComm(comm))
+    return held[1]

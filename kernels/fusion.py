@@ -1,72 +1,96 @@
-"""Tensor fusion (Horovod's idea): many small arrays packed into one buffer, one allreduce per buffer, unpacked.
+"""Tensor fusion (Horovod's idea, without most of its copies): many arrays, one collective per dtype.
 
-Arrays are grouped by dtype in the order given; an array larger than the threshold is reduced on its own, in place.
-A `Fusion` keeps its buffers between calls, so a training loop packs into the same memory every step.
+Arrays are grouped by dtype in the order given. Those smaller than `direct_bytes` are packed into fusion buffers (at
+most `threshold` bytes each); then the buffers and the large arrays are reduced together by ONE ring over all of
+them (`ring.Joined`: the large arrays are never copied, only cut into segments where they end). When the whole group
+is small enough that `allreduce` would not pick the ring (the MPI library's own allreduce, recursive doubling), each
+buffer and large array is reduced on its own with that algorithm instead. The sums are those of reducing every array
+alone (bitwise for exactly representable values; otherwise up to the order of floating-point additions, which any
+change of algorithm or chunking moves). A `Fusion` keeps its buffers between calls, so a training loop packs into the same memory every step.
 """
 
 import numpy as np
 
 from . import ops
-from .allreduce import allreduce
+from .allreduce import allreduce, choose_algorithm
 from .comm import as_communicator
+from .native import has_native
+from .ring import Joined, ring_allreduce
 
 DEFAULT_THRESHOLD = 64 << 20
+DEFAULT_DIRECT_BYTES = 1 << 20  # from here a message runs at the ring's full speed: measured, BENCHMARKS.md
 
 
 class Fusion:
-    def __init__(self, threshold=DEFAULT_THRESHOLD):
-        if not isinstance(threshold, int) or threshold <= 0:
-            raise ValueError(f"threshold must be a positive number of bytes, got {threshold!r}")
-        self.threshold = threshold
+    def __init__(self, threshold=DEFAULT_THRESHOLD, direct_bytes=DEFAULT_DIRECT_BYTES):
+        """threshold: the largest fusion buffer (bytes); direct_bytes: arrays at least this large are reduced where
+        they are, never packed (packing only adds two copies to a message large enough to run at full speed)."""
+        for name, value in (("threshold", threshold), ("direct_bytes", direct_bytes)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of bytes, got {value!r}")
+        self.threshold, self.direct_bytes = threshold, min(direct_bytes, threshold + 1)
         self._buffers = {}
 
-    def _buffer(self, dtype, nbytes):
-        buf = self._buffers.get(dtype)
+    def _buffer(self, dtype, index, nbytes):
+        buf = self._buffers.get((dtype, index))
         if buf is None or buf.nbytes < nbytes:
             buf = np.empty(nbytes // dtype.itemsize, dtype=dtype)
-            self._buffers[dtype] = buf
+            self._buffers[(dtype, index)] = buf
         return buf
 
     def allreduce_many(self, arrays, op="sum", comm=None, algorithm="auto"):
-        """Allreduce every array in place; results identical to reducing each one alone. Returns `arrays`."""
+        """Allreduce every array in place, as if each were reduced alone (see the module doc). Returns `arrays`."""
         flats = [ops.flat_view(a, f"arrays[{i}]") for i, a in enumerate(arrays)]
-        ops.ufunc_for(op)
+        ufunc = ops.ufunc_for(op)
         comm = as_communicator(comm)
+        if comm.size == 1:
+            return arrays
         by_dtype = {}
         for flat in flats:
-            by_dtype.setdefault(flat.dtype, []).append(flat)
+            if flat.size:
+                by_dtype.setdefault(flat.dtype, []).append(flat)
         for dtype, group in by_dtype.items():
-            small = [f for f in group if f.nbytes <= self.threshold]
-            for flat in group:
-                if flat.nbytes > self.threshold:
-                    allreduce(flat, op, comm, algorithm)
-            if small:
-                capacity = min(self.threshold, sum(f.nbytes for f in small))
-                self._reduce_packed(small, self._buffer(dtype, capacity), op, comm, algorithm)
+            packs = self._pack(dtype, [f for f in group if f.nbytes < self.direct_bytes])
+            pieces = [buffer for buffer, _ in packs] + [f for f in group if f.nbytes >= self.direct_bytes]
+            total = sum(p.nbytes for p in pieces)
+            library = comm.library if has_native(pieces[0], comm) else None
+            if choose_algorithm(total, comm.size, algorithm, library) == "ring":
+                ring_allreduce(Joined(pieces), ufunc, comm)
+                for piece in pieces:
+                    ops.finish(piece, op, comm.size)
+            else:
+                for piece in pieces:
+                    allreduce(piece, op, comm, algorithm)
+            for buffer, batch in packs:
+                offset = 0
+                for flat in batch:
+                    flat[:] = buffer[offset:offset + flat.size]
+                    offset += flat.size
         return arrays
 
-    @staticmethod
-    def _reduce_packed(flats, buffer, op, comm, algorithm):
-        batch, fill = [], 0
+    def _pack(self, dtype, small):
+        """Copy `small` into fusion buffers of at most `threshold` bytes: [(buffer view, its arrays)]."""
+        packs, batch, fill = [], [], 0
+        capacity = max(1, min(self.threshold, sum(f.nbytes for f in small)) // dtype.itemsize)
 
-        def flush():
-            allreduce(buffer[:fill], op, comm, algorithm)
-            offset = 0
-            for flat in batch:
-                flat[:] = buffer[offset:offset + flat.size]
-                offset += flat.size
+        def close():
+            packs.append((self._buffer(dtype, len(packs), capacity * dtype.itemsize)[:fill], batch))
 
-        for flat in flats:
-            if fill + flat.size > buffer.size:
-                flush()
+        for flat in small:
+            if batch and fill + flat.size > capacity:
+                close()
                 batch, fill = [], 0
+            if not batch:
+                buffer = self._buffer(dtype, len(packs), capacity * dtype.itemsize)
             buffer[fill:fill + flat.size] = flat
             batch.append(flat)
             fill += flat.size
         if batch:
-            flush()
+            close()
+        return packs
 
 
-def allreduce_many(arrays, op="sum", comm=None, threshold=DEFAULT_THRESHOLD, algorithm="auto"):
-    """Fused allreduce of many arrays, in place, with a buffer used for this call only (see `Fusion` to keep it)."""
-    return Fusion(threshold).allreduce_many(arrays, op, comm, algorithm)
+def allreduce_many(arrays, op="sum", comm=None, threshold=DEFAULT_THRESHOLD, algorithm="auto",
+                   direct_bytes=DEFAULT_DIRECT_BYTES):
+    """Fused allreduce of many arrays, in place, with buffers used for this call only (see `Fusion` to keep them)."""
+    return Fusion(threshold, direct_bytes).allreduce_many(arrays, op, comm, algorithm)

@@ -3,6 +3,7 @@
 import numpy as np
 
 DTYPES = tuple(np.dtype(t) for t in ("float16", "float32", "float64", "int32", "int64"))
+_SUPPORTED = frozenset(DTYPES)
 # `average` reduces with add, then divides by the world size (floor division for integer dtypes).
 UFUNCS = {"sum": np.add, "prod": np.multiply, "min": np.minimum, "max": np.maximum, "average": np.add}
 
@@ -11,13 +12,14 @@ def flat_view(buf, what="buf"):
     """A 1-D view of `buf` after checking it can be reduced in place. Raises ValueError/TypeError, never copies."""
     if not isinstance(buf, np.ndarray):
         raise TypeError(f"{what} must be a numpy array, got {type(buf).__name__}")
-    if buf.dtype not in DTYPES:
+    if buf.dtype not in _SUPPORTED:
         raise ValueError(f"{what}: dtype {buf.dtype} is not supported (supported: {', '.join(map(str, DTYPES))})")
-    if not buf.flags.c_contiguous:
+    flags = buf.flags
+    if not flags.c_contiguous:
         raise ValueError(f"{what} must be C-contiguous (use np.ascontiguousarray and copy the result back)")
-    if not buf.flags.writeable:
+    if not flags.writeable:
         raise ValueError(f"{what} is read-only; the reduction happens in place")
-    return buf.reshape(-1)
+    return buf if buf.ndim == 1 else buf.reshape(-1)
 
 
 def ufunc_for(op):

@@ -28,7 +28,7 @@ def table(document, baseline="mpi"):
     """Text table: one line per (size, impl) in run order, each time relative to `baseline` at the same size, then
     one line per unavailable impl with its reason."""
     ranks = document["ranks"]
-    header = (f"{'size':>6} {'count':>10} {'impl':>16} {'median_ms':>10} {'min_ms':>9} {'algbw_GB/s':>10} "
+    header = (f"{'size':>6} {'count':>10} {'impl':>16} {'median_us':>11} {'min_us':>11} {'algbw_GB/s':>10} "
               f"{'busbw_GB/s':>10} {'vs_' + baseline:>8}")
     lines = [header]
     base = {r["bytes"]: summarize(r, ranks) for r in document["results"] if r["impl"] == baseline and r["verified"]}
@@ -40,7 +40,7 @@ def table(document, baseline="mpi"):
         stats = summarize(row, ranks)
         reference = base.get(row["bytes"])
         ratio = f"{stats['median'] / reference['median']:.2f}" if reference else "-"
-        lines.append(f"{label} {stats['median'] * 1e3:>10.3f} {stats['min'] * 1e3:>9.3f} {stats['algbw']:>10.2f} "
+        lines.append(f"{label} {stats['median'] * 1e6:>11.1f} {stats['min'] * 1e6:>11.1f} {stats['algbw']:>10.2f} "
                      f"{stats['busbw']:>10.2f} {ratio:>8}")
     for impl, reason in sorted(document.get("unavailable", {}).items()):
         lines.append(f"{impl}: unavailable ({reason})")

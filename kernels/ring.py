@@ -15,11 +15,36 @@ receive into chunk (r-k) first waits for the reduce-scatter send of that chunk (
 Every rank sends and receives 2(N-1)/N of the buffer.
 """
 
+import bisect
+
 import numpy as np
 
 TAG = 0x5249  # "RI"
 SEGMENT_BYTES = 1 << 20  # measured best of 64K..4M at 256K..64M messages, 2 ranks (BENCHMARKS.md)
 DEPTH = 2
+
+
+class Joined:
+    """Arrays of one dtype (1-D, contiguous) seen as one buffer: `joined[a:b]` is a view of the array holding
+    [a, b), which must not cross one of the `cuts` (the offsets where an array ends and the next begins)."""
+
+    __slots__ = ("pieces", "starts", "cuts", "size", "dtype", "itemsize")
+
+    def __init__(self, pieces):
+        self.pieces = [p for p in pieces if p.size]
+        self.starts = [0]
+        for piece in self.pieces:
+            self.starts.append(self.starts[-1] + piece.size)
+        self.cuts = self.starts[1:-1]
+        self.size = self.starts[-1]
+        self.dtype = self.pieces[0].dtype if self.pieces else np.dtype("float32")
+        self.itemsize = self.dtype.itemsize
+
+    def __getitem__(self, span):
+        i = bisect.bisect_right(self.starts, span.start) - 1
+        offset = self.starts[i]
+        assert span.stop <= self.starts[i + 1], "a segment crosses two arrays"
+        return self.pieces[i][span.start - offset:span.stop - offset]
 
 
 def bounds(length, parts):
@@ -28,8 +53,18 @@ def bounds(length, parts):
     return [i * base + min(i, extra) for i in range(parts + 1)]
 
 
+def _cut(a, b, cuts):
+    """[a, b) split at every offset of the sorted `cuts` strictly inside it."""
+    inside = cuts[bisect.bisect_right(cuts, a):bisect.bisect_left(cuts, b)]
+    edges = [a, *inside, b]
+    return list(zip(edges, edges[1:]))
+
+
 def ring_allreduce(flat, ufunc, comm, segment_bytes=SEGMENT_BYTES, depth=DEPTH):
-    """Reduce `flat` (1-D, contiguous) in place across `comm` with `ufunc`. Every rank ends with the same values."""
+    """Reduce `flat` in place across `comm` with `ufunc`. Every rank ends with the same values.
+
+    flat: a 1-D contiguous array, or a `Joined` (several arrays reduced as one buffer, none copied: segments are also
+    cut at its `cuts`, so that every segment is a view of one array)."""
     n, r = comm.size, comm.rank
     if n == 1 or flat.size == 0:
         return flat
@@ -39,11 +74,12 @@ def ring_allreduce(flat, ufunc, comm, segment_bytes=SEGMENT_BYTES, depth=DEPTH):
     parts = max(1, -(-longest * flat.itemsize // segment_bytes))
     seg_elems = -(-longest // parts)
     # segments[c] = [(start, stop), ...] of chunk c; the same split on every rank, so messages match.
+    cuts = getattr(flat, "cuts", ())
     segments = []
     for c in range(n):
         inner = bounds(chunk[c + 1] - chunk[c], parts)
-        segments.append([(chunk[c] + inner[j], chunk[c] + inner[j + 1]) for j in range(parts)
-                         if inner[j + 1] > inner[j]])
+        segments.append([piece for j in range(parts) if inner[j + 1] > inner[j]
+                         for piece in _cut(chunk[c] + inner[j], chunk[c] + inner[j + 1], cuts)])
     steps = 2 * (n - 1)
 
     def sent_chunk(t):

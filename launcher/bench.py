@@ -22,8 +22,8 @@ from .supervise import Supervisor, run_all, run_one, with_python_on_path
 
 # bench -> impl -> world (who starts its ranks)
 IMPLS = {
-    "allreduce": {"ring": "mpi", "ring_only": "mpi", "recursive_doubling": "mpi", "mpi": "mpi", "horovod": "mpi",
-                  "gloo": "gloo"},
+    "allreduce": {"ring": "mpi", "ring_only": "mpi", "recursive_doubling": "mpi", "mpi": "mpi", "mpi_inplace": "mpi",
+                  "horovod": "mpi", "gloo": "gloo"},
     "fusion": {"fused": "mpi", "flat": "mpi", "mpi_per_tensor": "mpi", "horovod_grouped": "mpi"},
 }
 DEFAULT_IMPLS = {"allreduce": "ring,mpi,horovod,gloo", "fusion": "fused,flat,mpi_per_tensor,horovod_grouped"}

@@ -270,9 +270,10 @@ def build_parser():
                                   "bytes vs per-tensor MPI Allreduce vs Horovod's grouped allreduce")):
         p = kinds.add_parser(name, help=text, description=text)
         p.add_argument("-np", "-n", dest="np", type=int, required=True, help="number of ranks")
-        p.add_argument("--impl", help="comma-separated (allreduce: ring, mpi, horovod, gloo, also ring_only and "
-                                      "recursive_doubling; fusion: fused, flat, mpi_per_tensor, horovod_grouped); "
-                                      "default: the first four")
+        p.add_argument("--impl", help="comma-separated (allreduce: ring = ringrun's allreduce, mpi = MPI_Allreduce "
+                                      "out of place as IMB times it, horovod, gloo; also ring_only, "
+                                      "recursive_doubling, mpi_inplace. fusion: fused, flat, mpi_per_tensor, "
+                                      "horovod_grouped); default: the first four")
         if name == "allreduce":
             p.add_argument("--sizes", default="4K:256M",
                            help="message sizes in bytes: a list (4K,4M,64M) or A:B, every power of two between")

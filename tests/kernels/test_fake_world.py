@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from cases import ALGORITHMS, DTYPES, OPS, check, lengths, values
-from ringrun.kernels import allgather, allreduce, allreduce_many, broadcast
+from ringrun.kernels import Fusion, allgather, allreduce, allreduce_many, broadcast
 from ringrun.kernels.fake import FakeError, run_world
+from ringrun.kernels.ring import Joined, ring_allreduce
 
 SIZES = [1, 2, 3, 4, 5, 7, 8, 16]
 
@@ -88,6 +89,42 @@ def test_allreduce_many_equals_per_array(size, threshold):
     for arrays, singles in run_world(size, body):
         for fused, single in zip(arrays, singles):
             assert fused.dtype == single.dtype and np.array_equal(fused, single)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
+def test_ring_over_joined_arrays_reduces_each_in_place_without_copies(size):
+    """The ring over several arrays as one buffer: lengths {0, 1, N-1, 10007} and one of 2^20+3 (several
+    segments), inputs depending on rank, index and array; every array gets exactly its own sum."""
+    lengths = [0, 1, max(size - 1, 0), 10007, 2**20 + 3]
+
+    def body(comm):
+        pieces = [values(comm.rank, n, "float64", "sum") + i for i, n in enumerate(lengths)]
+        views = [p[:] for p in pieces]
+        ring_allreduce(Joined(views), np.add, comm, segment_bytes=64 << 10)
+        return pieces
+    for pieces in run_world(size, body):
+        for i, (n, piece) in enumerate(zip(lengths, pieces)):
+            expected = sum(values(r, n, "float64", "sum") + i for r in range(size))
+            assert np.array_equal(piece, expected), (i, n)
+
+
+@pytest.mark.parametrize("size", [2, 3])
+@pytest.mark.parametrize("direct_bytes", [1, 4096, 1 << 30])
+def test_fusion_packs_small_arrays_and_rings_the_rest_in_place(size, direct_bytes):
+    shapes = [(7,), (3, 5), (4096,), (70000,), (1,), (300000,)]
+
+    def body(comm):
+        arrays = [values(comm.rank, int(np.prod(s)), "float32", "average").reshape(s) * (i + 1)
+                  for i, s in enumerate(shapes)]
+        singles = [a.copy() for a in arrays]
+        for a in singles:
+            allreduce(a, "average", comm=comm)
+        Fusion(threshold=64 << 10, direct_bytes=direct_bytes).allreduce_many(arrays, "average", comm=comm,
+                                                                            algorithm="ring")
+        return arrays, singles
+    for arrays, singles in run_world(size, body):
+        for fused, single in zip(arrays, singles):
+            assert np.array_equal(fused, single)
 
 
 def test_fake_detects_a_deadlock():
