@@ -64,6 +64,10 @@ class MPIWorld:
     def library(self):
         return self.MPI.Get_library_version().splitlines()[0].strip()
 
+    def close(self):
+        if self._horovod is not None and not isinstance(self._horovod, Unavailable):
+            self._horovod.shutdown()
+
     def barrier(self):
         self.comm.Barrier()
 
@@ -178,6 +182,9 @@ class GlooWorld:
 
     def library(self):
         return f"torch {self.torch.__version__} gloo"
+
+    def close(self):
+        self.dist.destroy_process_group()
 
     def barrier(self):
         self.dist.barrier()
@@ -331,7 +338,10 @@ def main(argv=None):
         if world.rank == 0:
             print(f"bench: {line}", file=sys.stderr, flush=True)
 
-    document = BENCHES[args.bench](world, args, report)
+    try:
+        document = BENCHES[args.bench](world, args, report)
+    finally:
+        world.close()
     document.update({"world": args.world, "ranks": world.size, "library": world.library()})
     if world.rank == 0:
         text = json.dumps(document)

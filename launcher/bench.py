@@ -1,7 +1,8 @@
 """`ringrun bench allreduce|fusion`: start the ranks of every implementation, collect their timings, report.
 
-ring, mpi and horovod (and the fusion impls) run in ONE mpirun of the chosen MPI library, so they share its ranks,
-binding and transport; gloo runs as plain processes joined by torch.distributed's env://. Each MPI library lives in
+ring and mpi (and the fusion impls) run in ONE mpirun of the chosen MPI library, so they share its ranks, binding
+and transport; Horovod runs in a second mpirun of the same library (its background thread would disturb the
+others); gloo runs as plain processes joined by torch.distributed's env://. Each MPI library lives in
 its own environment (it installs its own mpirun): `--mpi-prefix`, else this Python's environment when it holds that
 library, else the sibling virtualenv the Makefile builds (.venv, .venv-mpich, .venv-intelmpi).
 """
@@ -20,11 +21,12 @@ from ringrun.runtime.errors import UsageError
 
 from .supervise import Supervisor, run_all, run_one, with_python_on_path
 
-# bench -> impl -> world (who starts its ranks)
+# bench -> impl -> group: the impls of one group run in one set of ranks. Horovod gets an mpirun of its own: once
+# initialised, its background thread polls every cycle and would take CPU from the other impls' ranks.
 IMPLS = {
     "allreduce": {"ring": "mpi", "ring_only": "mpi", "recursive_doubling": "mpi", "mpi": "mpi", "mpi_inplace": "mpi",
-                  "horovod": "mpi", "gloo": "gloo"},
-    "fusion": {"fused": "mpi", "flat": "mpi", "mpi_per_tensor": "mpi", "horovod_grouped": "mpi"},
+                  "horovod": "horovod", "gloo": "gloo"},
+    "fusion": {"fused": "mpi", "flat": "mpi", "mpi_per_tensor": "mpi", "horovod_grouped": "horovod"},
 }
 DEFAULT_IMPLS = {"allreduce": "ring,mpi,horovod,gloo", "fusion": "fused,flat,mpi_per_tensor,horovod_grouped"}
 BASELINE = {"allreduce": "mpi", "fusion": "flat"}
@@ -96,15 +98,15 @@ class Bench:
             argv += ["--sizes", a.sizes, "--dtype", a.dtype]
         return argv
 
-    def run_mpi(self, impls, workdir):
-        """The MPI impls in one mpirun; (document or None, {impl: reason} when they could not run)."""
+    def run_mpi(self, impls, workdir, group="mpi"):
+        """The impls of one group in one mpirun; (document or None, {impl: reason} when they could not run)."""
         a = self.args
         python, mpirun = (os.path.join(self.prefix, "bin", n) for n in ("python", "mpirun"))
         if not (os.path.exists(python) and os.path.exists(mpirun)):
             why = f"no {a.mpi} environment at {self.prefix} (make {os.path.basename(self.prefix)}/.installed " \
                   "builds it, or give --mpi-prefix)"
             return None, {i: why for i in impls}
-        out_path = os.path.join(workdir, "mpi.json")
+        out_path = os.path.join(workdir, f"{group}.json")
         argv = launch_argv(a.mpi, a.np, self.rank_argv(python, impls, out_path), hosts=a.H, hostfile=a.hostfile,
                            is_root=os.geteuid() == 0, oversubscribed=a.np > (os.cpu_count() or 1), mpirun=mpirun,
                            tag=False)
@@ -149,7 +151,9 @@ class Bench:
                     "machine": machine(), "mpi": {"name": a.mpi, "prefix": self.prefix}, "iters": a.iters,
                     "warmup": a.warmup, "results": [], "unavailable": {}, "failed": {}}
         with tempfile.TemporaryDirectory(prefix="ringrun-bench-") as workdir:
-            for world, runner in (("mpi", self.run_mpi), ("gloo", self.run_gloo)):
+            runners = {"mpi": self.run_mpi, "horovod": lambda i, w: self.run_mpi(i, w, "horovod"),
+                       "gloo": self.run_gloo}
+            for world, runner in runners.items():
                 impls = [i for i in self.impls if worlds[i] == world]
                 if not impls:
                     continue
@@ -163,7 +167,7 @@ class Bench:
                 document["results"] += part["results"]
                 document["unavailable"].update(part["unavailable"])
                 document.setdefault("dtype", part["dtype"])
-                if world == "mpi":
+                if world != "gloo":
                     document["mpi"]["library"] = part["library"]
         order = {impl: i for i, impl in enumerate(self.impls)}
         document["results"].sort(key=lambda r: (r["bytes"], order[r["impl"]]))
@@ -190,8 +194,8 @@ def plot(document, path):
     axes.set_xscale("log", base=2)
     axes.set_xlabel("message size (bytes)")
     axes.set_ylabel("busbw (GB/s)")
-    library = document["mpi"].get("library", document["mpi"]["name"])
-    axes.set_title(f"allreduce, {document['ranks']} ranks, {library}"[:90])
+    library = document["mpi"].get("library", document["mpi"]["name"]).split(",")[0]
+    axes.set_title(f"{document['bench']}, {document['ranks']} ranks, {library}"[:80])
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()

@@ -44,7 +44,9 @@ def test_allreduce_every_impl_verified_with_raw_samples_and_a_plot(tmp_path):
     assert lines[0].split() == ["size", "count", "impl", "median_us", "min_us", "algbw_GB/s", "busbw_GB/s", "vs_mpi"]
     assert [line.split()[2] for line in lines[1:]] == ["ring", "mpi", "horovod", "gloo"] * 2
     assert all(line.split()[-1] == "1.00" for line in lines[1:] if line.split()[2] == "mpi")
-    assert result.stderr.count("bench: 4K done") == 2 and result.stderr.count("bench: 64K done") == 2  # MPI, gloo
+    # a progress line per size from each set of ranks: ring and mpi, horovod, gloo
+    assert result.stderr.count("bench: 4K done") == 3 and result.stderr.count("bench: 64K done") == 3
+    assert "terminate called" not in result.stderr
 
 
 def test_fusion_every_impl_verified(tmp_path):
@@ -68,6 +70,16 @@ def test_ring_and_mpi_on_each_library(tmp_path, library, name):
     assert doc["mpi"]["prefix"] == str(VENVS[library])
     # Horovod is built against .venv's Open MPI: in another library's environment it is reported, not dropped
     assert "horovod: unavailable (cannot import horovod.torch" in result.stdout
+
+
+def test_intel_mpi_native_allreduce_of_a_large_message_is_exact(tmp_path):
+    """On 3 Intel MPI ranks `ring` uses the library's own allreduce up to 256 MiB."""
+    if not (VENVS["intel"] / "bin" / "mpirun").exists():
+        pytest.fail(f"{VENVS['intel']} is missing: `make test` builds it")
+    result, doc = bench(tmp_path, "allreduce", "-np", "3", "--mpi", "intel", "--impl", "ring", "--sizes", "32M",
+                        "--iters", "1", "--warmup", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert verified_impls(doc) == ["ring"]
 
 
 def test_a_missing_mpi_environment_is_reported_unavailable(tmp_path):
