@@ -241,7 +241,7 @@ def time_calls(world, call, iters, warmup):
 
 
 def prepare(world, factories, name):
-    """fn for impl `name`, or the reason it is unavailable (the same on every rank, else the first rank's)."""
+    """(fn, None) for impl `name`, or (None, the reason it is unavailable here)."""
     try:
         return factories[name](), None
     except Unavailable as exc:

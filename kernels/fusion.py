@@ -6,7 +6,8 @@ them (`ring.Joined`: the large arrays are never copied, only cut into segments w
 is small enough that `allreduce` would not pick the ring (the MPI library's own allreduce, recursive doubling), each
 buffer and large array is reduced on its own with that algorithm instead. The sums are those of reducing every array
 alone (bitwise for exactly representable values; otherwise up to the order of floating-point additions, which any
-change of algorithm or chunking moves). A `Fusion` keeps its buffers between calls, so a training loop packs into the same memory every step.
+change of algorithm or chunking moves). A `Fusion` keeps its buffers between calls, so a training loop packs into the
+same memory every step.
 """
 
 import numpy as np

@@ -99,13 +99,14 @@ class Bench:
         return argv
 
     def run_mpi(self, impls, workdir, group="mpi"):
-        """The impls of one group in one mpirun; (document or None, {impl: reason} when they could not run)."""
+        """The impls of one group in one mpirun: (document, None, {}) or, when they could not run, (None,
+        "unavailable" or "failed", {impl: reason})."""
         a = self.args
         python, mpirun = (os.path.join(self.prefix, "bin", n) for n in ("python", "mpirun"))
         if not (os.path.exists(python) and os.path.exists(mpirun)):
             why = f"no {a.mpi} environment at {self.prefix} (make {os.path.basename(self.prefix)}/.installed " \
                   "builds it, or give --mpi-prefix)"
-            return None, {i: why for i in impls}
+            return None, "unavailable", {i: why for i in impls}
         out_path = os.path.join(workdir, f"{group}.json")
         argv = launch_argv(a.mpi, a.np, self.rank_argv(python, impls, out_path), hosts=a.H, hostfile=a.hostfile,
                            is_root=os.geteuid() == 0, oversubscribed=a.np > (os.cpu_count() or 1), mpirun=mpirun,
@@ -118,12 +119,13 @@ class Bench:
     def run_gloo(self, impls, workdir):
         a = self.args
         if a.H or a.hostfile:
-            return None, {i: "gloo ranks are plain processes on this machine: no -H/--hostfile" for i in impls}
+            return None, "unavailable", {i: "gloo ranks are plain processes on this machine: no -H/--hostfile"
+                                         for i in impls}
         import importlib.util
 
         if importlib.util.find_spec("torch") is None:
-            return None, {i: f"torch is not installed in {sys.prefix} (install ringrun's `torch` extra)"
-                          for i in impls}
+            why = f"torch is not installed in {sys.prefix} (install ringrun's `torch` extra)"
+            return None, "unavailable", {i: why for i in impls}
         out_path = os.path.join(workdir, "gloo.json")
         base = with_python_on_path(self.environ)
         base.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(a.np),
@@ -138,9 +140,9 @@ class Bench:
     def _collect(out_path, code, impls, what):
         try:
             with open(out_path, encoding="utf-8") as handle:
-                return json.load(handle), {}
+                return json.load(handle), None, {}
         except (OSError, ValueError):
-            return None, {i: f"{what} failed with exit code {code} before reporting" for i in impls}
+            return None, "failed", {i: f"{what} failed with exit code {code} before reporting" for i in impls}
 
     def run(self):
         """Run every group; the merged document."""
@@ -157,10 +159,9 @@ class Bench:
                 impls = [i for i in self.impls if worlds[i] == world]
                 if not impls:
                     continue
-                part, failed = runner(impls, workdir)
+                part, key, reasons = runner(impls, workdir)
                 if part is None:
-                    key = "failed" if any("exit code" in why for why in failed.values()) else "unavailable"
-                    document[key].update(failed)
+                    document[key].update(reasons)
                     continue
                 for row in part["results"]:
                     row["library"] = part["library"]

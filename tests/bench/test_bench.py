@@ -90,6 +90,20 @@ def test_a_missing_mpi_environment_is_reported_unavailable(tmp_path):
     assert f"ring: unavailable (no openmpi environment at {tmp_path / 'nowhere'}" in result.stdout
 
 
+def test_ranks_that_fail_before_reporting_fail_the_run(tmp_path):
+    prefix = tmp_path / "broken" / "bin"
+    prefix.mkdir(parents=True)
+    for name in ("python", "mpirun"):
+        (prefix / name).write_text("#!/bin/sh\nexit 7\n")
+        (prefix / name).chmod(0o755)
+    result, doc = bench(tmp_path, "allreduce", "-np", "2", "--impl", "ring,mpi", "--sizes", "4K",
+                        "--mpi-prefix", str(prefix.parent))
+    assert result.returncode == 1
+    assert doc["failed"] == {"ring": "mpirun failed with exit code 7 before reporting",
+                             "mpi": "mpirun failed with exit code 7 before reporting"}
+    assert "mpi: failed (mpirun failed with exit code 7 before reporting)" in result.stdout
+
+
 @pytest.mark.parametrize("args,needle", [
     (["allreduce", "-np", "2", "--impl", "ring,nccl"], "--impl: unknown nccl for bench allreduce"),
     (["fusion", "-np", "2", "--impl", "gloo"], "--impl: unknown gloo for bench fusion"),

@@ -1,7 +1,8 @@
 """The collectives under mpirun (run by `make test` with -np 1, 2, 3 and 4 oversubscribed), on MPI.COMM_WORLD.
 
-Lengths {0, 1, N-1, N, 1000, 10007, 2^20+3} x every dtype x every op x every algorithm (the MPI library's own included); inputs depend on rank and
-index; integers compared exactly, floats against a float64 reference; every rank must end bitwise identical."""
+Lengths {0, 1, N-1, N, 1000, 10007, 2^20+3} x every dtype x every op x every algorithm (the MPI library's own
+included); inputs depend on rank and index; integers compared exactly, floats against a float64 reference; every
+rank must end bitwise identical."""
 
 import numpy as np
 import pytest
