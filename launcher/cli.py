@@ -261,7 +261,7 @@ def build_parser():
     launch.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     launch.set_defaults(func=cmd_launch)
 
-    bench_help = "allreduce benchmark of ringrun's ring against MPI, Horovod and gloo, in one run"
+    bench_help = "benchmarks of ringrun's ring against MPI, Horovod and gloo, side by side in one run"
     bench = sub.add_parser("bench", help=bench_help, description=bench_help)
     kinds = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for name, text in (("allreduce", "one table of size, count, impl, median and min time, algbw, busbw, time vs "
@@ -289,6 +289,18 @@ def build_parser():
         p.add_argument("-H", metavar="HOST:SLOTS,...", help="MPI hosts (gloo runs on this machine only)")
         p.add_argument("--hostfile", metavar="FILE")
         p.set_defaults(func=cmd_bench)
+    text = ("time per training step of examples/train/digits.py (2-layer MLP on scikit-learn's digits) with ringrun's "
+            "ring, torch DDP over gloo and Horovod, side by side")
+    p = kinds.add_parser("train", help=text, description=text)
+    p.add_argument("-np", "-n", dest="np", type=int, required=True, help="number of ranks")
+    p.add_argument("--impl", help="comma-separated: ring, ddp, horovod (default: all three)")
+    p.add_argument("--epochs", type=int, default=12, help="epochs of 21 steps each (default 12, as the example)")
+    p.add_argument("--mpi", choices=("openmpi",), default="openmpi", help=argparse.SUPPRESS)
+    p.add_argument("--mpi-prefix", help=argparse.SUPPRESS)
+    p.add_argument("--json", metavar="FILE", help="write every step's time and the losses here")
+    p.add_argument("-H", help=argparse.SUPPRESS)
+    p.add_argument("--hostfile", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_bench)
 
     entry_help = "a pod's ENTRYPOINT: become this replica (sshd worker, waiting launcher, framework role) and run it"
     entrypoint = sub.add_parser(

@@ -58,6 +58,19 @@ def test_fusion_every_impl_verified(tmp_path):
     assert {r["count"] for r in doc["results"]} == {25_557_032}
 
 
+def test_train_steps_of_ring_ddp_and_horovod_side_by_side(tmp_path):
+    result, doc = bench(tmp_path, "train", "-np", "2")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = {r["impl"]: r for r in doc["results"]}
+    assert sorted(rows) == ["ddp", "horovod", "ring"] and doc["unavailable"] == {}
+    for row in rows.values():
+        assert row["verified"] and row["accuracy"] >= 0.95 and row["ranks"] == 2
+        assert len(row["samples"]) == 12 * 21 and len(row["losses"]) == 12
+    assert [line.split()[0] for line in result.stdout.splitlines() if line.split()[:1] in (["ring"], ["ddp"],
+                                                                                           ["horovod"])] == \
+        ["ring", "ddp", "horovod"]
+
+
 @pytest.mark.parametrize("library,name", [("mpich", "MPICH"), ("intel", "Intel")])
 def test_ring_and_mpi_on_each_library(tmp_path, library, name):
     if not (VENVS[library] / "bin" / "mpirun").exists():

@@ -1,0 +1,187 @@
+"""Data-parallel training of one small model on scikit-learn's digits (8x8 images, shipped with the package), with
+the same model, data order and hyper-parameters whatever moves the gradients:
+
+    --backend ring      ringrun.kernels.torch: gradients averaged by ringrun's fused ring (mpirun / an MPIJob)
+    --backend ddp       torch DistributedDataParallel over gloo, env:// (plain processes / a PyTorchJob)
+    --backend horovod   horovod.torch in MPI mode (mpirun / an MPIJob)
+    --backend single    one process on the combined batch: the reference the others must match
+
+Every epoch takes the same shuffled order (seeded); each global batch of --batch samples is split evenly between the
+ranks, so averaging the ranks' gradients is exactly the gradient of the whole batch. Rank 0 prints one line per epoch
+(the mean training loss over the epoch's samples, all ranks) and the final test accuracy.
+"""
+
+import argparse
+import sys
+import time
+
+
+def load(seed):
+    """(x_train, y_train, x_test, y_test): 75/25 split, fixed by `seed`, pixels scaled to [0, 1]."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    order = np.random.default_rng(seed).permutation(len(data.target))
+    x = (data.data / 16.0).astype(np.float32)[order]
+    y = data.target.astype(np.int64)[order]
+    cut = len(y) * 3 // 4
+    return x[:cut], y[:cut], x[cut:], y[cut:]
+
+
+def model(seed):
+    import torch
+
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+
+
+class Single:
+    rank, size = 0, 1
+
+    def wrap(self, net, optimizer):
+        return net, optimizer
+
+    def mean(self, value):
+        return value
+
+
+class Ring:
+    def __init__(self):
+        import ringrun.kernels.torch as rr
+
+        self.rr = rr
+        rr.init()
+        self.rank, self.size = rr.rank(), rr.size()
+
+    def wrap(self, net, optimizer):
+        self.rr.broadcast_parameters(net.state_dict())
+        return net, self.rr.DistributedOptimizer(optimizer, net.named_parameters())
+
+    def mean(self, value):
+        import numpy as np
+
+        from ringrun.kernels import allreduce
+
+        return float(allreduce(np.array([value]), "average")[0])
+
+
+class DDP:
+    def __init__(self):
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo", init_method="env://")
+        self.dist, self.rank, self.size = dist, dist.get_rank(), dist.get_world_size()
+
+    def wrap(self, net, optimizer):
+        import torch
+
+        return torch.nn.parallel.DistributedDataParallel(net), optimizer
+
+    def mean(self, value):
+        import torch
+
+        tensor = torch.tensor([value], dtype=torch.float64)
+        self.dist.all_reduce(tensor)
+        return float(tensor[0]) / self.size
+
+
+class Horovod:
+    def __init__(self):
+        import horovod.torch as hvd
+
+        hvd.init()
+        self.hvd, self.rank, self.size = hvd, hvd.rank(), hvd.size()
+
+    def wrap(self, net, optimizer):
+        self.hvd.broadcast_parameters(net.state_dict(), root_rank=0)
+        return net, self.hvd.DistributedOptimizer(optimizer, named_parameters=net.named_parameters())
+
+    def mean(self, value):
+        import torch
+
+        return float(self.hvd.allreduce(torch.tensor([value], dtype=torch.float64), op=self.hvd.Average)[0])
+
+
+BACKENDS = {"single": Single, "ring": Ring, "ddp": DDP, "horovod": Horovod}
+
+
+def train(backend, epochs, batch, lr, seed, out=sys.stdout):
+    """Train; returns (per-epoch losses, test accuracy, each step's seconds on this rank)."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    x_train, y_train, x_test, y_test = load(seed)
+    if batch % backend.size:
+        raise SystemExit(f"--batch {batch} does not split evenly between {backend.size} ranks")
+    share = batch // backend.size
+    net = model(seed)
+    net, optimizer = backend.wrap(net, torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    steps = len(y_train) // batch
+    losses, seconds = [], []
+    for epoch in range(epochs):
+        order = np.random.default_rng(seed + 1 + epoch).permutation(len(y_train))
+        total = 0.0
+        for step in range(steps):
+            mine = order[step * batch + backend.rank * share:step * batch + (backend.rank + 1) * share]
+            started = time.perf_counter()
+            optimizer.zero_grad()
+            loss = loss_fn(net(torch.from_numpy(x_train[mine])), torch.from_numpy(y_train[mine]))
+            loss.backward()
+            optimizer.step()
+            seconds.append(time.perf_counter() - started)
+            total += loss.item()
+        losses.append(backend.mean(total / steps))
+        if backend.rank == 0:
+            print(f"epoch {epoch + 1} loss {losses[-1]:.6f}", file=out, flush=True)
+    with torch.no_grad():
+        predicted = net(torch.from_numpy(x_test)).argmax(dim=1).numpy()
+    accuracy = float((predicted == y_test).mean())
+    if backend.rank == 0:
+        print(f"test accuracy {accuracy:.4f} ({backend.size} ranks, {sorted(seconds)[len(seconds) // 2] * 1e3:.3f} "
+              "ms/step median)", file=out, flush=True)
+    return losses, accuracy, seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=tuple(BACKENDS), required=True)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=64, help="global batch, split evenly between the ranks")
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", metavar="FILE", help="rank 0 writes losses, accuracy and every step's time here "
+                                                        "(what `ringrun bench train` reads)")
+    args = parser.parse_args(argv)
+    try:
+        backend = BACKENDS[args.backend]()
+    except ImportError as exc:
+        if not args.json:
+            raise
+        return write_json(args.json, {"results": [], "unavailable": {args.backend: f"cannot import: {exc}"}})
+    losses, accuracy, seconds = train(backend, args.epochs, args.batch, args.lr, args.seed)
+    if args.json and backend.rank == 0:
+        row = {"impl": args.backend, "bytes": 4 * GRADIENT_VALUES, "count": GRADIENT_VALUES, "ranks": backend.size,
+               "verified": accuracy >= 0.95, "accuracy": accuracy, "losses": losses, "samples": seconds}
+        write_json(args.json, {"results": [row], "unavailable": {}})
+    return 0
+
+
+GRADIENT_VALUES = 64 * 64 + 64 + 64 * 10 + 10  # the model's parameters: one step's allreduce
+
+
+def write_json(path, document):
+    import json
+
+    import torch
+
+    document.update({"library": f"torch {torch.__version__}", "dtype": "float32"})
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Data-parallel PyTorch training on ringrun's collectives (the part of Horovod's torch API a training loop needs).
+
+    import ringrun.kernels.torch as rr
+    rr.init()                                     # MPI.COMM_WORLD, or any communicator
+    rr.broadcast_parameters(model.state_dict())   # every rank starts from rank 0's weights
+    optimizer = rr.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters())
+    loss.backward(); optimizer.step()             # gradients averaged over the ranks (fused ring) before the step
+
+CPU tensors share memory with numpy (`Tensor.numpy()`), so gradients are reduced where they are: small ones packed
+into the fusion buffer, large ones reduced in place by the same ring (`kernels.fusion`). No torch.distributed
+process group is needed, and nothing here starts processes: run the script under `ringrun launch` or in an MPIJob.
+"""
+
+from .collectives import broadcast
+from .comm import as_communicator
+from .fusion import Fusion
+
+_state = {"comm": None}
+
+
+def init(comm=None):
+    """Use `comm` (an mpi4py communicator or a `kernels.comm` protocol object; default MPI.COMM_WORLD)."""
+    _state["comm"] = as_communicator(comm)
+    return _state["comm"]
+
+
+def _comm():
+    if _state["comm"] is None:
+        raise RuntimeError("ringrun.kernels.torch: call init() first")
+    return _state["comm"]
+
+
+def rank():
+    return _comm().rank
+
+
+def size():
+    return _comm().size
+
+
+def _arrays(tensors, what):
+    """numpy views of CPU tensors (no copy); TypeError for anything ringrun cannot reduce where it lies."""
+    arrays = []
+    for name, tensor in tensors:
+        if tensor.device.type != "cpu" or not tensor.is_contiguous():
+            raise TypeError(f"{what} {name}: only contiguous CPU tensors are supported, got {tensor.device} "
+                            f"{'contiguous' if tensor.is_contiguous() else 'non-contiguous'}")
+        arrays.append(tensor.detach().numpy())
+    return arrays
+
+
+def broadcast_parameters(params, root=0):
+    """Copy rank `root`'s tensors into every rank's, in place: a state_dict, named_parameters() or a list of tensors."""
+    if hasattr(params, "items"):
+        named = list(params.items())
+    else:
+        named = [item if isinstance(item, tuple) else (str(i), item) for i, item in enumerate(params)]
+    for array in _arrays(named, "parameter"):
+        if array.size:
+            broadcast(array, root, _comm())
+
+
+class DistributedOptimizer:
+    """Wraps a torch optimizer: `step()` first averages every parameter's gradient over the ranks (one fused
+    ring allreduce), then steps. Everything else (zero_grad, param_groups, state_dict, ...) is the wrapped one's.
+
+    named_parameters: the model's named_parameters(), to name a tensor in errors (optional)."""
+
+    def __init__(self, optimizer, named_parameters=None, op="average", fusion=None):
+        self._optimizer = optimizer
+        self._names = {id(p): n for n, p in (named_parameters or ())}
+        self._op = op
+        self._fusion = fusion or Fusion()
+
+    def __getattr__(self, name):
+        return getattr(self._optimizer, name)
+
+    def synchronize(self):
+        """Average the gradients now (step() does it); the parameters without a gradient are left out."""
+        named = [(self._names.get(id(p), f"param {i}"), p.grad)
+                 for i, p in enumerate(p for group in self._optimizer.param_groups for p in group["params"])
+                 if p.grad is not None]
+        arrays = _arrays(named, "gradient of")
+        if arrays and size() > 1:
+            self._fusion.allreduce_many(arrays, self._op, comm=_comm())
+
+    def step(self, closure=None):
+        self.synchronize()
+        return self._optimizer.step(closure) if closure is not None else self._optimizer.step()
+
+    def zero_grad(self, set_to_none=True):
+        return self._optimizer.zero_grad(set_to_none=set_to_none)
