@@ -22,7 +22,10 @@ SIZES = {4 << 20: "4M", 64 << 20: "64M"}
 
 def imb(prefix):
     """{bytes: t_avg seconds} from one IMB-MPI1 Allreduce run."""
-    env = dict(os.environ, PATH=f"{prefix}/bin:{os.environ['PATH']}", LD_LIBRARY_PATH=f"{prefix}/lib")
+    # glibc's malloc asks for transparent huge pages as numpy does for its arrays (this kernel gives them only on
+    # request): without, IMB's 64 MiB buffers land in a mode 2-3x slower about half the time (BENCHMARKS.md)
+    env = dict(os.environ, PATH=f"{prefix}/bin:{os.environ['PATH']}", LD_LIBRARY_PATH=f"{prefix}/lib",
+               GLIBC_TUNABLES="glibc.malloc.hugetlb=1")
     argv = ["mpirun", "-n", "2", "IMB-MPI1", "Allreduce", "-msglog", "22:26", "-iter", "30", "-iter_policy", "off",
             "-mem", "4"]
     text = subprocess.run(argv, env=env, capture_output=True, text=True, check=True, timeout=600).stdout
