@@ -274,7 +274,7 @@ def bench_allreduce(world, args, report):
                 row["samples"] = time_calls(world, lambda: fn(buf), args.iters, args.warmup)
             results.append(row)
         report(f"{format_size(nbytes)} done: " + ", ".join(
-            f"{r['impl']} {_median(r['samples']) * 1e6:.1f} us" if r["verified"] else f"{r['impl']} WRONG"
+            f"{r['impl']} {median(r['samples']) * 1e6:.1f} us" if r["verified"] else f"{r['impl']} WRONG"
             for r in results if r["bytes"] == count * dtype.itemsize))
     return {"dtype": str(dtype), "results": results, "unavailable": unavailable}
 
@@ -309,13 +309,17 @@ def bench_fusion(world, args, report):
             flat = np.ones(total, dtype=np.float32)
             row["samples"] = time_calls(world, lambda: fn(arrays, flat), args.iters, args.warmup)
         results.append(row)
-        report(f"fusion {name}: " + (f"{_median(row['samples']) * 1e3:.2f} ms" if verified else "WRONG"))
+        report(f"fusion {name}: " + (f"{median(row['samples']) * 1e3:.2f} ms" if verified else "WRONG"))
     return {"dtype": "float32", "results": results, "unavailable": unavailable}
 
 
-def _median(samples):
+def median(samples):
+    """The median of `samples` (the mean of the middle two for an even count); None for no samples."""
     ordered = sorted(samples)
-    return ordered[len(ordered) // 2] if ordered else float("nan")
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 BENCHES = {"allreduce": bench_allreduce, "fusion": bench_fusion}

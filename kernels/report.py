@@ -4,15 +4,7 @@ A document holds `results` (one row per (impl, size): `impl`, `bytes`, `count`, 
 `ranks` and `unavailable` ({impl: reason}). Bandwidths follow nccl-tests: algbw = S / t, busbw = algbw * 2(N-1)/N.
 """
 
-from .bench import format_size
-
-
-def median(samples):
-    ordered = sorted(samples)
-    if not ordered:
-        return None
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+from .bench import format_size, median
 
 
 def summarize(row, ranks):
