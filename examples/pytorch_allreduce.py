@@ -17,7 +17,10 @@ def main():
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     expected = size * (size + 1) // 2 * 100 + size * (index % 31)
     ok = bool(torch.equal(tensor, expected))
-    print(f"rank {rank}/{size} (RANK={os.environ['RANK']}): gloo allreduce {'OK' if ok else 'WRONG'}", flush=True)
+    # one write for the whole line: ranks started by one torchrun share its stdout, and with PYTHONUNBUFFERED (which
+    # the operators set) print() would write the text and its newline separately, interleaving the ranks' lines
+    sys.stdout.write(f"rank {rank}/{size} (RANK={os.environ['RANK']}): gloo allreduce {'OK' if ok else 'WRONG'}\n")
+    sys.stdout.flush()
     dist.destroy_process_group()
     return 0 if ok else 1
 
