@@ -100,9 +100,9 @@ class MPIWorld:
         import numpy as np
 
         from .allreduce import allreduce
-        from .comm import MPIComm
+        from .comm import as_communicator
 
-        comm, MPI = MPIComm(self.comm), self.MPI
+        comm, MPI = as_communicator(self.comm), self.MPI
 
         def out_of_place():
             outputs = {}
@@ -143,10 +143,10 @@ class MPIWorld:
     def fusion_impls(self):
         """impl -> factory() -> fn(list of arrays, flat buffer of the same total size) reducing in place."""
         from .allreduce import allreduce
-        from .comm import MPIComm
+        from .comm import as_communicator
         from .fusion import Fusion
 
-        comm, MPI = MPIComm(self.comm), self.MPI
+        comm, MPI = as_communicator(self.comm), self.MPI
 
         def fused():
             fusion = Fusion()

@@ -82,12 +82,11 @@ def as_communicator(comm=None):
     if comm is None:
         from mpi4py import MPI
 
-        comm = MPI.COMM_WORLD
+        return as_communicator(MPI.COMM_WORLD)
     if isinstance(comm, MPIComm) or not hasattr(comm, "Isend"):
         return comm
-    held = _WRAPPED.get(id(comm))
-    if held is None or held[0] is not comm:
-        if len(_WRAPPED) >= 64:  # communicators come and go: keep the table small
-            _WRAPPED.clear()
-        held = _WRAPPED[id(comm)] = (comm, MPIComm(comm))
-    return held[1]
+    if len(_WRAPPED) >= 64:  # communicators come and go: keep the table small
+        _WRAPPED.clear()
+    wrapped = MPIComm(comm)
+    _WRAPPED[id(comm)] = (comm, wrapped)
+    return wrapped

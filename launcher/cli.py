@@ -100,8 +100,13 @@ def cmd_run(args, environ, hostname, out, err):
         supervisor = Supervisor(out, err, log_dir=args.log_dir,
                                 grace=args.grace)
         base_env = with_python_on_path(environ)
-        for (role, _), plan in plans.items():
-            frameworks.check(job.framework, role, plan.argv, plan.process_env(base_env))
+        checked = set()
+        for (role, _), plan in plans.items():  # once per command and search path: replicas mostly share them
+            env = plan.process_env(base_env)
+            key = (plan.argv, env.get("PATH"), env.get("PYTHONPATH"))
+            if key not in checked:
+                checked.add(key)
+                frameworks.check(job.framework, role, plan.argv, env)
         runner = LocalJob(job, plans, supervisor, base_env, status_path=args.status, timeout=args.timeout)
         previous = on_stop_signals(runner.interrupt)
         try:
