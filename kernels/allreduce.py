@@ -9,7 +9,7 @@ from .ring import ring_allreduce
 # Below these many bytes recursive doubling (log2 N exchanges) beats the ring (2(N-1) steps of segments). With 2 ranks
 # both move the same bytes, so the ring only pays off once its 1 MiB segments keep the reduction in cache (~4 MiB);
 # with 3-4 ranks the ring's 2(N-1)/N traffic wins from 256 KiB-1 MiB. Measured on 2 cores with
-# `mpirun -np N python -m ringrun.kernels.bench --impl ring,recursive_doubling`: see BENCHMARKS.md.
+# `mpirun -np N python -m ringrun.bench.rank allreduce --impl ring,recursive_doubling`: see BENCHMARKS.md.
 SMALL_MESSAGE_BYTES = {2: 4 << 20}
 DEFAULT_SMALL_MESSAGE_BYTES = 512 << 10
 # Below these many bytes the MPI library's own allreduce beats both (a few microseconds of Python per message cannot

@@ -16,21 +16,16 @@ import socket
 import sys
 import tempfile
 
+from ringrun.bench.registry import impls as adapters_of
 from ringrun.runtime.commands import launch_argv
 from ringrun.runtime.errors import UsageError
 
-from .supervise import Supervisor, run_all, run_one, with_python_on_path
+from .execute import run_commands, with_python_on_path
+from .files import write_atomic
 
-# bench -> impl -> group: the impls of one group run in one set of ranks. Horovod gets an mpirun of its own: once
-# initialised, its background thread polls every cycle and would take CPU from the other impls' ranks.
-IMPLS = {
-    "allreduce": {"ring": "mpi", "ring_only": "mpi", "recursive_doubling": "mpi", "mpi": "mpi", "mpi_inplace": "mpi",
-                  "horovod": "horovod", "gloo": "gloo"},
-    "fusion": {"fused": "mpi", "flat": "mpi", "mpi_per_tensor": "mpi", "horovod_grouped": "horovod"},
-    "train": {"ring": "mpi", "horovod": "horovod", "ddp": "gloo"},
-}
-DEFAULT_IMPLS = {"allreduce": "ring,mpi,horovod,gloo", "fusion": "fused,flat,mpi_per_tensor,horovod_grouped",
-                 "train": "ring,ddp,horovod"}
+# adapter (ringrun.bench.registry) -> group: the impls of one group run in one set of ranks. Horovod gets an mpirun of
+# its own: once initialised, its background thread polls every cycle and would take CPU from the other impls' ranks.
+GROUPS = {"ring": "mpi", "mpi": "mpi", "horovod": "horovod", "gloo": "gloo"}
 BASELINE = {"allreduce": "mpi", "fusion": "flat", "train": "ring"}
 # `bench train` runs the digits example of a checkout: examples/train/digits.py beside this package's folders
 TRAIN_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "train",
@@ -85,12 +80,7 @@ class Bench:
 
     def __init__(self, args, environ, out, err):
         self.args, self.environ, self.out, self.err = args, environ, out, err
-        known = IMPLS[args.bench]
-        self.impls = [i for i in (args.impl or DEFAULT_IMPLS[args.bench]).split(",") if i]
-        unknown = [i for i in self.impls if i not in known]
-        if unknown or not self.impls:
-            raise UsageError(f"--impl: unknown {', '.join(unknown) or 'nothing'} for bench {args.bench} "
-                             f"(known: {', '.join(known)})")
+        self.impls = list(args.impl)  # checked by ringrun.bench.options
         if args.np < 1:
             raise UsageError(f"-np: must be >= 1, got {args.np}")
         if args.bench == "train" and not os.path.exists(TRAIN_SCRIPT):
@@ -101,10 +91,10 @@ class Bench:
         a = self.args
         if a.bench == "train":  # one impl per group: the example's --backend
             return [python, TRAIN_SCRIPT, "--backend", impls[0], "--epochs", str(a.epochs), "--json", out_path]
-        argv = [python, "-m", "ringrun.kernels.bench", a.bench, "--world", world, "--impl", ",".join(impls),
+        argv = [python, "-m", "ringrun.bench.rank", a.bench, "--world", world, "--impl", ",".join(impls),
                 "--iters", str(a.iters), "--warmup", str(a.warmup), "--out", out_path]
         if a.bench == "allreduce":
-            argv += ["--sizes", a.sizes, "--dtype", a.dtype]
+            argv += ["--sizes", ",".join(map(str, a.sizes)), "--dtype", a.dtype]
         return argv
 
     def run_mpi(self, impls, workdir, group="mpi"):
@@ -121,8 +111,8 @@ class Bench:
                            is_root=os.geteuid() == 0, oversubscribed=a.np > (os.cpu_count() or 1), mpirun=mpirun,
                            tag=False)
         self.err.write(f"ringrun bench: {shlex.join(argv)}\n")
-        code, _ = run_one(Supervisor(self.out, self.err, prefix=False), "mpirun", argv,
-                          mpi_env(a.mpi, self.prefix, self.environ))
+        code = run_commands([("mpirun", argv, mpi_env(a.mpi, self.prefix, self.environ))], self.out, self.err,
+                            "ringrun bench")
         return self._collect(out_path, code, impls, "mpirun")
 
     def run_gloo(self, impls, workdir):
@@ -142,7 +132,7 @@ class Bench:
         commands = [(f"gloo-{r}", self.rank_argv(sys.executable, impls, out_path, "gloo"),
                      {**base, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(a.np)]
         self.err.write(f"ringrun bench: {a.np} x {shlex.join(commands[0][1])}\n")
-        code, _ = run_all(Supervisor(self.out, self.err, prefix=False), commands)
+        code = run_commands(commands, self.out, self.err, "ringrun bench")
         return self._collect(out_path, code, impls, "gloo ranks")
 
     @staticmethod
@@ -156,7 +146,7 @@ class Bench:
     def run(self):
         """Run every group; the merged document."""
         a = self.args
-        worlds = IMPLS[a.bench]
+        adapters = adapters_of(a.bench)
         document = {"bench": a.bench, "command": ["ringrun"] + a.argv, "ranks": a.np,
                     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     "machine": machine(), "mpi": {"name": a.mpi, "prefix": self.prefix},
@@ -166,7 +156,7 @@ class Bench:
             runners = {"mpi": self.run_mpi, "horovod": lambda i, w: self.run_mpi(i, w, "horovod"),
                        "gloo": self.run_gloo}
             for world, runner in runners.items():
-                impls = [i for i in self.impls if worlds[i] == world]
+                impls = [i for i in self.impls if GROUPS[adapters[i]] == world]
                 if not impls:
                     continue
                 part, key, reasons = runner(impls, workdir)
@@ -192,7 +182,7 @@ def plot(document, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ringrun.kernels.report import summarize
+    from ringrun.bench.report import summarize
 
     figure, axes = plt.subplots(figsize=(8, 5))
     impls = dict.fromkeys(r["impl"] for r in document["results"])
@@ -210,17 +200,16 @@ def plot(document, path):
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    temporary = f"{path}.tmp.png"
-    figure.savefig(temporary, dpi=100)
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".png")  # O_EXCL, private
+    with os.fdopen(fd, "wb") as handle:
+        figure.savefig(handle, dpi=100, format="png")
     plt.close(figure)
     os.replace(temporary, path)
 
 
 def main(args, environ, out, err):
     """`ringrun bench`: exit 0 when every impl that ran was verified; 1 when one gave a wrong result or failed."""
-    from ringrun.kernels.report import table, train_table
-
-    from .sshsetup import write_atomic
+    from ringrun.bench.report import table, train_table
 
     document = Bench(args, environ, out, err).run()
     out.write(train_table(document) if args.bench == "train" else table(document, BASELINE[args.bench]))

@@ -1,7 +1,8 @@
 """The `ringrun` command line. Quiet on success, one clear line per problem on failure, documented exit codes.
 
 Exit codes: 0 success; 2 invalid spec or arguments; 3 replica identity unknown; 4 endpoints not up by the deadline;
-5 setup failed (ssh keys, sshd, a framework extra missing); 130/143 interrupted.
+5 setup failed (ssh keys, sshd, a framework extra missing); 6 an MPI worker pod was lost while the launcher's command
+ran; 7 the job is suspended or paused (nothing started); 128+N stopped by signal N (130 SIGINT, 143 SIGTERM).
 `run` and `launch` exit with the job's code: the launcher's (MPI) or the master's / first failure's; 124 when the
 deadline passed; 127 when a command could not be started.
 """
@@ -62,9 +63,9 @@ def cmd_plan(args, environ, hostname, out, err):
 
     job = _load_job(args)
     identity = resolve_identity(job, role=args.role, index=args.index, env=environ, hostname=hostname)
-    run_dir = args.run_dir or environ.get("RINGRUN_RUN_DIR") or f"/tmp/ringrun-{job.name}"
     ssh_port = args.ssh_port or default_ssh_port(environ)
-    plan = build_plan(job, identity, Context(run_dir=run_dir, ssh_port=ssh_port, environ=dict(environ)))
+    plan = build_plan(job, identity, Context(run_dir=run_dir_of(args, environ, job), ssh_port=ssh_port,
+                                             environ=dict(environ)))
     if args.format == "env":
         out.write(plan.env_lines())
     else:
@@ -72,54 +73,30 @@ def cmd_plan(args, environ, hostname, out, err):
     return 0
 
 
-def cmd_run(args, environ, hostname, out, err):
-    import shutil
-    import tempfile
+def run_dir_of(args, environ, job):
+    """A pod's run directory: --run-dir, else $RINGRUN_RUN_DIR, else /tmp/ringrun-<job> (absolute)."""
+    return os.path.abspath(args.run_dir or environ.get("RINGRUN_RUN_DIR") or f"/tmp/ringrun-{job.name}")
 
-    from ringrun.runtime import Context, Identity, build_plan, select_job
-    from ringrun.runtime.local import apply_sets, localize, processes
+
+def cmd_run(args, environ, hostname, out, err):
+    from ringrun.runtime import select_job
+    from ringrun.runtime.local import apply_sets
     from ringrun.runtime.parse import load_documents, parse_objects
 
-    from . import frameworks
-    from .local import LocalJob
-    from .supervise import Supervisor, on_stop_signals, restore_signals, with_python_on_path
+    from .local import Options, run_job
 
     text, source = _read_spec(args.spec)
     objects = load_documents(text, source)
     if args.set:
         objects = [apply_sets(o, args.set) if args.job is None or _name(o) == args.job else o for o in objects]
     job = select_job(parse_objects(objects), args.job)
-    run_dir = tempfile.mkdtemp(prefix=f"ringrun-{job.name}-")
-    try:
-        context = Context(run_dir=run_dir, environ={})
-        is_root = os.geteuid() == 0
-        plans = {key: localize(job, build_plan(job, Identity(key[0], key[1], "local"), context), is_root)
-                 for key in processes(job)}
-        if args.log_dir:
-            os.makedirs(args.log_dir, exist_ok=True)
-        supervisor = Supervisor(out, err, log_dir=args.log_dir,
-                                grace=args.grace)
-        base_env = with_python_on_path(environ)
-        checked = set()
-        for (role, _), plan in plans.items():  # once per command and search path: replicas mostly share them
-            env = plan.process_env(base_env)
-            key = (plan.argv, env.get("PATH"), env.get("PYTHONPATH"))
-            if key not in checked:
-                checked.add(key)
-                frameworks.check(job.framework, role, plan.argv, env)
-        runner = LocalJob(job, plans, supervisor, base_env, status_path=args.status, timeout=args.timeout)
-        previous = on_stop_signals(runner.interrupt)
-        try:
-            code, _ = runner.run()
-        finally:
-            restore_signals(previous)
-        out.write(json.dumps(runner.document(), indent=2) + "\n")
-        return code
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+    options = Options(status_path=args.status, timeout=args.timeout, log_dir=args.log_dir,
+                      grace=_grace(args, environ), is_root=os.geteuid() == 0)
+    code, document = run_job(job, environ, options, out, err)
+    out.write(json.dumps(document, indent=2) + "\n")
+    return code
 
 
-DEFAULT_WAIT_SECONDS = 300.0
 OPERATOR_HOSTFILE = "/etc/mpi/hostfile"
 
 
@@ -133,15 +110,30 @@ def _seconds(environ, name, default):
         seconds = float(value)
     except ValueError:
         seconds = -1
-    if not seconds >= 0:
+    if not 0 <= seconds < float("inf"):
         raise UsageError(f"{name}: must be a number of seconds >= 0, got {value!r}")
     return seconds
+
+
+def _grace(args, environ):
+    """--grace, else $RINGRUN_GRACE_SECONDS, else the supervisor's default."""
+    from .supervise import DEFAULT_GRACE_SECONDS
+
+    grace = getattr(args, "grace", None)
+    if grace is not None:
+        if not 0 <= grace < float("inf"):
+            from ringrun.runtime import UsageError
+
+            raise UsageError(f"--grace: must be a number of seconds >= 0, got {grace}")
+        return grace
+    return _seconds(environ, "RINGRUN_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)
 
 
 def cmd_entrypoint(args, environ, hostname, out, err):
     from ringrun.runtime import Context, UsageError, build_plan, resolve_identity
 
     from .entrypoint import Settings, execute, finish
+    from .readiness import DEFAULT_WAIT_SECONDS
 
     command = list(args.command)
     if command[:1] == ["--"]:
@@ -156,17 +148,16 @@ def cmd_entrypoint(args, environ, hostname, out, err):
         raise UsageError("entrypoint: give the job spec with --spec or RINGRUN_SPEC")
     job = _load_job(args)
     identity = resolve_identity(job, role=args.role, index=args.index, env=environ, hostname=hostname)
-    run_dir = args.run_dir or environ.get("RINGRUN_RUN_DIR") or f"/tmp/ringrun-{job.name}"
     hostfile = None
     operator_hostfile = environ.get("RINGRUN_HOSTFILE", OPERATOR_HOSTFILE)
     if job.framework == "mpi" and identity.role == "launcher" and os.path.isfile(operator_hostfile):
         with open(operator_hostfile, encoding="utf-8") as handle:
             hostfile = handle.read()
-    context = Context(run_dir=os.path.abspath(run_dir), ssh_port=args.ssh_port or default_ssh_port(environ),
+    context = Context(run_dir=run_dir_of(args, environ, job), ssh_port=args.ssh_port or default_ssh_port(environ),
                       environ=dict(environ), command=tuple(command), hostfile=hostfile)
     plan = build_plan(job, identity, context)
     settings = Settings(wait_timeout=_seconds(environ, "RINGRUN_WAIT_TIMEOUT", DEFAULT_WAIT_SECONDS),
-                        grace=_seconds(environ, "RINGRUN_GRACE_SECONDS", 5.0), is_root=os.geteuid() == 0)
+                        grace=_grace(args, environ), is_root=os.geteuid() == 0)
     return execute(job, plan, environ, settings, out, err)
 
 
@@ -187,7 +178,7 @@ def cmd_launch(args, environ, hostname, out, err):
     from ringrun.runtime import UsageError
     from ringrun.runtime.commands import launch_argv
 
-    from .supervise import Supervisor, run_one, with_python_on_path
+    from .execute import run_commands, with_python_on_path
 
     command = list(args.command)
     if command[:1] == ["--"]:
@@ -204,22 +195,19 @@ def cmd_launch(args, environ, hostname, out, err):
                            oversubscribed=args.np > (os.cpu_count() or 1), mpirun=mpirun)
     except ValueError as exc:
         raise UsageError(f"launch: {exc}") from None
-    supervisor = Supervisor(out, err, prefix=False, grace=args.grace)
-    try:
-        code, _ = run_one(supervisor, "mpirun", argv, env)
-    except OSError as exc:
-        err.write(f"ringrun launch: cannot start {argv[0]}: {exc}\n")
-        return 127
-    return code
+    return run_commands([("mpirun", argv, env)], out, err, "ringrun launch", grace=_grace(args, environ))
 
 
 def build_parser():
+    from ringrun.runtime.model import MPIImplementation
+
     parser = argparse.ArgumentParser(
         prog="ringrun",
         description="Runtime inside distributed-training pods (MPIJob, PyTorchJob, MXJob, TensorStack MPIJob).",
         epilog="exit codes: 0 ok, 2 invalid spec or arguments, 3 replica identity unknown, 4 endpoints not up by the "
-               "deadline, 5 setup failed, 124 deadline passed, 127 command not found, 130/143 interrupted; run, "
-               "launch and entrypoint otherwise exit with the job's own code")
+               "deadline, 5 setup failed, 6 MPI worker lost, 7 job suspended or paused (nothing started), 124 "
+               "deadline passed, 127 command not found, 128+N stopped by signal N; run, launch and entrypoint "
+               "otherwise exit with the job's own code")
     parser.add_argument("--version", action="store_true", help="print ringrun's version and exit")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
 
@@ -240,7 +228,6 @@ def build_parser():
                                                    "root and 2222 otherwise)")
     plan.set_defaults(func=cmd_plan)
 
-    grace = float(os.environ.get("RINGRUN_GRACE_SECONDS", "5"))
     run = spec_command("run", "run the whole job on this machine, every replica a local process")
     run.add_argument("--status", metavar="FILE", help="write the job's status object here as it changes")
     run.add_argument("--set", action="append", metavar="PATH=VALUE",
@@ -248,7 +235,7 @@ def build_parser():
                           "ROLE.args, ROLE.replicas, ROLE.env.NAME (TensorStack: worker.cmd); VALUE is YAML")
     run.add_argument("--timeout", type=float, metavar="S", help="stop the job after S seconds (DeadlineExceeded)")
     run.add_argument("--log-dir", metavar="DIR", help="also write each replica's stdout and stderr to files here")
-    run.add_argument("--grace", type=float, default=grace, metavar="S",
+    run.add_argument("--grace", type=float, metavar="S",
                      help="seconds between SIGTERM and SIGKILL when stopping replicas (default $RINGRUN_GRACE_SECONDS "
                           "or 5)")
     run.set_defaults(func=cmd_run)
@@ -260,52 +247,40 @@ def build_parser():
     launch.add_argument("-H", metavar="HOST:SLOTS,...", help="hosts and slots")
     launch.add_argument("--hostfile", metavar="FILE")
     launch.add_argument("--mca", nargs=2, action="append", metavar=("K", "V"), help="Open MPI MCA parameter")
-    launch.add_argument("--impl", choices=("openmpi", "mpich"), default="openmpi")
+    launch.add_argument("--impl", choices=[impl.cli for impl in MPIImplementation], default="openmpi",
+                        help="the MPI library whose mpirun runs (default openmpi)")
     launch.add_argument("-x", action="append", metavar="VAR", help="export this variable to the ranks")
-    launch.add_argument("--grace", type=float, default=grace, metavar="S")
+    launch.add_argument("--grace", type=float, metavar="S",
+                        help="seconds between SIGTERM and SIGKILL when stopping mpirun (default $RINGRUN_GRACE_SECONDS "
+                             "or 5)")
     launch.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     launch.set_defaults(func=cmd_launch)
+
+    from ringrun.bench.options import KINDS, add_options
 
     bench_help = "benchmarks of ringrun's ring against MPI, Horovod and gloo, side by side in one run"
     bench = sub.add_parser("bench", help=bench_help, description=bench_help)
     kinds = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
-    for name, text in (("allreduce", "one table of size, count, impl, median and min time, algbw, busbw, time vs "
-                                     "mpi; every result verified before it is timed"),
-                       ("fusion", "ResNet-50's 161 gradient tensors: ringrun's fusion vs one flat ring of the same "
-                                  "bytes vs per-tensor MPI Allreduce vs Horovod's grouped allreduce")):
+    for name, text in KINDS.items():
         p = kinds.add_parser(name, help=text, description=text)
         p.add_argument("-np", "-n", dest="np", type=int, required=True, help="number of ranks")
-        p.add_argument("--impl", help="comma-separated (allreduce: ring = ringrun's allreduce, mpi = MPI_Allreduce "
-                                      "out of place as IMB times it, horovod, gloo; also ring_only, "
-                                      "recursive_doubling, mpi_inplace. fusion: fused, flat, mpi_per_tensor, "
-                                      "horovod_grouped); default: the first four")
-        if name == "allreduce":
-            p.add_argument("--sizes", default="4K:256M",
-                           help="message sizes in bytes: a list (4K,4M,64M) or A:B, every power of two between")
-            p.add_argument("--dtype", default="float32", choices=("float16", "float32", "float64", "int32", "int64"))
-        p.add_argument("--iters", type=int, default=20, help="timed iterations per case (default 20)")
-        p.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
-        p.add_argument("--mpi", choices=("openmpi", "mpich", "intel"), default="openmpi",
-                       help="MPI library for ring, mpi and horovod (default openmpi)")
-        p.add_argument("--mpi-prefix", metavar="DIR", help="the environment holding that MPI and ringrun (default: "
-                                                          "this one, else .venv-mpich / .venv-intelmpi beside it)")
-        p.add_argument("--json", metavar="FILE", help="write every raw sample and the machine description here")
-        p.add_argument("--plot", metavar="FILE.png", help="plot busbw against size, one line per impl")
-        p.add_argument("-H", metavar="HOST:SLOTS,...", help="MPI hosts (gloo runs on this machine only)")
-        p.add_argument("--hostfile", metavar="FILE")
+        add_options(p, name)
+        if name == "train":  # Open MPI on this machine only
+            p.add_argument("--mpi", choices=("openmpi",), default="openmpi", help=argparse.SUPPRESS)
+            p.add_argument("--mpi-prefix", help=argparse.SUPPRESS)
+            p.add_argument("--json", metavar="FILE", help="write every step's time and the losses here")
+            p.add_argument("-H", help=argparse.SUPPRESS)
+            p.add_argument("--hostfile", help=argparse.SUPPRESS)
+        else:
+            p.add_argument("--mpi", choices=("openmpi", "mpich", "intel"), default="openmpi",
+                           help="MPI library for ring, mpi and horovod (default openmpi)")
+            p.add_argument("--mpi-prefix", metavar="DIR", help="the environment holding that MPI and ringrun (default: "
+                                                              "this one, else .venv-mpich / .venv-intelmpi beside it)")
+            p.add_argument("--json", metavar="FILE", help="write every raw sample and the machine description here")
+            p.add_argument("--plot", metavar="FILE.png", help="plot busbw against size, one line per impl")
+            p.add_argument("-H", metavar="HOST:SLOTS,...", help="MPI hosts (gloo runs on this machine only)")
+            p.add_argument("--hostfile", metavar="FILE")
         p.set_defaults(func=cmd_bench)
-    text = ("time per training step of examples/train/digits.py (2-layer MLP on scikit-learn's digits) with ringrun's "
-            "ring, torch DDP over gloo and Horovod, side by side")
-    p = kinds.add_parser("train", help=text, description=text)
-    p.add_argument("-np", "-n", dest="np", type=int, required=True, help="number of ranks")
-    p.add_argument("--impl", help="comma-separated: ring, ddp, horovod (default: all three)")
-    p.add_argument("--epochs", type=int, default=12, help="epochs of 21 steps each (default 12, as the example)")
-    p.add_argument("--mpi", choices=("openmpi",), default="openmpi", help=argparse.SUPPRESS)
-    p.add_argument("--mpi-prefix", help=argparse.SUPPRESS)
-    p.add_argument("--json", metavar="FILE", help="write every step's time and the losses here")
-    p.add_argument("-H", help=argparse.SUPPRESS)
-    p.add_argument("--hostfile", help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_bench)
 
     entry_help = "a pod's ENTRYPOINT: become this replica (sshd worker, waiting launcher, framework role) and run it"
     entrypoint = sub.add_parser(
@@ -314,7 +289,9 @@ def build_parser():
                "/tmp/ringrun-<job>), RINGRUN_SSH_PORT, RINGRUN_WAIT_TIMEOUT (default 300 s), RINGRUN_GRACE_SECONDS "
                "(default 5), RINGRUN_HOSTFILE (an operator-mounted hostfile, default /etc/mpi/hostfile). "
                "exit codes: the command's own; 2 bad spec or arguments, 3 identity unknown, 4 endpoints not up by "
-               "the deadline, 5 setup failed (keys, sshd, framework extra missing), 128+N killed by signal N")
+               "the deadline, 5 setup failed (keys, sshd, framework extra missing), 6 a worker pod was lost while the "
+               "launcher's command ran, 128+N stopped by signal N. A suspended or paused job starts nothing and "
+               "waits to be stopped")
     entrypoint.add_argument("--spec", help="job spec file (default $RINGRUN_SPEC)")
     entrypoint.add_argument("--job", metavar="NAME", help="which job, when the file holds several")
     entrypoint.add_argument("--role", help="replica role (default: from env or host name)")

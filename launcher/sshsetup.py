@@ -13,6 +13,8 @@ import subprocess
 from ringrun.runtime.errors import SetupError
 from ringrun.runtime.ssh import CLIENT_KEYS
 
+from .files import write_atomic
+
 PRIVSEP_DIR = "/run/sshd"  # sshd (as root) chroots its unprivileged child here and refuses to start without it
 
 
@@ -36,15 +38,6 @@ def copy_keys(mount, key_dir):
         write_atomic(target, data)
         copied.append(name)
     return copied
-
-
-def write_atomic(path, data, mode=0o600):
-    """Write bytes `data` to `path` atomically (a reader never sees half a file); `mode` is filtered by the umask."""
-    temp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(temp, path)
 
 
 def prepare_client(setup):

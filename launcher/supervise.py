@@ -5,10 +5,10 @@ A child is started as the leader of a new session, so the whole tree it starts (
 its process group and can be signalled at once; when the leader exits, whatever it left in its group is killed.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -20,67 +20,19 @@ def exit_code(returncode):
     return 128 - returncode if returncode < 0 else returncode
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Every signal that asks a process to stop: replicas are stopped, the exit code is 128+signal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
-def on_stop_signals(callback):
-    """Call callback(signum) on SIGINT/SIGTERM instead of dying; returns the previous handlers for `restore_signals`."""
-    return {sig: signal.signal(sig, lambda signum, frame: callback(signum)) for sig in STOP_SIGNALS}
-
-
-def restore_signals(previous):
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
-
-
-def with_python_on_path(environ):
-    """A copy of `environ` with this Python's bin folder first on PATH (where the venv's mpirun, python and ringrun
-    are), as a job image has it."""
-    env = dict(environ)
-    here = os.path.dirname(sys.executable)
-    parts = env.get("PATH", "").split(os.pathsep) if env.get("PATH") else []
-    if parts[:1] != [here]:
-        env["PATH"] = os.pathsep.join([here] + parts)
-    return env
-
-
-def run_one(supervisor, name, argv, env, until=None, poll_seconds=0.05):
-    """`run_all` for a single command."""
-    return run_all(supervisor, [(name, argv, env)], until, poll_seconds)
-
-
-def run_all(supervisor, commands, until=None, poll_seconds=0.05):
-    """Start every (name, argv, env) of `commands` under `supervisor` and wait for all of them, for the first to fail,
-    for `until()` to return a code, or for SIGTERM/SIGINT.
-
-    Returns (exit code, how): how is "exited" (0, or the first non-zero code, the others then stopped), "until" or
-    "signal" (code 128+N). No child is left afterwards: SIGTERM to each process group, SIGKILL after the grace
-    period. Raises OSError when an argv cannot start (those already started are stopped first).
-    """
-    received = []
-    previous = on_stop_signals(received.append)
+@contextlib.contextmanager
+def stop_signals(callback):
+    """Within the block, call callback(signum) on SIGINT, SIGTERM, SIGHUP and SIGQUIT instead of dying."""
+    previous = {sig: signal.signal(sig, lambda signum, frame: callback(signum)) for sig in STOP_SIGNALS}
     try:
-        try:
-            for name, argv, env in commands:
-                supervisor.start(name, argv, env)
-        except OSError:
-            supervisor.terminate()
-            raise
-        while True:
-            failed = [code for _, code in supervisor.poll() if code != 0]
-            if failed or not supervisor.running():
-                supervisor.terminate()
-                return (failed[0] if failed else 0), "exited"
-            if received:
-                supervisor.terminate()
-                return 128 + received[0], "signal"
-            code = until() if until else None
-            if code is not None:
-                supervisor.terminate()
-                return code, "until"
-            time.sleep(poll_seconds)
+        yield
     finally:
-        restore_signals(previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class Child:
@@ -168,7 +120,3 @@ class Supervisor:
             child.proc.wait()
         self.poll()
         return targets
-
-    def signal_all(self, sig):
-        for child in self.running():
-            self._kill_group(child, sig)

@@ -1,5 +1,7 @@
 """mpirun argv builders, one per MPI implementation. Lists, never shell strings."""
 
+from .model import MPIImplementation
+
 # Flags that already fix the number of processes (Open MPI and hydra spellings).
 NP_FLAGS = {"-np", "--np", "-n", "--n", "-c"}
 
@@ -41,7 +43,8 @@ def hydra_argv(np, hostfile, ssh_config, command, mca=(), extra_args=(), mpi_hom
     return argv + ["-f", hostfile] + list(extra_args) + list(command)
 
 
-MPIRUN = {"OpenMPI": openmpi_argv, "Intel": hydra_argv, "MPICH": hydra_argv}
+MPIRUN = {MPIImplementation.OPENMPI: openmpi_argv, MPIImplementation.INTEL: hydra_argv,
+          MPIImplementation.MPICH: hydra_argv}
 
 
 def launch_argv(implementation, np, command, hosts=None, hostfile=None, mca=(), export=(), is_root=False,
@@ -53,7 +56,9 @@ def launch_argv(implementation, np, command, hosts=None, hostfile=None, mca=(), 
     `--mca mpi_yield_when_idle 1` when there are more ranks than cores, `--allow-run-as-root` for root.
     MPICH and Intel MPI (hydra): `-prepend-rank`, `-genvlist` for exported variables.
     """
-    if implementation == "openmpi":
+    if not isinstance(implementation, MPIImplementation):
+        implementation = MPIImplementation.from_cli(implementation)
+    if not implementation.hydra:
         argv = [mpirun, "-np", str(np)] + (["--tag-output"] if tag else []) + [
             "--bind-to", "none", "--map-by", ":OVERSUBSCRIBE"]
         if hosts:
@@ -69,15 +74,13 @@ def launch_argv(implementation, np, command, hosts=None, hostfile=None, mca=(), 
         for name in export:
             argv += ["-x", name]
         return argv + list(command)
-    if implementation in ("mpich", "intel"):
-        if mca:
-            raise ValueError("--mca applies to Open MPI only")
-        argv = [mpirun, "-n", str(np)] + (["-prepend-rank"] if tag else [])
-        if hosts:
-            argv += ["-hosts", hosts]
-        if hostfile:
-            argv += ["-f", hostfile]
-        if export:
-            argv += ["-genvlist", ",".join(export)]
-        return argv + list(command)
-    raise ValueError(f"--impl must be openmpi, mpich or intel, got {implementation!r}")
+    if mca:
+        raise ValueError("--mca applies to Open MPI only")
+    argv = [mpirun, "-n", str(np)] + (["-prepend-rank"] if tag else [])
+    if hosts:
+        argv += ["-hosts", hosts]
+    if hostfile:
+        argv += ["-f", hostfile]
+    if export:
+        argv += ["-genvlist", ",".join(export)]
+    return argv + list(command)

@@ -7,6 +7,7 @@ them injected the variables; see docs/conventions.md for the sources.
 import json
 
 from . import topology
+from .model import MPIImplementation
 
 DEFAULT_PYTORCH_PORT = 23456
 DEFAULT_MXNET_PORT = 9091
@@ -23,7 +24,7 @@ def mpi_launcher_env(job, hostfile, ssh_config):
     slots = str(job.mpi.slots_per_worker)
     ssh_args = f"-F {ssh_config}"
     env = {"K_MPI_JOB_ROLE": "launcher"}
-    if job.mpi.implementation == "OpenMPI":
+    if job.mpi.implementation is MPIImplementation.OPENMPI:
         env.update({
             "OMPI_MCA_orte_default_hostfile": hostfile,
             "OMPI_MCA_orte_keep_fqdn_hostnames": "true",
@@ -34,7 +35,7 @@ def mpi_launcher_env(job, hostfile, ssh_config):
             "PRTE_MCA_prte_set_default_slots": slots,
             "PRTE_MCA_plm_ssh_args": ssh_args,
         })
-    elif job.mpi.implementation == "Intel":
+    elif job.mpi.implementation is MPIImplementation.INTEL:
         env.update({
             "I_MPI_HYDRA_HOST_FILE": hostfile,
             "I_MPI_HYDRA_BOOTSTRAP": "ssh",

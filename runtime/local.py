@@ -17,6 +17,7 @@ import yaml
 
 from . import topology
 from .errors import SpecError
+from .model import MPIImplementation
 
 
 LOCALHOST = "127.0.0.1"
@@ -30,7 +31,6 @@ LOCAL_OPENMPI_ENV = {
     "PRTE_MCA_hwloc_default_binding_policy": "none",
     "OMPI_MCA_mpi_yield_when_idle": "1",
 }
-ROOT_OPENMPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 
 
 def processes(job):
@@ -55,25 +55,23 @@ def _to_localhost(text, names):
     return _TOKEN.sub(lambda m: LOCALHOST if m.group(0) in names else m.group(0), text)
 
 
-def localize(job, plan, is_root=False):
+def localize(job, plan):
     """The local version of `plan` (a replica's cluster plan)."""
     names = replica_names(job)
     env = {k: _to_localhost(v, names) for k, v in plan.env}
     files = dict(plan.files)
-    if job.framework == "mpi" and plan.role == "launcher":
+    if plan.hostfile is not None:
         slots = topology.world_size(job)
-        hostfile = next(path for path in files if path.endswith("/hostfile"))
-        files[hostfile] = topology.hostfile_line("localhost", max(slots, 1), job.mpi.implementation) + "\n"
-        if job.mpi.implementation == "OpenMPI":
+        files[plan.hostfile] = topology.hostfile_line("localhost", max(slots, 1), job.mpi.implementation) + "\n"
+        if job.mpi.implementation is MPIImplementation.OPENMPI:
             env.update(LOCAL_OPENMPI_ENV)
-            if is_root:
-                env.update(ROOT_OPENMPI_ENV)
     if job.framework == "mxnet":
         # ps-lite advertises DMLC_NODE_HOST, else the address of an interface it picks: keep every role on loopback.
         env["DMLC_NODE_HOST"] = LOCALHOST
     files = {path: _to_localhost(text, names) for path, text in files.items()}
-    # One machine: nothing to wait for, no ssh, no worker pods to tell.
-    return replace(plan, env=tuple(env.items()), files=tuple(files.items()), wait_for=(), ssh=None, notify=())
+    # One machine: nothing to wait for, no ssh, no worker pods to watch or tell.
+    return replace(plan, env=tuple(env.items()), files=tuple(files.items()), wait_for=(), ssh=None, workers=(),
+                   notify=(), wait_for_login=False)
 
 
 # --set shortcuts: ROLE.command / ROLE.args / ROLE.replicas / ROLE.env.NAME for the role's main container.

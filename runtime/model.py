@@ -6,6 +6,35 @@ Roles are lowercase (`launcher`, `worker`, `master`, `scheduler`, `server`, `tun
 """
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class MPIImplementation(StrEnum):
+    """The MPI library a job uses. The value is the spec's word (`mpiImplementation`); `cli` is the word of ringrun's
+    command line (`--impl`, `--mpi`); `hydra` says whether it starts ranks with hydra (MPICH and Intel MPI)."""
+
+    OPENMPI = "OpenMPI"
+    INTEL = "Intel"
+    MPICH = "MPICH"
+
+    @property
+    def cli(self):
+        return _CLI_WORDS[self]
+
+    @property
+    def hydra(self):
+        return self is not MPIImplementation.OPENMPI
+
+    @classmethod
+    def from_cli(cls, word):
+        """The implementation named `word` (openmpi, intel, mpich) on the command line. Raises ValueError."""
+        found = next((impl for impl, cli in _CLI_WORDS.items() if cli == word), None)
+        if found is None:
+            raise ValueError(f"must be one of {', '.join(_CLI_WORDS.values())}, got {word!r}")
+        return found
+
+
+_CLI_WORDS = {MPIImplementation.OPENMPI: "openmpi", MPIImplementation.INTEL: "intel", MPIImplementation.MPICH: "mpich"}
 
 
 @dataclass(frozen=True)
@@ -52,11 +81,13 @@ class RunPolicy:
     active_deadline_seconds: int | None = None
     ttl_seconds_after_finished: int | None = None
     suspend: bool = False
+    scheduling_policy: bool = False  # whether runPolicy.schedulingPolicy was given (gang scheduling: the cluster's)
+    managed_by: str | None = None
 
 
 @dataclass(frozen=True)
 class MPIOptions:
-    implementation: str = "OpenMPI"
+    implementation: MPIImplementation = MPIImplementation.OPENMPI
     slots_per_worker: int = 1
     ssh_auth_mount_path: str = "/root/.ssh"
     sshd_path: str = "/usr/sbin/sshd"

@@ -5,11 +5,13 @@ A Plan holds the environment to inject, the files to write, the argv to run and 
 the workers to tell when the job is over. Planners are registered per (framework, role).
 """
 
+import dataclasses
 import shlex
 from dataclasses import dataclass, field
 
 from . import commands, ssh, topology
 from . import env as envs
+from .model import MPIImplementation
 
 SLEEP_FOREVER = ("sleep", "inf")
 
@@ -49,39 +51,123 @@ class SSHSetup:
     host_key: str | None = None
     sshd: str | None = None
 
+    @property
+    def is_server(self):
+        """A worker's sshd setup (host key and sshd), else a launcher's client keys."""
+        return self.host_key is not None
+
     def to_dict(self):
         return {"mount": self.mount, "key_dir": self.key_dir, "host_key": self.host_key, "sshd": self.sshd}
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """A `host:port` a replica waits for (resolves AND accepts a TCP connection) before its command starts."""
+
+    host: str
+    port: int
+
+    def __str__(self):
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text):
+        """`host:port` (IPv6 hosts in brackets) -> Endpoint. Raises ValueError."""
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"endpoint must be host:port, got {text!r}")
+        return cls(host.strip("[]"), int(port))
+
+
+# Modes a plan can be in: the command runs (normal), a debug command runs in its place (TensorStack runMode.debug),
+# or nothing starts until the job is changed (TensorStack runMode.pause, Kubeflow runPolicy.suspend).
+HELD_MODES = {"pause": "runMode.pause is enabled", "suspend": "runPolicy.suspend is true"}
+
+
+@dataclass(frozen=True)
 class Plan:
+    """What one replica does, with every path and host an executor needs named (none is recovered from strings).
+
+    run_dir: ringrun's private folder for this replica; files: (path, text) written there before anything starts;
+    env / unset: the command's variables (see `process_env`); root_env: added when it runs as root (Open MPI
+    refuses root without them); argv: the command (empty when held or when the spec gives none); working_dir: the
+    container's workingDir; wait_for: endpoints up before the command; ssh: keys to set up (None: no ssh).
+    MPI launcher only: hostfile and ssh_config (paths among `files`), workers (hosts the command runs ranks on,
+    watched while it runs), notify (hosts told the job ended: cleanPodPolicy Running/All), wait_for_login (every
+    worker must accept an ssh login first: launcherCreationPolicy WaitForWorkersReady).
+    mode: normal | debug | pause | suspend (pause and suspend: nothing starts, see `held`).
+    """
+
     kind: str
     role: str
     index: int
+    run_dir: str
     env: tuple[tuple[str, str], ...]
-    files: tuple[tuple[str, str], ...]
-    argv: tuple[str, ...]
-    wait_for: tuple[str, ...]
+    files: tuple[tuple[str, str], ...] = ()
+    argv: tuple[str, ...] = ()
+    wait_for: tuple[Endpoint, ...] = ()
     ssh: SSHSetup | None = None
-    notify: tuple[str, ...] = ()  # hosts told (over ssh) that the job ended, so their pods exit too
-    mode: str = "normal"  # TensorStack runMode: normal | debug | pause
-    unset: tuple[str, ...] = ()  # inherited variables the command must not see (unless `env` sets them again)
+    hostfile: str | None = None
+    ssh_config: str | None = None
+    workers: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
+    wait_for_login: bool = False
+    mode: str = "normal"
+    unset: tuple[str, ...] = ()
+    root_env: tuple[tuple[str, str], ...] = ()
+    working_dir: str | None = None
+
+    @property
+    def name(self):
+        """`role-index`, the replica's name in logs and log files."""
+        return f"{self.role}-{self.index}"
+
+    @property
+    def held(self):
+        """Why nothing may start (runMode.pause, runPolicy.suspend), or None."""
+        return HELD_MODES.get(self.mode)
 
     def to_dict(self):
-        return {"kind": self.kind, "role": self.role, "index": self.index, "mode": self.mode, "env": dict(self.env),
-                "unset": list(self.unset), "files": dict(self.files), "argv": list(self.argv),
-                "wait_for": list(self.wait_for), "ssh": self.ssh.to_dict() if self.ssh else None,
-                "notify": list(self.notify)}
+        return {"kind": self.kind, "role": self.role, "index": self.index, "mode": self.mode,
+                "run_dir": self.run_dir, "env": dict(self.env), "unset": list(self.unset),
+                "root_env": dict(self.root_env), "files": dict(self.files), "argv": list(self.argv),
+                "working_dir": self.working_dir, "wait_for": [str(e) for e in self.wait_for],
+                "ssh": self.ssh.to_dict() if self.ssh else None, "hostfile": self.hostfile,
+                "ssh_config": self.ssh_config, "workers": list(self.workers), "notify": list(self.notify),
+                "wait_for_login": self.wait_for_login}
 
-    def process_env(self, inherited):
-        """The command's environment: `inherited` less `unset`, then `env` on top. A new dict."""
+    def process_env(self, inherited, is_root=False):
+        """The command's environment: `inherited` less `unset`, then `env` on top, then `root_env` where not set
+        when `is_root`. A new dict."""
         env = {k: v for k, v in inherited.items() if k not in self.unset}
         env.update(self.env)
+        if is_root:
+            for key, value in self.root_env:
+                env.setdefault(key, value)
         return env
 
     def env_lines(self):
         """`export K=V` lines, values shell-quoted."""
         return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env)
+
+
+@dataclass(frozen=True)
+class RolePlan:
+    """What a planner decides for its role; `build_plan` adds identity, run directory, mode, working directory and
+    the env precedence. Fields as in `Plan`."""
+
+    env: dict
+    argv: tuple = ()
+    files: tuple = ()
+    wait_for: tuple = ()
+    ssh: SSHSetup | None = None
+    hostfile: str | None = None
+    ssh_config: str | None = None
+    workers: tuple = ()
+    notify: tuple = ()
+    wait_for_login: bool = False
+    unset: tuple = ()
+    root_env: tuple = ()
 
 
 def _command(replica, container_name, context):
@@ -91,16 +177,14 @@ def _command(replica, container_name, context):
     return main.command + main.args
 
 
-def _sshd_argv(job, context):
-    return (job.mpi.sshd_path, "-D", "-e", "-f", context.path("sshd_config"))
-
-
 def _override(overrides, role):
     return next((o for o in overrides if o.role == role), None)
 
 
 def _mode(job):
     t9k = job.tensorstack
+    if job.run_policy.suspend:
+        return "suspend"
     return "pause" if t9k and t9k.pause else "debug" if t9k and t9k.debug else "normal"
 
 
@@ -117,25 +201,29 @@ def _session_env(context):
     return tuple(pairs) + (("RINGRUN_RUN_DIR", context.run_dir),)
 
 
+# Open MPI refuses to run as root without both (`--allow-run-as-root`); added only when the launcher is root.
+OPENMPI_ROOT_ENV = (("OMPI_ALLOW_RUN_AS_ROOT", "1"), ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"))
+
+
+def _worker_hosts(job, context):
+    """The hosts the launcher's ranks run on, less the launcher itself: the spec's workers, or those of the hostfile
+    the operator mounted."""
+    if context.hostfile is None:
+        return tuple(topology.mpi_host(job, "worker", i) for i in range(job.count("worker")))
+    launcher = topology.mpi_host(job, "launcher")
+    own = {launcher, launcher.split(".", 1)[0], "localhost", "127.0.0.1"}
+    return tuple(h for h in topology.hostfile_hosts(context.hostfile) if h not in own)
+
+
 def plan_mpi_launcher(job, role, index, context):
     hostfile, ssh_config = context.path("hostfile"), context.path("ssh_config")
-    files = {
-        hostfile: topology.hostfile(job) if context.hostfile is None else context.hostfile,
-        ssh_config: ssh.client_config(context.ssh_port, context.path("ssh")),
-    }
-    if context.hostfile is None:
-        workers = tuple(topology.mpi_host(job, "worker", i) for i in range(job.count("worker")))
-    else:
-        launcher = topology.mpi_host(job, "launcher")
-        own = {launcher, launcher.split(".", 1)[0], "localhost", "127.0.0.1"}
-        workers = tuple(h for h in topology.hostfile_hosts(context.hostfile) if h not in own)
-    wait_for = tuple(f"{host}:{context.ssh_port}" for host in workers)
+    files = ((hostfile, topology.hostfile(job) if context.hostfile is None else context.hostfile),
+             (ssh_config, ssh.client_config(context.ssh_port, context.path("ssh"))))
+    workers = _worker_hosts(job, context)
     t9k = job.tensorstack
     if t9k is None:
         # A Kubeflow launcher's own command calls mpirun; the hostfile and ssh options reach it through the env.
         argv = _command(job.replica("launcher"), job.mpi.main_container, context)
-    elif t9k.pause:
-        argv, wait_for = (), ()
     elif t9k.debug:
         override = _override(t9k.debug_overrides, "launcher")
         argv = override.command if override and override.command else SLEEP_FOREVER
@@ -143,33 +231,36 @@ def plan_mpi_launcher(job, role, index, context):
         build = commands.MPIRUN[job.mpi.implementation]
         argv = tuple(build(topology.world_size(job), hostfile, ssh_config, context.command or job.mpi.worker_cmd,
                            mca=job.mpi.mca, extra_args=job.mpi.extra_mpi_args, mpi_home=job.mpi.mpi_home))
-    notify = workers if notifies_workers(job) and argv else ()
-    extra = {"ssh": SSHSetup(job.mpi.ssh_auth_mount_path, context.path("ssh")), "notify": notify}
-    return envs.mpi_launcher_env(job, hostfile, ssh_config), files, argv, wait_for, extra
+    root_env = OPENMPI_ROOT_ENV if job.mpi.implementation is MPIImplementation.OPENMPI else ()
+    return RolePlan(
+        env=envs.mpi_launcher_env(job, hostfile, ssh_config), argv=argv, files=files,
+        wait_for=tuple(Endpoint(host, context.ssh_port) for host in workers),
+        ssh=SSHSetup(job.mpi.ssh_auth_mount_path, context.path("ssh")), hostfile=hostfile, ssh_config=ssh_config,
+        workers=workers, notify=workers if notifies_workers(job) and argv else (),
+        wait_for_login=job.mpi.launcher_creation_policy == "WaitForWorkersReady", root_env=root_env)
 
 
 def plan_mpi_worker(job, role, index, context):
     sshd_config, host_key = context.path("sshd_config"), context.path("ssh_host_ed25519_key")
-    files = {sshd_config: ssh.server_config(
+    files = ((sshd_config, ssh.server_config(
         context.ssh_port, host_key, context.path("ssh/authorized_keys"), context.path("sshd.pid"),
-        set_env=_session_env(context))}
-    argv = _sshd_argv(job, context)
+        set_env=_session_env(context))),)
+    argv = (job.mpi.sshd_path, "-D", "-e", "-f", sshd_config)
     t9k = job.tensorstack
-    if t9k is not None and t9k.pause:
-        argv = ()
-    elif t9k is not None and t9k.debug:
-        override = _override(t9k.debug_overrides, "worker")
-        argv = override.command if override and override.command else argv
-    extra = {"ssh": SSHSetup(job.mpi.ssh_auth_mount_path, context.path("ssh"), host_key, job.mpi.sshd_path)}
-    return envs.mpi_worker_env(job), files, argv, (), extra
+    override = _override(t9k.debug_overrides, "worker") if t9k is not None and t9k.debug else None
+    if override and override.command:  # a debug command replaces sshd: no keys to set up for it
+        return RolePlan(env=envs.mpi_worker_env(job), argv=override.command, files=files)
+    setup = SSHSetup(job.mpi.ssh_auth_mount_path, context.path("ssh"), host_key, job.mpi.sshd_path)
+    return RolePlan(env=envs.mpi_worker_env(job), argv=argv, files=files, ssh=setup)
 
 
 TORCHRUN = ("torchrun", "--no-python")
 
 
-def _is_torchrun(argv):
-    """`torchrun ...` or `python -m torch.distributed.run ...`."""
-    return argv[0].rsplit("/", 1)[-1] == "torchrun" or tuple(argv[1:3]) == ("-m", "torch.distributed.run")
+def is_torchrun(argv):
+    """`torchrun ...`, `/path/torchrun ...` or `python -m torch.distributed.run ...`."""
+    return bool(argv) and (argv[0].rsplit("/", 1)[-1] == "torchrun"
+                           or tuple(argv[1:3]) == ("-m", "torch.distributed.run"))
 
 
 def under_torchrun(job, argv):
@@ -178,7 +269,7 @@ def under_torchrun(job, argv):
     max restarts from the PET_* variables (its names for every flag), as under training-operator. A command that
     already is torchrun is left as it is; `--no-python` runs the command itself (`python3 train.py`) per rank."""
     single = job.pytorch.nproc_per_node == "1" and job.pytorch.elastic is None
-    if single or not argv or _is_torchrun(argv):
+    if single or not argv or is_torchrun(argv):
         return argv
     return TORCHRUN + tuple(argv)
 
@@ -189,7 +280,8 @@ def plan_pytorch(job, role, index, context):
     # Everyone but the process that serves the rendezvous waits for it.
     serves = (role == "master") if job.replica("master") is not None else (
         job.pytorch.elastic.rdzv_host is None and role == "worker" and index == 0)
-    return envs.pytorch_env(job, role, index), {}, argv, () if serves else (f"{addr}:{port}",), {}
+    return RolePlan(env=envs.pytorch_env(job, role, index), argv=argv,
+                    wait_for=() if serves else (Endpoint(addr, port),))
 
 
 def plan_mxnet(job, role, index, context):
@@ -199,8 +291,8 @@ def plan_mxnet(job, role, index, context):
     # scheduler so that one that never comes up fails at the deadline, naming it.
     wait_for = ()
     if "DMLC_PS_ROOT_URI" in env and role == "worker":
-        wait_for = (f"{env['DMLC_PS_ROOT_URI']}:{env['DMLC_PS_ROOT_PORT']}",)
-    return env, {}, argv, wait_for, {"unset": envs.MXNET_STRAY}
+        wait_for = (Endpoint(env["DMLC_PS_ROOT_URI"], int(env["DMLC_PS_ROOT_PORT"])),)
+    return RolePlan(env=env, argv=argv, wait_for=wait_for, unset=envs.MXNET_STRAY)
 
 
 PLANNERS = {
@@ -215,16 +307,23 @@ def build_plan(job, identity, context):
     """The Plan of replica `identity` of `job`.
 
     Environment precedence, lowest first: ringrun's values, the container's `env` in the spec, then any of those
-    variables already present in `context.environ` (the operator set it: the operator wins).
+    variables already present in `context.environ` (the operator set it: the operator wins). A held job (runMode
+    pause, runPolicy suspend) plans its files and env but no command and no wait.
     """
     planner = PLANNERS.get((job.framework, identity.role)) or PLANNERS[(job.framework, None)]
-    ours, files, argv, wait_for, extra = planner(job, identity.role, identity.index, context)
+    planned = planner(job, identity.role, identity.index, context)
     replica = job.replica(identity.role)
     main = replica.container(job.mpi.main_container if job.mpi else job.framework)
-    env = dict(ours)
+    env = dict(planned.env)
     env.update(main.env)
-    for key in ours:
+    for key in planned.env:
         if key in context.environ:
             env[key] = context.environ[key]
-    return Plan(job.kind, identity.role, identity.index, tuple(env.items()), tuple(files.items()), tuple(argv),
-                tuple(wait_for), mode=_mode(job), **extra)
+    fields = {f.name: getattr(planned, f.name) for f in dataclasses.fields(RolePlan)}
+    fields.update(env=tuple(env.items()), files=tuple(planned.files), argv=tuple(planned.argv),
+                  wait_for=tuple(planned.wait_for))
+    mode = _mode(job)
+    if mode in HELD_MODES:
+        fields.update(argv=(), wait_for=(), notify=(), wait_for_login=False)
+    return Plan(job.kind, identity.role, identity.index, context.run_dir, mode=mode, working_dir=main.working_dir,
+                **fields)

@@ -22,7 +22,8 @@ class ReplicaState:
 
 @dataclass(frozen=True)
 class JobState:
-    """The job as observed: `outcome` None while running, else "Succeeded" or "Failed" with a reason and message."""
+    """The job as observed: `outcome` None while running, else "Succeeded" or "Failed" with a reason and message;
+    `held` says why nothing was started (runPolicy.suspend, runMode.pause), else None."""
 
     start_time: str
     replicas: tuple[ReplicaState, ...]
@@ -31,9 +32,10 @@ class JobState:
     message: str | None = None
     completion_time: str | None = None
     restarting_since: str | None = None
+    held: str | None = None
 
 
-def _condition(kind, type_, status, reason, message, when):
+def _condition(type_, status, reason, message, when):
     return {"type": type_, "status": status, "reason": reason, "message": message,
             "lastUpdateTime": when, "lastTransitionTime": when}
 
@@ -42,18 +44,22 @@ def kubeflow_status(job, state):
     """The `status` object of a Kubeflow job (MPIJob, PyTorchJob, MXJob)."""
     full = f"{job.kind} {job.namespace}/{job.name}"
     start, end = state.start_time, state.completion_time
-    conditions = [_condition(job.kind, "Created", "True", f"{job.kind}Created", f"{full} is created.", start)]
+    conditions = [_condition("Created", "True", f"{job.kind}Created", f"{full} is created.", start)]
+    if state.held:  # as the operators show a suspended job: Created and Suspended, not started
+        conditions.append(_condition("Suspended", "True", f"{job.kind}Suspended",
+                                     f"{full} is suspended: {state.held}.", start))
+        return {"conditions": conditions, "replicaStatuses": replica_statuses(job, state)}
     running = state.outcome is None
-    conditions.append(_condition(job.kind, "Running", "True" if running else "False", f"{job.kind}Running",
+    conditions.append(_condition("Running", "True" if running else "False", f"{job.kind}Running",
                                  f"{full} is running.", start))
     if state.restarting_since and running:
-        conditions.append(_condition(job.kind, "Restarting", "True", f"{job.kind}Restarting",
+        conditions.append(_condition("Restarting", "True", f"{job.kind}Restarting",
                                      f"{full} is restarting a replica.", state.restarting_since))
     if state.outcome == "Succeeded":
-        conditions.append(_condition(job.kind, "Succeeded", "True", f"{job.kind}Succeeded",
+        conditions.append(_condition("Succeeded", "True", f"{job.kind}Succeeded",
                                      state.message or f"{full} successfully completed.", end))
     elif state.outcome == "Failed":
-        conditions.append(_condition(job.kind, "Failed", "True", state.reason or f"{job.kind}Failed",
+        conditions.append(_condition("Failed", "True", state.reason or f"{job.kind}Failed",
                                      state.message or f"{full} has failed.", end))
     status = {"startTime": start, "conditions": conditions, "replicaStatuses": replica_statuses(job, state)}
     if end:
@@ -93,6 +99,9 @@ def tensorstack_status(job, state):
     elif state.outcome == "Failed":
         conditions.append({"type": "Failed", "status": "True", "reason": state.reason or "Failed",
                            "message": state.message or "The job has failed.", "lastTransitionTime": end})
+    if state.held:
+        conditions = [conditions[0], {"type": "Paused", "status": "True", "reason": "Paused",
+                                      "message": f"The job is paused: {state.held}.", "lastTransitionTime": start}]
     aggregate = {k: 0 for k in ("creating", "pending", "running", "succeeded", "failed", "unknown", "deleted")}
     tasks = []
     for r in state.replicas:
@@ -103,7 +112,8 @@ def tensorstack_status(job, state):
         tasks.append({"replicaType": r.role, "replicaIndex": r.index, "replicas": [{
             "name": f"{job.name}-{r.role}-{r.index}", "uid": f"local-{job.name}-{r.role}-{r.index}",
             "phase": r.phase, "containers": [container]}]})
-    return {"phase": _T9K_PHASE[state.outcome], "conditions": conditions, "aggregate": aggregate, "tasks": tasks}
+    phase = "Paused" if state.held else _T9K_PHASE[state.outcome]
+    return {"phase": phase, "conditions": conditions, "aggregate": aggregate, "tasks": tasks}
 
 
 def job_status(job, state):

@@ -1,7 +1,5 @@
 """Names of replicas and MPI host files, as the Kubeflow operators create them."""
 
-MPI_FLAVOURS = ("OpenMPI", "Intel", "MPICH")
-
 
 def service_name(job, role, index):
     """`<job>-<role>-<index>`: the per-replica service training-operator creates (PyTorch, MXNet)."""
@@ -26,9 +24,7 @@ def mpi_slots(job):
 
 def hostfile_line(host, slots, implementation):
     """Open MPI: `host slots=N`; MPICH and Intel MPI (hydra): `host:N`."""
-    if implementation == "OpenMPI":
-        return f"{host} slots={slots}"
-    return f"{host}:{slots}"
+    return f"{host}:{slots}" if implementation.hydra else f"{host} slots={slots}"
 
 
 def hostfile(job):

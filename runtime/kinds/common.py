@@ -148,6 +148,8 @@ def run_policy(spec, inline=True):
         active_deadline_seconds=values.get("activeDeadlineSeconds"),
         ttl_seconds_after_finished=values.get("ttlSecondsAfterFinished"),
         suspend=bool(nested["suspend"].boolean(default=False)),
+        scheduling_policy=nested["schedulingPolicy"].present,
+        managed_by=nested["managedBy"].string(),
     )
 
 

@@ -1,11 +1,12 @@
 """Kubeflow MPIJob: kubeflow.org/v1alpha2, v1 and v2beta1 (mpi-operator and training-operator)."""
 
-from ..model import JobSpec, MPIOptions
+from ..model import JobSpec, MPIImplementation, MPIOptions
 from . import common
 
-IMPLEMENTATIONS = ("OpenMPI", "Intel", "MPICH")
+IMPLEMENTATIONS = tuple(MPIImplementation)
 # mpi-operator v1's `mpiDistribution` spelled Intel MPI differently.
-_DISTRIBUTIONS = {"OpenMPI": "OpenMPI", "IntelMPI": "Intel", "Intel": "Intel", "MPICH": "MPICH"}
+_DISTRIBUTIONS = {"OpenMPI": MPIImplementation.OPENMPI, "IntelMPI": MPIImplementation.INTEL,
+                  "Intel": MPIImplementation.INTEL, "MPICH": MPIImplementation.MPICH}
 SPEC_FIELDS = {
     "slotsPerWorker", "mpiReplicaSpecs", "runPolicy", "sshAuthMountPath", "mpiImplementation", "mpiDistribution",
     "launcherCreationPolicy", "runLauncherAsWorker", "mainContainer", *common.RUN_POLICY_FIELDS,
@@ -24,6 +25,7 @@ def parse(doc, api_version, kind):
     replicas, seen = common.replica_specs(replicas_field, ("Launcher", "Worker"), DEFAULT_RESTART)
     common.require_single(replicas_field, replicas, seen, "Launcher")
     implementation = spec["mpiImplementation"].string(default="OpenMPI", choices=IMPLEMENTATIONS)
+    implementation = MPIImplementation(implementation) if implementation else MPIImplementation.OPENMPI
     if spec["mpiDistribution"].present:
         distribution = spec["mpiDistribution"].string(choices=tuple(_DISTRIBUTIONS))
         implementation = _DISTRIBUTIONS.get(distribution, implementation)
@@ -31,7 +33,7 @@ def parse(doc, api_version, kind):
     if main is not None and "launcher" in replicas and main not in [c.name for c in replicas["launcher"].containers]:
         spec["mainContainer"].error(f"no container named {main!r} in the Launcher template")
     mpi = MPIOptions(
-        implementation=implementation or "OpenMPI",
+        implementation=implementation,
         main_container=main or "mpi",
         slots_per_worker=spec["slotsPerWorker"].integer(default=1, minimum=1, maximum=4096) or 1,
         ssh_auth_mount_path=spec["sshAuthMountPath"].string(default="/root/.ssh", nonempty=True) or "/root/.ssh",

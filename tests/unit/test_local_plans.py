@@ -7,39 +7,47 @@ import pytest
 import specs
 from ringrun.runtime import Context, Identity, SpecError, build_plan, parse_jobs
 from ringrun.runtime.commands import launch_argv
-from ringrun.runtime.local import LOCAL_OPENMPI_ENV, ROOT_OPENMPI_ENV, apply_sets, localize, processes
+from ringrun.runtime.local import LOCAL_OPENMPI_ENV, apply_sets, localize, processes
 from ringrun.runtime.parse import parse_objects
+from ringrun.runtime.plan import OPENMPI_ROOT_ENV
 
 
-def local(obj, role, index=0, is_root=False):
+def local(obj, role, index=0):
     (job,) = parse_objects([obj])
     plan = build_plan(job, Identity(role, index, "t"), Context(run_dir="/r"))
-    return job, localize(job, plan, is_root).to_dict()
+    return job, localize(job, plan)
 
 
 def test_mpi_launcher_gets_a_localhost_hostfile_and_local_mpi_settings():
-    job, plan = local(specs.mpijob(workers=3, slotsPerWorker=2, runLauncherAsWorker=True), "launcher", is_root=True)
+    job, local_plan = local(specs.mpijob(workers=3, slotsPerWorker=2, runLauncherAsWorker=True), "launcher")
+    plan = local_plan.to_dict()
     assert processes(job) == (("launcher", 0),)
-    assert plan["files"]["/r/hostfile"] == "localhost slots=8\n"
-    assert plan["wait_for"] == []
-    assert {k: plan["env"][k] for k in {**LOCAL_OPENMPI_ENV, **ROOT_OPENMPI_ENV}} == {**LOCAL_OPENMPI_ENV,
-                                                                                        **ROOT_OPENMPI_ENV}
+    assert local_plan.hostfile == "/r/hostfile" and plan["files"]["/r/hostfile"] == "localhost slots=8\n"
+    assert (plan["wait_for"], plan["workers"], plan["notify"], plan["ssh"]) == ([], [], [], None)
+    assert {k: plan["env"][k] for k in LOCAL_OPENMPI_ENV} == LOCAL_OPENMPI_ENV
     assert plan["env"]["PRTE_MCA_prte_default_hostfile"] == "/r/hostfile"
+    # root's Open MPI variables only when the process runs as root, never over what the caller set
+    assert not set(dict(OPENMPI_ROOT_ENV)) & set(local_plan.process_env({}, is_root=False))
+    assert {k: local_plan.process_env({}, is_root=True)[k] for k in dict(OPENMPI_ROOT_ENV)} == dict(OPENMPI_ROOT_ENV)
+    assert local_plan.process_env({"OMPI_ALLOW_RUN_AS_ROOT": "0"}, is_root=True)["OMPI_ALLOW_RUN_AS_ROOT"] == "0"
 
 
 def test_hydra_launcher_gets_host_colon_slots_and_no_open_mpi_settings():
-    _, plan = local(specs.mpijob(mpiImplementation="MPICH"), "launcher")
+    _, local_plan = local(specs.mpijob(mpiImplementation="MPICH"), "launcher")
+    plan = local_plan.to_dict()
     assert plan["files"]["/r/hostfile"] == "localhost:2\n"
     assert not set(LOCAL_OPENMPI_ENV) & set(plan["env"])
+    assert plan["root_env"] == {}
 
 
 def test_replica_names_become_loopback_everywhere():
     job, plan = local(specs.mxjob(servers=2), "worker", 1)
+    plan = plan.to_dict()
     config = json.loads(plan["env"]["MX_CONFIG"])
     assert {e["url"] for urls in config["cluster"].values() for e in urls} == {"127.0.0.1"}
     assert (plan["env"]["DMLC_PS_ROOT_URI"], plan["env"]["DMLC_NODE_HOST"]) == ("127.0.0.1", "127.0.0.1")
     assert len(processes(job)) == 5
-    _, pt = local(specs.pytorchjob(), "worker", 0)
+    pt = local(specs.pytorchjob(), "worker", 0)[1].to_dict()
     assert (pt["env"]["MASTER_ADDR"], pt["env"]["PET_MASTER_ADDR"]) == ("127.0.0.1", "127.0.0.1")
 
 

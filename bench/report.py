@@ -4,12 +4,14 @@ A document holds `results` (one row per (impl, size): `impl`, `bytes`, `count`, 
 `ranks` and `unavailable` ({impl: reason}). Bandwidths follow nccl-tests: algbw = S / t, busbw = algbw * 2(N-1)/N.
 """
 
-from .bench import format_size, median
+from statistics import median
+
+from .options import format_size
 
 
 def summarize(row, ranks):
     """The row's statistics: median and min (s), algbw and busbw (GB/s) at the median; None when not timed."""
-    t = median(row["samples"])
+    t = median(row["samples"]) if row["samples"] else None
     if t is None or t <= 0:
         return None
     algbw = row["bytes"] / t / 1e9

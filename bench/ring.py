@@ -1,0 +1,36 @@
+"""ringrun's own collectives (ringrun.kernels) on the MPI ranks: allreduce by algorithm, and tensor fusion."""
+
+WORLD = "mpi"
+
+
+def allreduce(algorithm):
+    """make(world) for ringrun's allreduce with `algorithm`, in place."""
+    def make(world):
+        from ringrun.kernels.allreduce import allreduce as ring_allreduce
+
+        comm = world.communicator()
+        return lambda buf: ring_allreduce(buf, comm=comm, algorithm=algorithm)
+    return make
+
+
+def fused(world):
+    """Every tensor through ringrun's Fusion: packed into buffers, one allreduce each."""
+    from ringrun.kernels.fusion import Fusion
+
+    fusion, comm = Fusion(), world.communicator()
+    return lambda arrays, flat: fusion.allreduce_many(arrays, comm=comm)
+
+
+def flat(world):
+    """The same bytes as one flat buffer through the ring: what fusion costs beyond the allreduce."""
+    from ringrun.kernels.allreduce import allreduce as ring_allreduce
+
+    comm = world.communicator()
+    return lambda arrays, buf: ring_allreduce(buf, comm=comm, algorithm="ring")
+
+
+IMPLS = {
+    "allreduce": {"ring": allreduce("auto"), "ring_only": allreduce("ring"),
+                  "recursive_doubling": allreduce("recursive_doubling")},
+    "fusion": {"fused": fused, "flat": flat},
+}

@@ -1,0 +1,322 @@
+"""The execution core: runs a job's Plans. `ringrun entrypoint` (one replica in a pod), `ringrun run` (every replica
+of a job on this machine), `ringrun launch` (one mpirun) and the job API server are policies on top of it.
+
+Model: torch.distributed.elastic's agent. A `ReplicaSpec` (its WorkerSpec) is a Plan plus the restartPolicy and
+whether the replica decides the job's success; `Execution.run()` is the one agent loop, over an abstract process
+layer (`Supervisor`, or a fake in tests) and an injected clock:
+
+1. held? A plan in mode pause/suspend starts nothing: the state says why and run() returns how="held" (a pod idles
+   until stopped, `ringrun run` exits 7, the server waits for the job to be resumed).
+2. prepare: every plan's files written (private folders, atomic), the framework checked once per command.
+3. per replica, in order: ssh keys set up, its endpoints waited for (and ssh logins, WaitForWorkersReady), the
+   child's environment built (inherited less `unset`, plan env, root-only env, this Python first on PATH), started in
+   its workingDir; a monitor made for it if the policy gives one.
+4. loop: exits polled and judged (restartPolicy, backoffLimit, deciders), monitors checked, the deadline and stop
+   requests (`interrupt`) honoured, every state change published through `on_state`.
+5. clean-up: cleanPodPolicy None lets the others finish after success; anything else stops what still runs
+   (SIGTERM to each process group, SIGKILL after the grace period). Nothing is left behind.
+"""
+
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from ringrun.runtime.plan import Plan
+from ringrun.runtime.policy import JobPolicy, should_restart
+from ringrun.runtime.status import JobState, ReplicaState
+
+from . import files, frameworks, readiness, sshsetup
+from .supervise import DEFAULT_GRACE_SECONDS, Supervisor, stop_signals
+
+EXIT_HELD = 7  # nothing started: the job is suspended (runPolicy.suspend) or paused (runMode.pause)
+EXIT_DEADLINE = 124
+EXIT_NOT_STARTED = 127
+POLL_SECONDS = 0.05
+
+
+def utc_now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def with_python_on_path(environ):
+    """A copy of `environ` with this Python's bin folder first on PATH (where the venv's mpirun, python and ringrun
+    are), as a job image has it."""
+    env = dict(environ)
+    here = os.path.dirname(sys.executable)
+    parts = env.get("PATH", "").split(os.pathsep) if env.get("PATH") else []
+    if parts[:1] != [here]:
+        env["PATH"] = os.pathsep.join([here] + parts)
+    return env
+
+
+def child_env(plan, environ, is_root=False):
+    """The environment replica `plan` runs with, from the inherited `environ` (a new dict)."""
+    return with_python_on_path(plan.process_env(environ, is_root))
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """One replica to run. monitor(env) -> an object with check() (None, or an exit code that ends the job now) and
+    close(), made when the replica starts (e.g. a worker pod's "the launcher finished" marker)."""
+
+    plan: object
+    restart_policy: str = "Never"
+    decides: bool = True
+    monitor: Callable | None = None
+
+    @property
+    def key(self):
+        return (self.plan.role, self.plan.index)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """code: the job's exit code; how: exited | monitor | signal | deadline | held | not-started; state: the last
+    observation; stopped_by: the replica whose monitor ended the job (how == monitor)."""
+
+    code: int
+    how: str
+    state: JobState
+    stopped_by: tuple | None = None
+
+
+def _quiet(plan, message):
+    pass
+
+
+class Execution:
+    """Runs `replicas` (ReplicaSpecs) under `policy` (ringrun.runtime.policy.JobPolicy) on `processes` (start(name,
+    argv, env, cwd) -> child with .code; poll() -> [(child, code)]; running(); terminate(children=None)).
+
+    environ: the variables every replica inherits; on_state(JobState) on every change; log(plan, message) for
+    problems and note(plan, message) for progress; wait_timeout: the one deadline of each readiness wait.
+    """
+
+    def __init__(self, replicas, processes, policy, environ, *, is_root=False, wait_timeout=300.0, on_state=None,
+                 log=None, note=None, clock=time.monotonic, sleep=time.sleep, now=utc_now, poll_seconds=POLL_SECONDS):
+        self.replicas = {spec.key: spec for spec in replicas}
+        self.processes, self.policy, self.environ = processes, policy, dict(environ)
+        self.is_root, self.wait_timeout = is_root, wait_timeout
+        self.on_state, self.log, self.note = on_state, log or _quiet, note or _quiet
+        self.clock, self.sleep, self.now, self.poll_seconds = clock, sleep, now, poll_seconds
+        self.interrupted = None
+        self.failures = 0
+        self.state = JobState(start_time=now(), replicas=tuple(ReplicaState(*key) for key in self.replicas))
+        self._children, self._monitors = {}, {}
+
+    # -- requests from outside (signal handlers, the server) ----------------------------------------------------
+    def interrupt(self, signum):
+        """Stop the job: every replica stopped, exit code 128+signum."""
+        self.interrupted = signum
+
+    def idle(self):
+        """Block until `interrupt`; returns 128+signum (a held pod waits to be stopped)."""
+        while self.interrupted is None:
+            self.sleep(self.poll_seconds * 2)
+        return 128 + self.interrupted
+
+    # -- state -----------------------------------------------------------------------------------------------
+    def _publish(self):
+        if self.on_state is not None:
+            self.on_state(self.state)
+
+    def _set(self, key, **changes):
+        replicas = tuple(dataclasses.replace(r, **changes) if (r.role, r.index) == key else r
+                         for r in self.state.replicas)
+        self.state = dataclasses.replace(self.state, replicas=replicas)
+        self._publish()
+
+    def _finish(self, outcome, reason, message):
+        if self.state.outcome is None:
+            self.state = dataclasses.replace(self.state, outcome=outcome, reason=reason, message=message,
+                                             completion_time=self.now())
+
+    def _fail(self, message, reason=None):
+        self._finish("Failed", reason or f"{self.policy.kind}Failed", message)
+
+    # -- the run ---------------------------------------------------------------------------------------------
+    def prepare(self):
+        """Write every plan's files and check the framework once per command and search path. Raises SetupError."""
+        checked = set()
+        for spec in self.replicas.values():
+            plan = spec.plan
+            files.write_files(plan.files)
+            env = child_env(plan, self.environ, self.is_root)
+            key = (plan.argv, env.get("PATH"), env.get("PYTHONPATH"))
+            if plan.argv and key not in checked:
+                checked.add(key)
+                frameworks.check(self.policy.framework, plan.role, plan.argv, env)
+
+    def run(self):
+        """Run to the end; returns an Outcome. Raises SetupError (exit 5) and WaitTimeout (exit 4) from set-up."""
+        held = next((s.plan.held for s in self.replicas.values() if s.plan.held), None)
+        if held:
+            self.state = dataclasses.replace(self.state, held=held)
+            self._publish()
+            for spec in self.replicas.values():
+                self.note(spec.plan, f"nothing is started: {held}")
+            return Outcome(EXIT_HELD, "held", self.state)
+        self.prepare()
+        self._publish()
+        started = self.clock()
+        try:
+            outcome = self._start_all()
+            if outcome is None:
+                outcome = self._loop(started)
+        finally:
+            self._clean_up(started)
+            self._publish()
+        return dataclasses.replace(outcome, state=self.state)
+
+    def _start_all(self):
+        for key in self.replicas:
+            try:
+                started = self._start(key)
+            except readiness.Cancelled:
+                self._fail(f"interrupted by signal {self.interrupted}")
+                return Outcome(128 + self.interrupted, "signal", self.state)
+            if not started:
+                return Outcome(EXIT_NOT_STARTED, "not-started", self.state)
+        return None
+
+    def _ready(self, spec, env):
+        """ssh keys, then the readiness waits (cancelled by `interrupt`)."""
+        plan = spec.plan
+        if plan.ssh is not None:
+            if plan.ssh.is_server:
+                sshsetup.prepare_server(plan.ssh, self.is_root)
+            else:
+                sshsetup.prepare_client(plan.ssh)
+        cancelled = lambda: self.interrupted is not None  # noqa: E731
+        log = lambda message: self.note(plan, message)  # noqa: E731
+        if plan.wait_for:
+            self.note(plan, f"waiting up to {self.wait_timeout:g} s for {', '.join(map(str, plan.wait_for))}")
+            readiness.wait_for(plan.wait_for, self.wait_timeout, log=log, cancelled=cancelled)
+        if plan.wait_for_login and plan.workers:
+            self.note(plan, f"launcherCreationPolicy WaitForWorkersReady: waiting up to {self.wait_timeout:g} s "
+                            f"for an ssh login to {', '.join(plan.workers)}")
+            probe = readiness.ssh_login(plan.ssh_config, env)
+            readiness.wait_for_logins(plan.workers, probe, self.wait_timeout, log=log, cancelled=cancelled)
+
+    def _start(self, key, first=True):
+        """Start replica `key` (set-up and waits first when `first`). False when it cannot start: the job failed."""
+        spec = self.replicas[key]
+        plan = spec.plan
+        env = child_env(plan, self.environ, self.is_root)
+        if first:
+            self._ready(spec, env)
+        if not plan.argv:
+            self.log(plan, "nothing to run: the spec gives it no command (the image's default): set one with "
+                           f"--set {plan.role}.command=...")
+            return self._not_started(key, "it has no command")
+        if plan.working_dir and not os.path.isdir(plan.working_dir):
+            self.log(plan, f"workingDir {plan.working_dir!r}: no such directory")
+            return self._not_started(key, f"its workingDir {plan.working_dir!r} does not exist")
+        self.note(plan, "running " + " ".join(plan.argv))
+        try:
+            child = self.processes.start(plan.name, plan.argv, env, cwd=plan.working_dir)
+        except OSError as exc:
+            self.log(plan, f"cannot start {plan.argv[0]}: {exc.strerror or exc}")
+            return self._not_started(key, f"{plan.argv[0]} cannot be started")
+        self._children[child] = key
+        if spec.monitor is not None:
+            self._monitors[key] = spec.monitor(env)
+        self._set(key, phase="Running")
+        return True
+
+    def _not_started(self, key, why):
+        self._fail(f"replica {key[0]}-{key[1]} could not be started: {why}")
+        self._set(key, phase="Failed", exit_code=EXIT_NOT_STARTED)
+        return False
+
+    def _loop(self, started):
+        deadline = self.policy.deadline
+        while True:
+            for child, code in self.processes.poll():
+                key = self._children.pop(child)
+                self._close_monitor(key)
+                outcome = self._exited(key, code)
+                if outcome is not None:
+                    return outcome
+            for key, monitor in list(self._monitors.items()):
+                code = monitor.check()
+                if code is not None:
+                    self._finish("Succeeded" if code == 0 else "Failed", f"{self.policy.kind}Stopped",
+                                 f"replica {key[0]}-{key[1]} was stopped by its monitor with code {code}")
+                    return Outcome(code, "monitor", self.state, stopped_by=key)
+            if self.interrupted is not None:
+                self._fail(f"interrupted by signal {self.interrupted}")
+                return Outcome(128 + self.interrupted, "signal", self.state)
+            if deadline is not None and self.clock() - started >= deadline:
+                self._fail(f"{self.policy.name} has run longer than the deadline of {deadline:g} s",
+                           reason="DeadlineExceeded")
+                return Outcome(EXIT_DEADLINE, "deadline", self.state)
+            self.sleep(self.poll_seconds)
+
+    def _exited(self, key, code):
+        """Judge an exit; an Outcome when the job is over, else None (the replica restarted, or others still run)."""
+        spec = self.replicas[key]
+        if should_restart(spec.restart_policy, code, spec.decides):
+            if code != 0:
+                self.failures += 1
+            if self.failures > self.policy.backoff_limit:
+                self._fail(f"{self.policy.name} has failed because it has reached the specified backoff limit "
+                           f"({self.policy.backoff_limit})", reason="BackoffLimitExceeded")
+                self._set(key, phase="Failed", exit_code=code)
+                return Outcome(code, "exited", self.state)
+            restarts = next(r.restarts for r in self.state.replicas if (r.role, r.index) == key) + 1
+            self.state = dataclasses.replace(self.state, restarting_since=self.now())
+            self._set(key, phase="Pending", exit_code=code, restarts=restarts)
+            if not self._start(key, first=False):
+                return Outcome(EXIT_NOT_STARTED, "not-started", self.state)
+            return None
+        if code != 0:
+            self._fail(f"{self.policy.name} has failed: replica {key[0]}-{key[1]} exited with code {code}")
+            self._set(key, phase="Failed", exit_code=code)
+            return Outcome(code, "exited", self.state)
+        self._set(key, phase="Succeeded", exit_code=0)
+        deciding = [r for r in self.state.replicas if self.replicas[(r.role, r.index)].decides]
+        if all(r.phase == "Succeeded" for r in deciding):
+            self._finish("Succeeded", f"{self.policy.kind}Succeeded", f"{self.policy.name} successfully completed.")
+            return Outcome(0, "exited", self.state)
+        return None
+
+    def _close_monitor(self, key):
+        monitor = self._monitors.pop(key, None)
+        if monitor is not None:
+            monitor.close()
+
+    def _clean_up(self, started):
+        """Stop what still runs, as cleanPodPolicy says; a failed or interrupted job always stops everything."""
+        deadline = self.policy.deadline
+        if self.state.outcome == "Succeeded" and self.policy.clean_pod_policy == "None":
+            while self.processes.running() and self.interrupted is None and (
+                    deadline is None or self.clock() - started < deadline):
+                for child, code in self.processes.poll():
+                    key = self._children.pop(child)
+                    self._close_monitor(key)
+                    self._set(key, phase="Succeeded" if code == 0 else "Failed", exit_code=code)
+                self.sleep(self.poll_seconds)
+        stopped = "Deleted" if self.state.outcome == "Succeeded" else "Failed"
+        for child in self.processes.terminate():
+            key = self._children.pop(child, None)
+            if key is not None:
+                self._set(key, phase=stopped, exit_code=child.code)
+        for key in list(self._monitors):
+            self._close_monitor(key)
+
+
+def run_commands(commands, out, err, what="ringrun", grace=DEFAULT_GRACE_SECONDS, cwd=None):
+    """Run `commands` [(name, argv, env)] together, each with exactly its env, their output passed through: the
+    first failure (or a stop signal) stops the others. Returns the exit code: 0, the first failure's, 128+N, or 127
+    when one cannot start (`what: cannot start ...` on err). For `ringrun launch` and the benchmarks."""
+    specs = [ReplicaSpec(Plan("Command", name, i, run_dir=cwd or os.getcwd(), env=tuple(env.items()),
+                              argv=tuple(argv))) for i, (name, argv, env) in enumerate(commands)]
+    execution = Execution(specs, Supervisor(out, err, prefix=False, grace=grace), JobPolicy(name=what, kind="Command"),
+                          {}, log=lambda _, message: err.write(f"{what}: {message}\n"))
+    with stop_signals(execution.interrupt):
+        return execution.run().code

@@ -1,0 +1,38 @@
+"""Files ringrun writes: always whole (a reader never sees half a file), never through a planted name or link.
+
+A file is written to a fresh temporary name in the same folder, created with O_EXCL|O_NOFOLLOW (an existing file or
+a symlink at that name makes the open fail rather than be followed), then renamed over the target.
+"""
+
+import os
+import secrets
+
+from ringrun.runtime.errors import SetupError
+
+
+def write_atomic(path, data, mode=0o600):
+    """Write bytes `data` to `path` atomically; `mode` is filtered by the umask. Raises OSError."""
+    folder, name = os.path.split(path)
+    temp = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_files(files, mode=0o644):
+    """Each (path, text) of a plan written atomically; missing parent folders are created private (0700).
+    Raises SetupError naming the path that cannot be written."""
+    for path, text in files:
+        try:
+            os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+            write_atomic(path, text.encode("utf-8"), mode=mode)
+        except OSError as exc:
+            raise SetupError(f"cannot write {path}: {exc.strerror or exc}") from None
