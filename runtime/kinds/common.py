@@ -11,6 +11,17 @@ RUN_POLICY_FIELDS = ("cleanPodPolicy", "ttlSecondsAfterFinished", "activeDeadlin
 REPLICA_FIELDS = {"replicas", "restartPolicy", "template"}
 
 
+def job_spec(doc, fields):
+    """(name, namespace, the `spec` field) of a job object, unknown spec fields (not in `fields`) recorded; the spec
+    is None when it is missing or not a mapping."""
+    name, namespace = metadata(doc)
+    spec = doc["spec"]
+    if spec.mapping(required=True) is None:
+        return name, namespace, None
+    spec.unknown(fields)
+    return name, namespace, spec
+
+
 def metadata(doc):
     """(name, namespace) from `metadata`; name must be a DNS-1123 label because pod and service names derive from it."""
     meta = doc["metadata"]

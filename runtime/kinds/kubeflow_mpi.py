@@ -16,11 +16,9 @@ DEFAULT_RESTART = {"Launcher": "OnFailure", "Worker": "Never"}
 
 def parse(doc, api_version, kind):
     """A Kubeflow MPIJob -> JobSpec (None when problems were recorded)."""
-    name, namespace = common.metadata(doc)
-    spec = doc["spec"]
-    if spec.mapping(required=True) is None:
+    name, namespace, spec = common.job_spec(doc, SPEC_FIELDS)
+    if spec is None:
         return None
-    spec.unknown(SPEC_FIELDS)
     replicas_field = spec["mpiReplicaSpecs"]
     replicas, seen = common.replica_specs(replicas_field, ("Launcher", "Worker"), DEFAULT_RESTART)
     common.require_single(replicas_field, replicas, seen, "Launcher")

@@ -9,11 +9,9 @@ COORDINATOR = {"MXTrain": "Scheduler", "MXTune": "TunerTracker"}
 
 
 def parse(doc, api_version, kind):
-    name, namespace = common.metadata(doc)
-    spec = doc["spec"]
-    if spec.mapping(required=True) is None:
+    name, namespace, spec = common.job_spec(doc, SPEC_FIELDS)
+    if spec is None:
         return None
-    spec.unknown(SPEC_FIELDS)
     mode = spec["jobMode"].string(default="MXTrain", choices=tuple(ROLES)) or "MXTrain"
     known = ROLES[mode]
     replicas_field = spec["mxReplicaSpecs"]

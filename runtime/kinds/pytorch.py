@@ -15,11 +15,9 @@ DEFAULT_RESTART = {"Master": "OnFailure", "Worker": "OnFailure"}
 
 
 def parse(doc, api_version, kind):
-    name, namespace = common.metadata(doc)
-    spec = doc["spec"]
-    if spec.mapping(required=True) is None:
+    name, namespace, spec = common.job_spec(doc, SPEC_FIELDS)
+    if spec is None:
         return None
-    spec.unknown(SPEC_FIELDS)
     replicas_field = spec["pytorchReplicaSpecs"]
     replicas, seen = common.replica_specs(replicas_field, ("Master", "Worker"), DEFAULT_RESTART)
     elastic = _elastic(spec["elasticPolicy"]) if spec["elasticPolicy"].present else None

@@ -16,11 +16,9 @@ _CLEAN_POD = {"all": "All", "unfinished": "Running", "none": "None"}
 
 
 def parse(doc, api_version, kind):
-    name, namespace = common.metadata(doc)
-    spec = doc["spec"]
-    if spec.mapping(required=True) is None:
+    name, namespace, spec = common.job_spec(doc, SPEC_FIELDS)
+    if spec is None:
         return None
-    spec.unknown(SPEC_FIELDS)
     worker = spec["worker"]
     replicas = cmd = containers = None
     if worker.mapping(required=True) is not None:
