@@ -13,17 +13,44 @@ import os
 import sys
 
 EXIT_INTERRUPTED = 130
+EXIT_NOT_FOUND = 127
+
+
+def _bounded(kind, low, high, what):
+    """An argparse type: a `kind` (int or float) in [low, high], finite; the error names the range."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not low <= value <= high:  # also false for nan
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+PORT = _bounded(int, 1, 65535, "a port number from 1 to 65535")
+RANKS = _bounded(int, 1, 2**31 - 1, "a number of ranks from 1 to 2147483647")
+SECONDS = _bounded(float, 0.0, 1e9, "a number of seconds from 0 to 1e9")
+DEADLINE = _bounded(float, 0.001, 1e9, "a number of seconds above 0, at most 1e9")
 
 
 def _read_spec(path):
     """The text of the spec at `path` ('-' is standard input). Raises SpecError when it cannot be read."""
     from ringrun.runtime import SpecError
 
-    if path == "-":
-        return sys.stdin.read(), "<stdin>"
+    from ringrun.runtime.parse import MAX_SPEC_BYTES
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read(), path
+        if path == "-":
+            text, source = sys.stdin.read(MAX_SPEC_BYTES + 1), "<stdin>"
+        else:
+            with open(path, encoding="utf-8") as handle:  # at most one byte past the limit: /dev/zero ends too
+                text, source = handle.read(MAX_SPEC_BYTES + 1), path
+        if len(text) > MAX_SPEC_BYTES:
+            raise SpecError([f"{source}: larger than {MAX_SPEC_BYTES // (1024 * 1024)} MiB; no job spec is that big"])
+        return text, source
     except FileNotFoundError:
         raise SpecError([f"{path}: no such file"]) from None
     except IsADirectoryError:
@@ -73,6 +100,23 @@ def cmd_plan(args, environ, hostname, out, err):
     return 0
 
 
+def _check_outputs(args):
+    """--status must name a file in an existing folder, --log-dir a folder (made when missing): checked before
+    anything starts, so a run never fails half-way for want of a place to write. Raises UsageError."""
+    from ringrun.runtime import UsageError
+
+    if args.status is not None:
+        folder = os.path.dirname(os.path.abspath(args.status))
+        if os.path.isdir(args.status):
+            raise UsageError(f"--status: {args.status!r} is a directory; give a file name")
+        if not os.path.isdir(folder):
+            raise UsageError(f"--status: the folder {folder!r} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"--status: the folder {folder!r} is not writable")
+    if args.log_dir is not None and os.path.exists(args.log_dir) and not os.path.isdir(args.log_dir):
+        raise UsageError(f"--log-dir: {args.log_dir!r} exists and is not a directory")
+
+
 def run_dir_of(args, environ, job):
     """A pod's run directory: --run-dir, else $RINGRUN_RUN_DIR, else /tmp/ringrun-<job> (absolute)."""
     return os.path.abspath(args.run_dir or environ.get("RINGRUN_RUN_DIR") or f"/tmp/ringrun-{job.name}")
@@ -90,6 +134,7 @@ def cmd_run(args, environ, hostname, out, err):
     if args.set:
         objects = [apply_sets(o, args.set) if args.job is None or _name(o) == args.job else o for o in objects]
     job = select_job(parse_objects(objects), args.job)
+    _check_outputs(args)
     options = Options(status_path=args.status, timeout=args.timeout, log_dir=args.log_dir,
                       grace=_grace(args, environ), is_root=os.geteuid() == 0)
     code, document = run_job(job, environ, options, out, err)
@@ -188,6 +233,9 @@ def cmd_launch(args, environ, hostname, out, err):
     if args.np < 1:
         raise UsageError(f"-np: must be >= 1, got {args.np}")
     env = with_python_on_path(environ)
+    if shutil.which(command[0], path=env["PATH"]) is None:
+        err.write(f"ringrun launch: cannot start {command[0]}: not found (or not executable)\n")
+        return EXIT_NOT_FOUND
     mpirun = shutil.which("mpirun", path=env["PATH"]) or "mpirun"
     try:
         argv = launch_argv(args.impl, args.np, command, hosts=args.H, hostfile=args.hostfile, mca=args.mca or (),
@@ -224,7 +272,7 @@ def build_parser():
     plan.add_argument("--format", choices=("json", "env"), default="json",
                       help="json: the whole plan; env: `export K=V` lines")
     plan.add_argument("--run-dir", help="where ringrun's files go (default $RINGRUN_RUN_DIR or /tmp/ringrun-<job>)")
-    plan.add_argument("--ssh-port", type=int, help="workers' sshd port (default $RINGRUN_SSH_PORT, else 22 as "
+    plan.add_argument("--ssh-port", type=PORT, help="workers' sshd port (default $RINGRUN_SSH_PORT, else 22 as "
                                                    "root and 2222 otherwise)")
     plan.set_defaults(func=cmd_plan)
 
@@ -233,9 +281,9 @@ def build_parser():
     run.add_argument("--set", action="append", metavar="PATH=VALUE",
                      help="edit the spec first: a dotted path (spec.runPolicy.backoffLimit=2) or ROLE.command, "
                           "ROLE.args, ROLE.replicas, ROLE.env.NAME (TensorStack: worker.cmd); VALUE is YAML")
-    run.add_argument("--timeout", type=float, metavar="S", help="stop the job after S seconds (DeadlineExceeded)")
+    run.add_argument("--timeout", type=DEADLINE, metavar="S", help="stop the job after S seconds (DeadlineExceeded)")
     run.add_argument("--log-dir", metavar="DIR", help="also write each replica's stdout and stderr to files here")
-    run.add_argument("--grace", type=float, metavar="S",
+    run.add_argument("--grace", type=SECONDS, metavar="S",
                      help="seconds between SIGTERM and SIGKILL when stopping replicas (default $RINGRUN_GRACE_SECONDS "
                           "or 5)")
     run.set_defaults(func=cmd_run)
@@ -243,14 +291,14 @@ def build_parser():
     launch = sub.add_parser("launch", help="mpirun on local multi-process hosts with ringrun's defaults",
                             description="mpirun with no binding, oversubscription allowed, yielding when ranks "
                                         "outnumber cores, root allowed, each rank's output tagged; exit code passed on")
-    launch.add_argument("-np", "-n", dest="np", type=int, required=True, help="number of ranks")
+    launch.add_argument("-np", "-n", dest="np", type=RANKS, required=True, help="number of ranks")
     launch.add_argument("-H", metavar="HOST:SLOTS,...", help="hosts and slots")
     launch.add_argument("--hostfile", metavar="FILE")
     launch.add_argument("--mca", nargs=2, action="append", metavar=("K", "V"), help="Open MPI MCA parameter")
     launch.add_argument("--impl", choices=[impl.cli for impl in MPIImplementation], default="openmpi",
                         help="the MPI library whose mpirun runs (default openmpi)")
     launch.add_argument("-x", action="append", metavar="VAR", help="export this variable to the ranks")
-    launch.add_argument("--grace", type=float, metavar="S",
+    launch.add_argument("--grace", type=SECONDS, metavar="S",
                         help="seconds between SIGTERM and SIGKILL when stopping mpirun (default $RINGRUN_GRACE_SECONDS "
                              "or 5)")
     launch.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
@@ -263,7 +311,7 @@ def build_parser():
     kinds = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for name, text in KINDS.items():
         p = kinds.add_parser(name, help=text, description=text)
-        p.add_argument("-np", "-n", dest="np", type=int, required=True, help="number of ranks")
+        p.add_argument("-np", "-n", dest="np", type=RANKS, required=True, help="number of ranks")
         add_options(p, name)
         if name == "train":  # Open MPI on this machine only
             p.add_argument("--mpi", choices=("openmpi",), default="openmpi", help=argparse.SUPPRESS)
@@ -298,7 +346,7 @@ def build_parser():
     entrypoint.add_argument("--index", type=int, help="replica index")
     entrypoint.add_argument("--run-dir", help="where ringrun's files go (default $RINGRUN_RUN_DIR or "
                                               "/tmp/ringrun-<job>)")
-    entrypoint.add_argument("--ssh-port", type=int, help="workers' sshd port (default $RINGRUN_SSH_PORT, else 22 "
+    entrypoint.add_argument("--ssh-port", type=PORT, help="workers' sshd port (default $RINGRUN_SSH_PORT, else 22 "
                                                          "as root and 2222 otherwise)")
     entrypoint.add_argument("--finish", type=int, metavar="CODE",
                             help="tell this pod's worker entrypoint that the job ended with CODE (the launcher runs "

@@ -4,6 +4,7 @@ Values follow the Kubeflow operators (mpi-operator v2, training-operator v1) so 
 them injected the variables; see docs/conventions.md for the sources.
 """
 
+import functools
 import json
 
 from . import topology
@@ -132,12 +133,19 @@ def mx_config(job, role, index):
     """MX_CONFIG as training-operator writes it: cluster (every replica's url and port), labels (each role's
     `tuner-server-key` annotation), task. Byte for byte what Go's encoding/json gives: compact, map keys sorted,
     struct fields in declaration order."""
+    task = json.dumps({"type": role, "index": index}, separators=(",", ":"))
+    return f'{_mx_cluster_and_labels(job)},"task":{task}}}'
+
+
+@functools.lru_cache(maxsize=8)
+def _mx_cluster_and_labels(job):
+    """`{"cluster":...,"labels":...` of MX_CONFIG, the same for every replica: made once per job, so planning every
+    replica stays linear in the size of the result."""
     ordered = sorted(job.replicas, key=lambda r: r.role)
     cluster = {r.role: [{"url": topology.service_name(job, r.role, i), "port": mxnet_port(job, r.role)}
                         for i in range(r.replicas)] for r in ordered}
     labels = {r.role: dict(r.annotations).get("tuner-server-key", "") for r in ordered}
-    config = {"cluster": cluster, "labels": labels, "task": {"type": role, "index": index}}
-    return json.dumps(config, separators=(",", ":"))
+    return json.dumps({"cluster": cluster, "labels": labels}, separators=(",", ":"))[:-1]
 
 
 # ps-lite takes a bare PORT as its own listen port (and fails to bind), and DMLC_NODE_HOST as the address it

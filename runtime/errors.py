@@ -14,10 +14,14 @@ class SpecError(RingrunError):
     """
 
     exit_code = 2
+    SHOWN = 50  # at most this many problems in the message, then how many more there are
 
     def __init__(self, problems):
         self.problems = tuple(problems)
-        super().__init__("\n".join(self.problems))
+        shown = list(self.problems[:self.SHOWN])
+        if len(self.problems) > self.SHOWN:
+            shown.append(f"... and {len(self.problems) - self.SHOWN} more problems")
+        super().__init__("\n".join(shown))
 
 
 class UsageError(RingrunError):

@@ -136,6 +136,9 @@ class Field:
         if nonempty and not self.value:
             self.error("must not be empty")
             return default
+        if "\0" in self.value:  # no argv, environment or file name can hold it: refused before anything starts
+            self.error(f"must not contain a NUL character, got {self.value!r}")
+            return default
         if choices is not None and self.value not in choices:
             self.error(f"must be one of {', '.join(choices)}; got {self.value!r}")
             return default
@@ -183,6 +186,18 @@ class Field:
     def dns_label(self, required=False, default=None):
         return self._matching(required, default, _DNS1123_LABEL, 63,
                               "DNS-1123 label (lowercase letters, digits and '-', at most 63)")
+
+    def absolute_path(self, default=None):
+        """An absolute, normalized path (no `.` or `..` parts, no doubled `/`) without control characters."""
+        value = self.string(default=default, nonempty=True)
+        if not isinstance(self.value, str) or value is None:
+            return value
+        parts = value.split("/")
+        if not value.startswith("/") or any(p in (".", "..") for p in parts) or "//" in value \
+                or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            self.error(f"must be an absolute path without '.' or '..' parts or control characters, got {value!r}")
+            return default
+        return value
 
     def quantity(self):
         """A Kubernetes resource quantity: 1, 0.5, "2Gi", "1000m". Returns it as a string."""

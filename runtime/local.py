@@ -8,6 +8,7 @@
 """
 
 import copy
+import functools
 import json
 import re
 import shlex
@@ -16,7 +17,7 @@ from dataclasses import replace
 import yaml
 
 from . import topology
-from .errors import SpecError
+from .errors import SpecError, UsageError
 from .model import MPIImplementation
 
 
@@ -33,22 +34,33 @@ LOCAL_OPENMPI_ENV = {
 }
 
 
+# One machine runs every replica as a process: past this many, the job belongs on a cluster (and MXNet's MX_CONFIG,
+# one entry per replica in every replica's environment, would grow with the square of the count).
+MAX_LOCAL_PROCESSES = 1024
+
+
 def processes(job):
-    """(role, index) of every replica that runs as a local process, in start order."""
+    """(role, index) of every replica that runs as a local process, in start order. Raises UsageError past
+    MAX_LOCAL_PROCESSES."""
     if job.framework == "mpi":
         return (("launcher", 0),)
+    count = sum(r.replicas for r in job.replicas)
+    if count > MAX_LOCAL_PROCESSES:
+        raise UsageError(f"{job.kind} {job.namespace}/{job.name} has {count} replicas; a local run starts each as a "
+                         f"process on this machine and takes at most {MAX_LOCAL_PROCESSES} (run it on a cluster)")
     return tuple((r.role, i) for r in job.replicas for i in range(r.replicas))
 
 
+@functools.lru_cache(maxsize=8)
 def replica_names(job):
-    """Every name a replica of `job` is reached by in a cluster."""
+    """Every name a replica of `job` is reached by in a cluster (computed once per job: plans are made per replica)."""
     names = set()
     for replica in job.replicas:
         for i in range(replica.replicas):
             names.add(topology.service_name(job, replica.role, i))
             if job.framework == "mpi":
                 names.add(topology.mpi_host(job, replica.role, i))
-    return names
+    return frozenset(names)
 
 
 def _to_localhost(text, names):
@@ -80,10 +92,13 @@ _MAIN = {"mpiReplicaSpecs": "mpi", "pytorchReplicaSpecs": "pytorch", "mxReplicaS
 
 
 def _value(text):
-    """A --set value: JSON/YAML (`["python", "t.py"]`, `3`), else shell words for command/args."""
+    """A --set value: JSON/YAML (`["python", "t.py"]`, `3`), else shell words for command/args. Raises ValueError
+    for a list or mapping that does not parse."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
+        if text.lstrip().startswith(("[", "{")):
+            raise ValueError("not valid YAML") from None
         return text
 
 
@@ -132,9 +147,13 @@ def apply_sets(obj, sets):
             problems.append(f"--set {item!r}: expected PATH=VALUE")
             continue
         path = _resolve_shortcut(result, key) or [int(p) if p.isdigit() else p for p in key.split(".")]
-        value = _value(text)
-        if path[-1] in ("command", "args", "cmd") and isinstance(value, str):
-            value = shlex.split(value)
+        try:
+            value = _value(text)
+            if path[-1] in ("command", "args", "cmd") and isinstance(value, str):
+                value = shlex.split(value)
+        except ValueError as exc:
+            problems.append(f"--set {key}: cannot read the value {text!r}: {exc}")
+            continue
         try:
             _assign(result, path, value)
         except (KeyError, IndexError, TypeError) as exc:

@@ -18,28 +18,92 @@ KINDS = {
 }
 
 
-def load_documents(text, source="<spec>"):
-    """Parse YAML or JSON text into a list of objects (dicts are not checked here). Raises SpecError."""
+# Bounds on untrusted input. 3 MiB is kube-apiserver's limit on a request body; no real job spec nests 100 deep.
+MAX_SPEC_BYTES = 3 * 1024 * 1024
+MAX_DEPTH = 100
+
+
+def _strict_loader():
+    """A SafeLoader that refuses aliases (a "billion laughs" document expands exponentially) and duplicate keys
+    (silently last-wins otherwise; kubectl's strict decoding rejects them too)."""
     import yaml
 
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not accepted in job specs",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
+                                                            key_node.start_mark)
+                seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate key {duplicates[0]!r}")
+    return dict(pairs)
+
+
+def _depth(value):
+    """How deep `value` nests (an iterative walk: a deep document cannot exhaust the stack here)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def load_documents(text, source="<spec>"):
+    """Parse YAML or JSON text into a list of objects (dicts are not checked here). Raises SpecError.
+
+    Bounded: at most MAX_SPEC_BYTES, nesting at most MAX_DEPTH, no YAML aliases, no duplicate keys.
+    """
+    import yaml
+
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError([f"{source}: larger than {MAX_SPEC_BYTES // (1024 * 1024)} MiB; no job spec is that big"])
     stripped = text.lstrip()
+    data = None
     if stripped.startswith(("{", "[")):
         # JSON first: PyYAML rejects some valid JSON (tabs used for indentation).
         try:
-            data = [json.loads(text)]
-        except ValueError:
-            data = None
-        if data is not None:
-            return _flatten(data, source)
-    try:
-        data = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError([f"{source}: not valid YAML or JSON{where}: {problem}"]) from None
-    except (ValueError, RecursionError) as exc:
-        raise SpecError([f"{source}: not valid YAML or JSON: {exc}"]) from None
+            data = [json.loads(text, object_pairs_hook=_no_duplicates)]
+        except RecursionError:
+            raise SpecError([f"{source}: nested deeper than {MAX_DEPTH} levels"]) from None
+        except ValueError as exc:
+            if str(exc).startswith("duplicate key"):
+                raise SpecError([f"{source}: not valid JSON: {exc}"]) from None
+    if data is None:
+        try:
+            data = [d for d in yaml.load_all(text, Loader=_strict_loader()) if d is not None]
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise SpecError([f"{source}: not valid YAML or JSON{where}: {problem}"]) from None
+        except RecursionError:
+            raise SpecError([f"{source}: nested deeper than {MAX_DEPTH} levels"]) from None
+        except ValueError as exc:
+            raise SpecError([f"{source}: not valid YAML or JSON: {exc}"]) from None
+    if any(_depth(d) > MAX_DEPTH for d in data):
+        raise SpecError([f"{source}: nested deeper than {MAX_DEPTH} levels"])
     if not data:
         raise SpecError([f"{source}: holds no job spec (the file is empty)"])
     return _flatten(data, source)

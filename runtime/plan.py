@@ -6,6 +6,7 @@ the workers to tell when the job is over. Planners are registered per (framework
 """
 
 import dataclasses
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ from . import env as envs
 from .model import MPIImplementation
 
 SLEEP_FOREVER = ("sleep", "inf")
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -147,8 +149,10 @@ class Plan:
         return env
 
     def env_lines(self):
-        """`export K=V` lines, values shell-quoted."""
-        return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env)
+        """`export K=V` lines, values shell-quoted; a name no shell can hold (Kubernetes allows `-n`, `a.b`) is left
+        out with a comment saying so."""
+        return "".join(f"export {k}={shlex.quote(v)}\n" if _SHELL_NAME.fullmatch(k)
+                       else f"# not a shell variable name, left out: {k!r}\n" for k, v in self.env)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
 """Pieces shared by the per-kind parsers: metadata, replica specs, pod templates, containers and run policy."""
 
+import re
+
 from ..model import Container, Port, Replica, RunPolicy
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never", "ExitCode")
 CLEAN_POD_POLICIES = ("None", "Running", "All")
 # ringrun plans every replica (hostfiles, env with one entry per replica): a sanity bound, far above any real job.
 MAX_REPLICAS = 100_000
+INT64_MAX = 2**63 - 1
 
 RUN_POLICY_FIELDS = ("cleanPodPolicy", "ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit")
 REPLICA_FIELDS = {"replicas", "restartPolicy", "template"}
@@ -20,6 +23,23 @@ def job_spec(doc, fields):
         return name, namespace, None
     spec.unknown(fields)
     return name, namespace, spec
+
+
+# A pod's host name and its service's name are `<job>-<role>-<index>`: a DNS-1035 label of at most 63 characters
+# (mpi-operator v0.8.2 pkg/apis/kubeflow/validation/validation.go validateMPIJobName; Kubernetes services).
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def check_host_names(doc, name, replicas):
+    """Report `metadata.name` when the longest `<name>-<role>-<index>` of `replicas` is not a valid host name."""
+    if name is None:
+        return
+    hosts = [f"{name}-{r.role}" + ("" if r.role == "launcher" else f"-{max(r.replicas, 1) - 1}") for r in replicas]
+    bad = [host for host in hosts if len(host) > 63 or not _DNS1035_LABEL.match(host)]
+    if bad:
+        host = max(bad, key=len)
+        doc["metadata"]["name"].error(f"pods cannot be created: their host name {host!r} would not be a DNS-1035 "
+                                      "label (a letter first, lowercase letters, digits and '-', at most 63)")
 
 
 def metadata(doc):
@@ -87,12 +107,14 @@ def pod_template(template):
     return containers, annotations
 
 
-def replica(f, type_name, default_restart):
-    """A Kubeflow ReplicaSpec (`replicas`, `restartPolicy`, `template`); None when it is unusable."""
+def replica(f, type_name, default_restart, default_replicas=None):
+    """A Kubeflow ReplicaSpec (`replicas`, `restartPolicy`, `template`); None when it is unusable. `replicas` is
+    required unless `default_replicas` gives the operator's default for it."""
     if f.mapping(required=True) is None:
         return None
     f.unknown(REPLICA_FIELDS)
-    count = f["replicas"].integer(required=True, minimum=0, maximum=MAX_REPLICAS)
+    count = f["replicas"].integer(required=default_replicas is None, default=default_replicas, minimum=0,
+                                  maximum=MAX_REPLICAS)
     restart = f["restartPolicy"].string(default=default_restart, choices=RESTART_POLICIES)
     containers, annotations = pod_template(f["template"])
     if count is None or not containers:
@@ -100,11 +122,14 @@ def replica(f, type_name, default_restart):
     return Replica(type_name, type_name.lower(), count, restart or default_restart, containers, annotations)
 
 
-def replica_specs(f, known, defaults, misplaced=None):
+def replica_specs(f, known, defaults, misplaced=None, default_replicas=None):
     """The replica types of a `*ReplicaSpecs` map, in the order of `known` (names matched case-insensitively).
 
-    `misplaced` maps other types to the message they get (MXNet's roles of the other jobMode).
+    `defaults`: type -> default restartPolicy; `default_replicas`: type -> the replicas the operator defaults an
+    absent count to (training-operator: 1 for every type; mpi-operator v2beta1: 1 for the Launcher); `misplaced` maps
+    other types to the message they get (MXNet's roles of the other jobMode).
     """
+    default_replicas = default_replicas or {}
     misplaced = {k.lower(): v for k, v in (misplaced or {}).items()}
     by_role = {}
     for key, spec in f.items(required=True):
@@ -115,7 +140,8 @@ def replica_specs(f, known, defaults, misplaced=None):
         if canonical.lower() in by_role:
             spec.error(f"replica type {canonical} given twice")
             continue
-        by_role[canonical.lower()] = replica(spec, canonical, defaults.get(canonical, "Never"))
+        by_role[canonical.lower()] = replica(spec, canonical, defaults.get(canonical, "Never"),
+                                             default_replicas.get(canonical))
     if f.present and isinstance(f.value, dict) and not f.value:
         f.error("must name at least one replica type")
     return {role: r for role, r in by_role.items() if r is not None}, set(by_role)
@@ -167,6 +193,6 @@ def run_policy(spec, inline=True):
 def _run_policy_value(name, f):
     if name == "cleanPodPolicy":
         return f.string(choices=CLEAN_POD_POLICIES)
-    if name == "activeDeadlineSeconds":
-        return f.integer(minimum=1)
+    if name == "activeDeadlineSeconds":  # int64 in the operators' API types
+        return f.integer(minimum=1, maximum=INT64_MAX)
     return f.integer(minimum=0)

@@ -20,7 +20,9 @@ def parse(doc, api_version, kind):
     if spec is None:
         return None
     replicas_field = spec["mpiReplicaSpecs"]
-    replicas, seen = common.replica_specs(replicas_field, ("Launcher", "Worker"), DEFAULT_RESTART)
+    # mpi-operator v2beta1 and training-operator both default the Launcher's replicas to 1
+    replicas, seen = common.replica_specs(replicas_field, ("Launcher", "Worker"), DEFAULT_RESTART,
+                                          default_replicas={"Launcher": 1})
     common.require_single(replicas_field, replicas, seen, "Launcher")
     implementation = spec["mpiImplementation"].string(default="OpenMPI", choices=IMPLEMENTATIONS)
     implementation = MPIImplementation(implementation) if implementation else MPIImplementation.OPENMPI
@@ -34,7 +36,7 @@ def parse(doc, api_version, kind):
         implementation=implementation,
         main_container=main or "mpi",
         slots_per_worker=spec["slotsPerWorker"].integer(default=1, minimum=1, maximum=4096) or 1,
-        ssh_auth_mount_path=spec["sshAuthMountPath"].string(default="/root/.ssh", nonempty=True) or "/root/.ssh",
+        ssh_auth_mount_path=spec["sshAuthMountPath"].absolute_path(default="/root/.ssh") or "/root/.ssh",
         launcher_creation_policy=spec["launcherCreationPolicy"].string(
             default="AtStartup", choices=("AtStartup", "WaitForWorkersReady")) or "AtStartup",
         run_launcher_as_worker=bool(spec["runLauncherAsWorker"].boolean(default=False)),
@@ -42,5 +44,6 @@ def parse(doc, api_version, kind):
     run_policy = common.run_policy(spec)
     if "launcher" not in replicas:
         return None
+    common.check_host_names(doc, name, replicas.values())
     return JobSpec(api_version, kind, name, namespace, "mpi",
                    tuple(replicas[r] for r in ("launcher", "worker") if r in replicas), run_policy, mpi=mpi)

@@ -19,7 +19,8 @@ def parse(doc, api_version, kind):
     if spec is None:
         return None
     replicas_field = spec["pytorchReplicaSpecs"]
-    replicas, seen = common.replica_specs(replicas_field, ("Master", "Worker"), DEFAULT_RESTART)
+    replicas, seen = common.replica_specs(replicas_field, ("Master", "Worker"), DEFAULT_RESTART,
+                                          default_replicas={"Master": 1, "Worker": 1})  # training-operator's
     elastic = _elastic(spec["elasticPolicy"]) if spec["elasticPolicy"].present else None
     # training-operator derives MASTER_ADDR from the Master; an elastic job may instead rendezvous at worker-0.
     common.require_single(replicas_field, replicas, seen, "Master", required=elastic is None)
@@ -30,6 +31,7 @@ def parse(doc, api_version, kind):
     if not replicas or (elastic is None and "master" not in replicas):
         return None
     options = PyTorchOptions(nproc_per_node=nproc, elastic=elastic)
+    common.check_host_names(doc, name, replicas.values())
     return JobSpec(api_version, kind, name, namespace, "pytorch",
                    tuple(replicas[r] for r in ("master", "worker") if r in replicas), run_policy, pytorch=options)
 

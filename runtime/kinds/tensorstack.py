@@ -45,11 +45,11 @@ def parse(doc, api_version, kind):
     mpi = MPIOptions(
         implementation=MPIImplementation.OPENMPI,
         slots_per_worker=1,
-        ssh_auth_mount_path=ssh["sshAuthMountPath"].string(default="/root/.ssh", nonempty=True) or "/root/.ssh",
-        sshd_path=ssh["sshdPath"].string(default="/usr/sbin/sshd", nonempty=True) or "/usr/sbin/sshd",
+        ssh_auth_mount_path=ssh["sshAuthMountPath"].absolute_path(default="/root/.ssh") or "/root/.ssh",
+        sshd_path=ssh["sshdPath"].absolute_path(default="/usr/sbin/sshd") or "/usr/sbin/sshd",
         mca=mca,
         extra_mpi_args=worker["extraMPIArgs"].strings() if worker.present else (),
-        mpi_home=spec["mpiHome"].string(nonempty=True),
+        mpi_home=spec["mpiHome"].absolute_path(),
         worker_cmd=cmd or (),
         main_container=CONTAINER,
     )
@@ -60,6 +60,7 @@ def parse(doc, api_version, kind):
     launcher = Replica("launcher", "launcher", 1, "OnFailure", containers)
     workers = Replica("worker", "worker", replicas, "Never", containers)
     run_policy = RunPolicy(clean_pod_policy=_CLEAN_POD[clean_up])
+    common.check_host_names(doc, name, (launcher, workers))
     return JobSpec(api_version, kind, name, namespace, "mpi", (launcher, workers), run_policy, mpi=mpi,
                    tensorstack=t9k)
 
