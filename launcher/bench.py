@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import shlex
-import socket
 import sys
 import tempfile
 
@@ -23,6 +22,7 @@ from ringrun.runtime.model import MPIImplementation
 
 from .execute import run_commands, with_python_on_path
 from .files import write_atomic
+from .readiness import free_loopback_port
 
 # adapter (ringrun.bench.registry) -> group: the impls of one group run in one set of ranks. Horovod gets an mpirun of
 # its own: once initialised, its background thread polls every cycle and would take CPU from the other impls' ranks.
@@ -55,12 +55,6 @@ def mpi_env(name, prefix, environ):
         env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (os.path.join(prefix, "lib"),
                                                              env.get("LD_LIBRARY_PATH")) if p)
     return env
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def machine():
@@ -129,7 +123,7 @@ class Bench:
             return None, "unavailable", {i: why for i in impls}
         out_path = os.path.join(workdir, "gloo.json")
         base = with_python_on_path(self.environ)
-        base.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(a.np),
+        base.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_loopback_port()), "WORLD_SIZE": str(a.np),
                      "OMP_NUM_THREADS": "1"})
         commands = [(f"gloo-{r}", self.rank_argv(sys.executable, impls, out_path, "gloo"),
                      {**base, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(a.np)]

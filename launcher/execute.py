@@ -105,6 +105,7 @@ class Execution:
         self.on_state, self.log, self.note = on_state, log or _quiet, note or _quiet
         self.clock, self.sleep, self.now, self.poll_seconds = clock, sleep, now, poll_seconds
         self.interrupted = None
+        self.report_error = None
         self.failures = 0
         self.state = JobState(start_time=now(), replicas=tuple(ReplicaState(*key) for key in self.replicas))
         self._children, self._monitors = {}, {}
@@ -116,14 +117,19 @@ class Execution:
 
     def idle(self):
         """Block until `interrupt`; returns 128+signum (a held pod waits to be stopped)."""
-        while self.interrupted is None:
+        while self.interrupted is None and self.report_error is None:
             self.sleep(self.poll_seconds * 2)
         return 128 + self.interrupted
 
     # -- state -----------------------------------------------------------------------------------------------
     def _publish(self):
-        if self.on_state is not None:
-            self.on_state(self.state)
+        """Report the state. A report that fails stops the job: the loop sees `report_error`, everything is stopped,
+        and run() raises it once nothing runs any more."""
+        if self.on_state is not None and self.report_error is None:
+            try:
+                self.on_state(self.state)
+            except Exception as exc:  # noqa: BLE001 - whatever the callback raised, raised again after clean-up
+                self.report_error = exc
 
     def _set(self, key, **changes):
         replicas = tuple(dataclasses.replace(r, **changes) if (r.role, r.index) == key else r
@@ -171,6 +177,8 @@ class Execution:
         finally:
             self._clean_up(started)
             self._publish()
+        if self.report_error is not None:
+            raise self.report_error
         return dataclasses.replace(outcome, state=self.state)
 
     def _start_all(self):
@@ -237,12 +245,16 @@ class Execution:
     def _loop(self, started):
         deadline = self.policy.deadline
         while True:
+            outcome = None
             for child, code in self.processes.poll():
                 key = self._children.pop(child)
                 self._close_monitor(key)
-                outcome = self._exited(key, code)
-                if outcome is not None:
-                    return outcome
+                if outcome is None:
+                    outcome = self._exited(key, code)
+                else:  # the job ended earlier in this batch: the others' exits are only recorded
+                    self._record(key, code)
+            if outcome is not None:
+                return outcome
             for key, monitor in list(self._monitors.items()):
                 code = monitor.check()
                 if code is not None:
@@ -252,6 +264,9 @@ class Execution:
             if self.interrupted is not None:
                 self._fail(f"interrupted by signal {self.interrupted}")
                 return Outcome(128 + self.interrupted, "signal", self.state)
+            if self.report_error is not None:
+                self._fail(f"the job's state could not be reported: {self.report_error}")
+                return Outcome(EXIT_NOT_STARTED, "report-failed", self.state)
             if deadline is not None and self.clock() - started >= deadline:
                 self._fail(f"{self.policy.name} has run longer than the deadline of {deadline:g} s",
                            reason="DeadlineExceeded")
@@ -286,6 +301,10 @@ class Execution:
             return Outcome(0, "exited", self.state)
         return None
 
+    def _record(self, key, code):
+        """An exit that is final (the job is over, or ending)."""
+        self._set(key, phase="Succeeded" if code == 0 else "Failed", exit_code=code)
+
     def _close_monitor(self, key):
         monitor = self._monitors.pop(key, None)
         if monitor is not None:
@@ -295,12 +314,12 @@ class Execution:
         """Stop what still runs, as cleanPodPolicy says; a failed or interrupted job always stops everything."""
         deadline = self.policy.deadline
         if self.state.outcome == "Succeeded" and self.policy.clean_pod_policy == "None":
-            while self.processes.running() and self.interrupted is None and (
+            while self.processes.running() and self.interrupted is None and self.report_error is None and (
                     deadline is None or self.clock() - started < deadline):
                 for child, code in self.processes.poll():
                     key = self._children.pop(child)
                     self._close_monitor(key)
-                    self._set(key, phase="Succeeded" if code == 0 else "Failed", exit_code=code)
+                    self._record(key, code)
                 self.sleep(self.poll_seconds)
         stopped = "Deleted" if self.state.outcome == "Succeeded" else "Failed"
         for child in self.processes.terminate():

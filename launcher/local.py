@@ -8,20 +8,23 @@ object written to --status as it changes. A suspended or paused job starts nothi
 Fields accepted but not acted on here (ttlSecondsAfterFinished, schedulingPolicy, ...) are named in a warning.
 """
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 
-from ringrun.runtime import Context, Identity, build_plan
+from ringrun.runtime import Context, Identity, UsageError, build_plan
+from ringrun.runtime.errors import SetupError
 from ringrun.runtime.effects import ignored_locally
-from ringrun.runtime.local import localize, processes
+from ringrun.runtime.local import localize, processes, with_port
 from ringrun.runtime.policy import deciders, job_policy
 from ringrun.runtime.status import job_status
 
 from . import files
 from .execute import Execution, ReplicaSpec
+from .readiness import free_loopback_port
 from .supervise import DEFAULT_GRACE_SECONDS, Supervisor, stop_signals
 
 
@@ -37,8 +40,11 @@ class Options:
     is_root: bool = False
 
 
-def local_plans(job, run_dir):
-    """{(role, index): Plan} of every replica that runs as a local process, in start order."""
+def local_plans(job, run_dir, port=None):
+    """{(role, index): Plan} of every replica that runs as a local process, in start order; `port`: the job's own
+    rendezvous port (PyTorch master, MXNet scheduler), else the spec's."""
+    if port is not None:
+        job = with_port(job, port)
     context = Context(run_dir=run_dir, environ={})
     return {key: localize(job, build_plan(job, Identity(key[0], key[1], "local"), context))
             for key in processes(job)}
@@ -55,18 +61,24 @@ def run_job(job, environ, options, out, err):
     for field, why in ignored_locally(job):
         err.write(f"ringrun run: warning: {field} has no effect in a local run: {why}\n")
     run_dir = tempfile.mkdtemp(prefix=f"ringrun-{job.name}-")
+    lock = None
     try:
         roles = deciders(job)
+        # a rendezvous port of this job's own: two jobs on one machine never meet at the default 23456 / 9091
+        port = free_loopback_port() if job.framework in ("pytorch", "mxnet") else None
         specs = [ReplicaSpec(plan, job.replica(role).restart_policy, role in roles)
-                 for (role, _), plan in local_plans(job, run_dir).items()]
-        if options.log_dir:
-            os.makedirs(options.log_dir, exist_ok=True)
+                 for (role, _), plan in local_plans(job, run_dir, port).items()]
+        lock = _lock_log_dir(options.log_dir) if options.log_dir else None
         supervisor = Supervisor(out, err, log_dir=options.log_dir, grace=options.grace)
 
         def publish(state):
             if options.status_path:
                 text = json.dumps(document(job, state), indent=2)
-                files.write_atomic(options.status_path, text.encode("utf-8"), mode=0o644)
+                try:
+                    files.write_atomic(options.status_path, text.encode("utf-8"), mode=0o644)
+                except OSError as exc:
+                    raise SetupError(f"cannot write the status to {options.status_path}: "
+                                     f"{exc.strerror or exc}; every replica was stopped") from None
 
         def log(plan, message):
             err.write(f"[{plan.name}] {message}\n")
@@ -83,3 +95,18 @@ def run_job(job, environ, options, out, err):
         return outcome.code, document(job, outcome.state)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+        if lock is not None:
+            lock.close()
+
+
+def _lock_log_dir(log_dir):
+    """Hold `log_dir` for this run (an exclusive lock on its `.ringrun.lock`, released when the run ends): two runs
+    never write into the same log files at once. Raises UsageError when another run holds it."""
+    os.makedirs(log_dir, exist_ok=True)
+    handle = open(os.path.join(log_dir, ".ringrun.lock"), "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UsageError(f"--log-dir: another ringrun run is writing its logs into {log_dir!r}") from None
+    return handle

@@ -29,6 +29,13 @@ class NotUp(Exception):
     """A probe's failure; its text says why (`does not resolve: ...`)."""
 
 
+def free_loopback_port():
+    """A TCP port free on 127.0.0.1 now (the kernel picks it; bound and released at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def resolve(host, port):
     """The first TCP address of host (getaddrinfo)."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]

@@ -1,18 +1,24 @@
-"""Process supervision, in one place: every child in its own process group, output prefixed per child, SIGTERM then
-SIGKILL after a grace period, exit codes normalized (128+signal when killed), no orphans.
+"""Process supervision, in one place: every child under a keeper, output prefixed per child, SIGTERM then SIGKILL
+after a grace period, exit codes normalized (128+signal when killed), no orphans.
 
-A child is started as the leader of a new session, so the whole tree it starts (mpirun, its daemons and ranks) shares
-its process group and can be signalled at once; when the leader exits, whatever it left in its group is killed.
+Each child runs under its own keeper (keeper.py), started as the leader of a new session: the keeper owns the
+child's whole process tree (mpirun, its daemons and ranks, anything that detached with setsid), stops it on SIGTERM
+with the same grace, clears it when the child ends, and stops it when ringrun dies, even by SIGKILL.
 """
 
 import contextlib
+import errno
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
 DEFAULT_GRACE_SECONDS = 5.0
+KEEPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keeper.py")
+KEEPER_MARGIN = 5.0  # past its grace, a keeper still gets this long to clear its tree before it is killed itself
 
 
 def exit_code(returncode):
@@ -53,23 +59,30 @@ class Supervisor:
         self.out, self.err, self.log_dir, self.grace, self.prefix = out, err, log_dir, grace, prefix
         self.children = []
         self._lock = threading.Lock()
+        self._logged = set()  # log files begun by this supervisor: a restarted child appends, a new run starts anew
 
     def start(self, name, argv, env, cwd=None):
-        """Start argv (a list) as child `name` with exactly `env`. Raises OSError when it cannot be executed."""
-        proc = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        """Start argv (a list) as child `name` with exactly `env`, in `cwd`, under a keeper. Raises OSError when it
+        cannot be executed (not found on the env's PATH, or not executable)."""
+        if not _executable(argv[0], env, cwd):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
+        keeper = [sys.executable, "-E", "-S", KEEPER, repr(float(self.grace)), "--", *argv]
+        proc = subprocess.Popen(keeper, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         child = Child(name, proc)
         for stream, sink, suffix in ((proc.stdout, self.out, "stdout"), (proc.stderr, self.err, "stderr")):
             path = os.path.join(self.log_dir, f"{name}.{suffix}.log") if self.log_dir else None
-            thread = threading.Thread(target=self._pump, args=(name, stream, sink, path), daemon=True)
+            mode = "ab" if path in self._logged else "wb"
+            self._logged.add(path)
+            thread = threading.Thread(target=self._pump, args=(name, stream, sink, path, mode), daemon=True)
             thread.start()
             child.threads.append(thread)
         self.children.append(child)
         return child
 
-    def _pump(self, name, stream, sink, path):
+    def _pump(self, name, stream, sink, path, mode):
         tag = f"[{name}] " if self.prefix else ""
-        log = open(path, "ab") if path else None
+        log = open(path, mode) if path else None
         try:
             for raw in iter(stream.readline, b""):
                 if log:
@@ -106,13 +119,13 @@ class Supervisor:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def terminate(self, children=None, grace=None):
-        """SIGTERM each running child's process group, SIGKILL what is left after `grace` seconds; reap all."""
+    def terminate(self, children=None):
+        """SIGTERM each running child's keeper, which stops the child's tree (SIGKILL after the grace period); a keeper
+        still there KEEPER_MARGIN seconds later is killed. Reaps all; returns the children stopped."""
         targets = [c for c in (self.running() if children is None else children) if c.code is None]
-        grace = self.grace if grace is None else grace
         for child in targets:
             self._kill_group(child, signal.SIGTERM)
-        deadline = time.monotonic() + grace
+        deadline = time.monotonic() + self.grace + KEEPER_MARGIN
         while any(c.proc.poll() is None for c in targets) and time.monotonic() < deadline:
             time.sleep(0.02)
         for child in targets:
@@ -120,3 +133,11 @@ class Supervisor:
             child.proc.wait()
         self.poll()
         return targets
+
+
+def _executable(program, env, cwd):
+    """Whether `program` names an executable: on the env's PATH, or as a path (relative to `cwd`)."""
+    if "/" in program:
+        path = program if os.path.isabs(program) else os.path.join(cwd or os.getcwd(), program)
+        return os.path.isfile(path) and os.access(path, os.X_OK)
+    return shutil.which(program, path=env.get("PATH", os.defpath)) is not None

@@ -18,7 +18,7 @@ import yaml
 
 from . import topology
 from .errors import SpecError, UsageError
-from .model import MPIImplementation
+from .model import MPIImplementation, Port
 
 
 LOCALHOST = "127.0.0.1"
@@ -65,6 +65,29 @@ def replica_names(job):
 
 def _to_localhost(text, names):
     return _TOKEN.sub(lambda m: LOCALHOST if m.group(0) in names else m.group(0), text)
+
+
+# The named port of each framework's main container: where its rendezvous (master, scheduler) listens.
+_RENDEZVOUS_PORT = {"pytorch": ("pytorch", "pytorchjob-port"), "mxnet": ("mxnet", "mxjob-port")}
+
+
+def with_port(job, port):
+    """`job` with every replica's rendezvous port (PyTorch `pytorchjob-port` and elastic `rdzvPort`, MXNet
+    `mxjob-port`) set to `port`, so that jobs on one machine never meet at a default port. MPI jobs unchanged."""
+    if job.framework not in _RENDEZVOUS_PORT:
+        return job
+    container_name, port_name = _RENDEZVOUS_PORT[job.framework]
+
+    def ported(container):
+        ports = tuple(p for p in container.ports if p.name != port_name) + (Port(port, port_name),)
+        return replace(container, ports=ports)
+
+    replicas = tuple(replace(r, containers=tuple(ported(c) if c is r.container(container_name) else c
+                                                 for c in r.containers)) for r in job.replicas)
+    job = replace(job, replicas=replicas)
+    if job.pytorch is not None and job.pytorch.elastic is not None and job.pytorch.elastic.rdzv_port is not None:
+        job = replace(job, pytorch=replace(job.pytorch, elastic=replace(job.pytorch.elastic, rdzv_port=port)))
+    return job
 
 
 def localize(job, plan):

@@ -35,6 +35,16 @@ def children_of(pid):
     return found
 
 
+def descendants_of(pid):
+    """PIDs of every process below `pid` (children, their children, ...), read from /proc."""
+    found, queue = [], [pid]
+    while queue:
+        for child in children_of(queue.pop()):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -98,7 +98,9 @@ def test_seed_pytorchjob_runs_with_set(environ):
                                "--set", f"Master.command={json.dumps([PY, '-c', check])}", "--set", "Master.args=[]",
                                "--set", f"Worker.command={json.dumps([PY, '-c', check])}", "--set", "Worker.args=[]"], environ)
     assert code == 0, err
-    assert "[master-0] 0 2 23456" in out and "[worker-0] 1 2 23456" in out
+    # the job's own rendezvous port, not the spec's 23456 (another job on this machine may use that)
+    port = next(line.split()[-1] for line in out.splitlines() if line.startswith("[master-0] 0 2 "))
+    assert port != "23456" and f"[master-0] 0 2 {port}" in out and f"[worker-0] 1 2 {port}" in out
     assert doc["status"]["replicaStatuses"]["Master"] == {"succeeded": 1}
 
 
@@ -303,3 +305,98 @@ def test_fields_without_effect_in_a_local_run_are_named(tmp_path):
     assert warned == ["ringrun run: warning: spec.runPolicy.ttlSecondsAfterFinished",
                       "ringrun run: warning: spec.runPolicy.schedulingPolicy",
                       "ringrun run: warning: spec.launcherCreationPolicy"]
+
+
+def wait_for_pids(folder, count, proc, timeout=60):
+    """The PIDs written by `count` replicas (files `pid-N`), waiting at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while len(list(folder.glob("pid-*"))) < count and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [int(p.name[4:]) for p in folder.glob("pid-*")]
+
+
+def gone_within(pids, seconds=30):
+    """Whether every pid has exited within `seconds` (a generous bound, polled)."""
+    deadline = time.monotonic() + seconds
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(alive(p) for p in pids)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGHUP, 129), (signal.SIGQUIT, 131), (signal.SIGTERM, 143)])
+def test_hup_and_quit_stop_a_run_like_term(tmp_path, environ, sig, code):
+    obj = python_job(pid_writer(tmp_path / "pid-"), pid_writer(tmp_path / "pid-"), workers=2)
+    proc = subprocess.Popen([RINGRUN, "run", job_file(tmp_path, obj), "--grace", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environ)
+    pids = wait_for_pids(tmp_path, 3, proc)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert f"interrupted by signal {int(sig)}" in out
+    assert len(pids) == 3 and gone_within(pids, 1)  # stopped before `run` returned
+
+
+def test_sigkill_of_ringrun_run_still_ends_every_replica(tmp_path, environ):
+    """Nothing can run in ringrun when it is SIGKILLed: each replica's keeper gets its parent-death signal and stops
+    the replica's tree."""
+    obj = python_job(pid_writer(tmp_path / "pid-"), pid_writer(tmp_path / "pid-"), workers=2)
+    proc = subprocess.Popen([RINGRUN, "run", job_file(tmp_path, obj), "--grace", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environ)
+    pids = wait_for_pids(tmp_path, 3, proc)
+    assert len(pids) == 3
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert gone_within(pids), [p for p in pids if alive(p)]
+
+
+def test_a_detached_grandchild_is_reaped_with_its_job(tmp_path):
+    """A replica that starts a `setsid` daemon and exits: the daemon (its own session and group) ends with the job."""
+    daemon = tmp_path / "daemon-pid"
+    script = tmp_path / "detach.py"
+    script.write_text(
+        "import os, subprocess, sys, time\n"
+        f"daemon = {str(daemon)!r}\n"
+        "if sys.argv[1:] == ['daemon']:\n"
+        "    open(daemon, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n"
+        "else:\n"
+        "    subprocess.Popen(['setsid', sys.executable, __file__, 'daemon'])\n"
+        "    for _ in range(400):\n"
+        "        if os.path.exists(daemon):\n"
+        "            break\n"
+        "        time.sleep(0.05)\n")
+    code_text = f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')"
+    obj = specs.mpijob()
+    obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["command"] = [PY, "-c", code_text]
+    code, out, err, doc = run([job_file(tmp_path, obj)])
+    assert code == 0, err
+    pid = int(daemon.read_text())
+    assert gone_within([pid]), f"the detached {pid} outlived its job"
+
+
+def test_launch_stops_mpirun_and_its_ranks_on_sighup(tmp_path):
+    argv = [RINGRUN, "launch", "-np", "2", "--grace", "2", "--", PY, "-c", pid_writer(tmp_path / "pid-")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids = wait_for_pids(tmp_path, 2, proc)
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGHUP)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 129 and gone_within(pids, 1)
+
+
+def test_a_status_file_that_cannot_be_written_stops_the_job_cleanly(tmp_path, environ):
+    status = tmp_path / "out" / "status.json"
+    status.parent.mkdir()
+    obj = python_job(pid_writer(tmp_path / "pid-"), pid_writer(tmp_path / "pid-"), workers=1)
+    proc = subprocess.Popen([RINGRUN, "run", job_file(tmp_path, obj), "--status", str(status), "--grace", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
+    pids = wait_for_pids(tmp_path, 2, proc)
+    import shutil
+
+    shutil.rmtree(status.parent)  # the next state change cannot be written
+    status.parent.write_text("")  # nor can the folder come back
+    os.kill(pids[0], signal.SIGKILL)  # a replica fails: the status changes
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 5, err
+    assert "ringrun run: cannot write the status to" in err and "Traceback" not in err
+    assert gone_within(pids, 1)

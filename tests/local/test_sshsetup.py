@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import children_of, run_cli
+from conftest import descendants_of, run_cli
 from ringrun.launcher import sshsetup
 from ringrun.runtime.plan import SSHSetup
 
@@ -93,11 +93,12 @@ def test_missing_mount_exits_5(tmp_path):
     assert code == EXIT_SETUP and f"sshAuthMountPath: {str(tmp_path / 'absent')!r} is not a directory" in err
 
 
-@pytest.mark.parametrize("sshd", ["sbin/sshd", "/nonexistent/sshd"])
-def test_bad_sshd_path_exits_5_naming_it(tmp_path, sshd):
+def test_bad_sshd_path_exits_5_naming_it(tmp_path):
     mount = secret_mount(tmp_path / "mount", {"authorized_keys": "ssh-ed25519 AAA a\n"})
-    code, _, err = entrypoint(tmp_path, t9k_spec(tmp_path, mount, sshd=sshd), "worker")
-    assert code == EXIT_SETUP and f"sshdPath: {sshd!r} is not an executable absolute path" in err
+    code, _, err = entrypoint(tmp_path, t9k_spec(tmp_path, mount, sshd="/nonexistent/sshd"), "worker")
+    assert code == EXIT_SETUP and "sshdPath: '/nonexistent/sshd' is not an executable absolute path" in err
+    code, _, err = entrypoint(tmp_path, t9k_spec(tmp_path, mount, sshd="sbin/sshd"), "worker")  # refused as a spec
+    assert code == 2 and "spec.ssh.sshdPath: must be an absolute path" in err
 
 
 def test_finish_writes_the_marker(tmp_path):
@@ -126,7 +127,7 @@ def test_worker_exits_with_the_code_finish_gives_and_stops_its_child(tmp_path):
         deadline = time.monotonic() + 20
         children = []
         while time.monotonic() < deadline and not children:  # bounded: the sleep child appears within seconds
-            children = [p for p in children_of(worker.pid) if _comm(p) == "sleep"]
+            children = [p for p in descendants_of(worker.pid) if _comm(p) == "sleep"]
             time.sleep(0.1)
         assert children, "the worker's child never started"
         finisher = subprocess.run([sys.executable, "-m", "ringrun.launcher", "entrypoint", "--finish", "3",

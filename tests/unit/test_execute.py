@@ -275,3 +275,15 @@ def test_inputs_are_not_changed():
     run, _ = execution(clock, procs, specs)
     run.run()
     assert specs == before
+
+
+def test_exits_seen_together_with_the_deciding_one_are_all_recorded():
+    """The master and a worker end in the same poll: the job succeeds and the worker is counted, not left Running."""
+    clock = Clock()
+    procs = Processes(clock, {"master-0": [(1, 0)], "worker-0": [(1, 0)], "worker-1": [(1, 3)]})
+    specs = master_worker() + [ReplicaSpec(plan("worker", 1), "Never", decides=False)]
+    run, _ = execution(clock, procs, specs, clean_pod_policy="None")
+    outcome = run.run()
+    assert outcome.code == 0
+    assert [(r.role, r.index, r.phase, r.exit_code) for r in outcome.state.replicas] == [
+        ("master", 0, "Succeeded", 0), ("worker", 0, "Succeeded", 0), ("worker", 1, "Failed", 3)]

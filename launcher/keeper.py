@@ -1,0 +1,112 @@
+"""The keeper: one small process per replica that owns the replica's whole process tree, so nothing outlives it.
+
+    python -E -S keeper.py GRACE -- CMD [ARGS...]
+
+The Supervisor starts every replica through a keeper (standard library only, run as a file: it starts in
+milliseconds). The keeper
+- makes itself a child subreaper (PR_SET_CHILD_SUBREAPER): a descendant that detaches (`setsid`, a daemon's double
+  fork) is re-parented to the keeper, not to init, so it stays in the tree the keeper owns;
+- asks for SIGTERM when its parent dies (PR_SET_PDEATHSIG): if ringrun itself is killed, even by SIGKILL, every
+  keeper stops its replica;
+- starts CMD in a process group of its own, passes its exit code on (128+N when signal N ended it), and when CMD
+  ends kills whatever CMD left behind;
+- on SIGTERM, SIGINT, SIGHUP or SIGQUIT (or its parent's death), sends SIGTERM to CMD's group and every descendant,
+  then SIGKILL to what is left after GRACE seconds, and exits 128+N.
+Its name (comm) is `ringrun`. 127 when CMD cannot be started (the reason on stderr).
+"""
+
+import ctypes
+import os
+import signal
+import sys
+import time
+
+PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_CHILD_SUBREAPER = 1, 15, 36
+POLL_SECONDS = 0.02
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+def descendants(root):
+    """PIDs of every process below `root`, read from /proc (the keeper's own subtree only)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, queue = [], [root]
+    while queue:
+        for child in children.get(queue.pop(), ()):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def signal_tree(group, sig):
+    """`sig` to CMD's process group and to every descendant (detached ones have left the group)."""
+    try:
+        os.killpg(group, sig)
+    except OSError:
+        pass
+    for pid in descendants(os.getpid()):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def reap(main):
+    """Reap every exited child; returns the exit code of `main` once it is among them, else None."""
+    code = None
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return code
+        if pid == 0:
+            return code
+        if pid == main:
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+
+
+def main(argv):
+    grace, command = float(argv[0]), argv[2:]
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    libc.prctl(PR_SET_NAME, b"ringrun", 0, 0, 0)
+    stop = []
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
+    if os.getppid() != parent:  # the parent died before PR_SET_PDEATHSIG took effect
+        return 128 + signal.SIGTERM
+    try:
+        child = os.posix_spawnp(command[0], command, os.environ, setpgroup=0)
+    except OSError as exc:
+        sys.stderr.write(f"ringrun: cannot start {command[0]}: {exc.strerror}\n")
+        return 127
+    code, stopped_at = None, None
+    while code is None:
+        code = reap(child)
+        if code is None and stop and stopped_at is None:
+            stopped_at = time.monotonic()
+            signal_tree(child, signal.SIGTERM)
+        if code is None and stopped_at is not None and time.monotonic() - stopped_at >= grace:
+            signal_tree(child, signal.SIGKILL)
+        time.sleep(POLL_SECONDS)
+    # CMD is over: nothing it started may outlive it
+    deadline = time.monotonic() + 5
+    while descendants(os.getpid()) and time.monotonic() < deadline:
+        signal_tree(child, signal.SIGKILL)
+        reap(child)
+        time.sleep(POLL_SECONDS)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
