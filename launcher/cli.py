@@ -118,8 +118,12 @@ def _check_outputs(args):
 
 
 def run_dir_of(args, environ, job):
-    """A pod's run directory: --run-dir, else $RINGRUN_RUN_DIR, else /tmp/ringrun-<job> (absolute)."""
-    return os.path.abspath(args.run_dir or environ.get("RINGRUN_RUN_DIR") or f"/tmp/ringrun-{job.name}")
+    """A pod's run directory (absolute): --run-dir, else $RINGRUN_RUN_DIR, else the default of launcher/rundir.py
+    (root: /run/ringrun/<job>; others: $XDG_RUNTIME_DIR/ringrun/<job> or ~/.ringrun/run/<job>)."""
+    from .rundir import default_run_dir
+
+    given = args.run_dir or environ.get("RINGRUN_RUN_DIR")
+    return os.path.abspath(given or default_run_dir(job.name, environ, os.geteuid()))
 
 
 def cmd_run(args, environ, hostname, out, err):
@@ -271,7 +275,8 @@ def build_parser():
     plan.add_argument("--index", type=int, help="replica index (default 0 when the role has one replica)")
     plan.add_argument("--format", choices=("json", "env"), default="json",
                       help="json: the whole plan; env: `export K=V` lines")
-    plan.add_argument("--run-dir", help="where ringrun's files go (default $RINGRUN_RUN_DIR or /tmp/ringrun-<job>)")
+    plan.add_argument("--run-dir", help="where ringrun's files go (default $RINGRUN_RUN_DIR, else /run/ringrun/<job> "
+                                       "as root, $XDG_RUNTIME_DIR/ringrun/<job> or ~/.ringrun/run/<job> otherwise)")
     plan.add_argument("--ssh-port", type=PORT, help="workers' sshd port (default $RINGRUN_SSH_PORT, else 22 as "
                                                    "root and 2222 otherwise)")
     plan.set_defaults(func=cmd_plan)
@@ -334,7 +339,8 @@ def build_parser():
     entrypoint = sub.add_parser(
         "entrypoint", help=entry_help, description=entry_help,
         epilog="environment: RINGRUN_SPEC (the spec), RINGRUN_ROLE/RINGRUN_INDEX, RINGRUN_RUN_DIR (default "
-               "/tmp/ringrun-<job>), RINGRUN_SSH_PORT, RINGRUN_WAIT_TIMEOUT (default 300 s), RINGRUN_GRACE_SECONDS "
+               "/run/ringrun/<job> as root, else $XDG_RUNTIME_DIR/ringrun/<job> or ~/.ringrun/run/<job>; it must "
+               "belong to this user and be writable by no one else), RINGRUN_SSH_PORT, RINGRUN_WAIT_TIMEOUT (default 300 s), RINGRUN_GRACE_SECONDS "
                "(default 5), RINGRUN_HOSTFILE (an operator-mounted hostfile, default /etc/mpi/hostfile). "
                "exit codes: the command's own; 2 bad spec or arguments, 3 identity unknown, 4 endpoints not up by "
                "the deadline, 5 setup failed (keys, sshd, framework extra missing), 6 a worker pod was lost while the "
@@ -344,8 +350,9 @@ def build_parser():
     entrypoint.add_argument("--job", metavar="NAME", help="which job, when the file holds several")
     entrypoint.add_argument("--role", help="replica role (default: from env or host name)")
     entrypoint.add_argument("--index", type=int, help="replica index")
-    entrypoint.add_argument("--run-dir", help="where ringrun's files go (default $RINGRUN_RUN_DIR or "
-                                              "/tmp/ringrun-<job>)")
+    entrypoint.add_argument("--run-dir", help="where ringrun's files go (default $RINGRUN_RUN_DIR, else "
+                                              "/run/ringrun/<job> as root, $XDG_RUNTIME_DIR/ringrun/<job> or "
+                                              "~/.ringrun/run/<job> otherwise)")
     entrypoint.add_argument("--ssh-port", type=PORT, help="workers' sshd port (default $RINGRUN_SSH_PORT, else 22 "
                                                          "as root and 2222 otherwise)")
     entrypoint.add_argument("--finish", type=int, metavar="CODE",

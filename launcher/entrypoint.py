@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ringrun.runtime.errors import SetupError
 from ringrun.runtime.policy import job_policy
 
-from . import files
+from . import files, rundir
 from .execute import EXIT_HELD, Execution, ReplicaSpec
 from .readiness import DEFAULT_WAIT_SECONDS
 from .supervise import DEFAULT_GRACE_SECONDS, Supervisor, stop_signals
@@ -198,6 +198,7 @@ def finish(run_dir, code):
     """`--finish CODE`: tell the worker entrypoint supervising this run directory that the job ended with CODE."""
     if not os.path.isdir(run_dir):
         raise SetupError(f"--finish: run directory {run_dir!r} does not exist (is this a ringrun MPI worker?)")
+    rundir.secure(run_dir)
     files.write_files(((os.path.join(run_dir, FINISHED), f"{code}\n"),))
     return 0
 

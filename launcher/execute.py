@@ -7,7 +7,8 @@ layer (`Supervisor`, or a fake in tests) and an injected clock:
 
 1. held? A plan in mode pause/suspend starts nothing: the state says why and run() returns how="held" (a pod idles
    until stopped, `ringrun run` exits 7, the server waits for the job to be resumed).
-2. prepare: every plan's files written (private folders, atomic), the framework checked once per command.
+2. prepare: every plan's run directory checked (launcher/rundir.py: nobody else can write there), its files
+   written (atomic, never through a planted name), the framework checked once per command.
 3. per replica, in order: ssh keys set up, its endpoints waited for (and ssh logins, WaitForWorkersReady), the
    child's environment built (inherited less `unset`, plan env, root-only env, this Python first on PATH), started in
    its workingDir; a monitor made for it if the policy gives one.
@@ -29,7 +30,7 @@ from ringrun.runtime.plan import Plan
 from ringrun.runtime.policy import JobPolicy, should_restart
 from ringrun.runtime.status import JobState, ReplicaState
 
-from . import files, frameworks, readiness, sshsetup
+from . import files, frameworks, readiness, rundir, sshsetup
 from .supervise import DEFAULT_GRACE_SECONDS, Supervisor, stop_signals
 
 EXIT_HELD = 7  # nothing started: the job is suspended (runPolicy.suspend) or paused (runMode.pause)
@@ -151,6 +152,8 @@ class Execution:
         checked = set()
         for spec in self.replicas.values():
             plan = spec.plan
+            if plan.files or plan.ssh is not None:  # trusted before anything is written or read there
+                rundir.secure(plan.run_dir, strict=plan.ssh is not None and plan.ssh.is_server)
             files.write_files(plan.files)
             env = child_env(plan, self.environ, self.is_root)
             key = (plan.argv, env.get("PATH"), env.get("PYTHONPATH"))

@@ -53,7 +53,8 @@ def _setenv_value(name, value):
 
 
 def server_config(port, host_key, authorized_keys, pid_file, set_env=()):
-    """A worker's sshd config: public keys only, no passwords, StrictModes off for mounted secrets.
+    """A worker's sshd config: public keys only, no passwords, StrictModes on (ringrun's private copies of the keys
+    satisfy it: see launcher/rundir.py), no forwarding or tunnels of any kind.
 
     set_env: (name, value) pairs every ssh session gets (`SetEnv`), so mpirun's remote daemons see the container's
     PATH and LD_LIBRARY_PATH, not sshd's default PATH. Raises UsageError for a value it cannot hold.
@@ -69,7 +70,15 @@ def server_config(port, host_key, authorized_keys, pid_file, set_env=()):
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "PermitRootLogin prohibit-password",
-        "StrictModes no",
+        "PermitEmptyPasswords no",
+        "PermitUserEnvironment no",
+        "StrictModes yes",
+        "AllowTcpForwarding no",
+        "AllowStreamLocalForwarding no",
+        "AllowAgentForwarding no",
+        "GatewayPorts no",
+        "PermitTunnel no",
+        "X11Forwarding no",
         "UsePAM no",
         "PrintMotd no",
     ]

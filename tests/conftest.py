@@ -46,5 +46,22 @@ def descendants_of(pid):
 
 
 @pytest.fixture
+def trusted_path():
+    """A fresh folder whose every level only root or this user can write (not under the world-writable /tmp): a run
+    directory sshd's StrictModes accepts. Removed afterwards."""
+    import shutil
+    import tempfile
+
+    base = "/var/lib/ringrun-tests" if os.geteuid() == 0 else os.path.expanduser("~/.cache/ringrun-tests")
+    os.makedirs(base, mode=0o755, exist_ok=True)
+    path = tempfile.mkdtemp(dir=base)
+    os.chmod(path, 0o755)  # other users may look in (a test's second user), never write
+    try:
+        yield pathlib.Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def cli():
     return run_cli

@@ -30,9 +30,10 @@ def _why_not():
 
 
 def pytest_configure(config):
-    # not under /tmp: every pod mounts a /tmp of its own
+    # not under /tmp: every pod mounts a /tmp of its own, and sshd (StrictModes) refuses keys below a world-writable
+    # folder such as /var/tmp
     if not config.option.basetemp:
-        config.option.basetemp = "/var/tmp/ringrun-cluster-tests"
+        config.option.basetemp = "/var/lib/ringrun-cluster-tests"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -41,7 +41,8 @@ def user_home():
         pytest.fail(f"uid {USER_UID} exists on this machine; the test needs a free one")
     except KeyError:
         pass
-    work = tempfile.mkdtemp(prefix="ringrun-pods-", dir="/var/tmp")
+    os.makedirs("/var/lib/ringrun-tests", mode=0o755, exist_ok=True)  # not below /tmp: sshd StrictModes
+    work = tempfile.mkdtemp(prefix="ringrun-pods-", dir="/var/lib/ringrun-tests")
     try:
         os.chmod(work, 0o755)
         home = os.path.join(work, "home")

@@ -17,6 +17,12 @@ from ringrun.runtime.plan import SSHSetup
 EXIT_SETUP = 5
 
 
+@pytest.fixture
+def tmp_path(trusted_path):
+    """Workers' run directories must satisfy sshd's StrictModes: not below the world-writable /tmp."""
+    return trusted_path
+
+
 def secret_mount(root, files):
     """A directory laid out like a Kubernetes Secret volume: files in `..2026_data/`, `..data` -> it, and one
     symlink per key; everything mode 0644 (the default a user gets)."""

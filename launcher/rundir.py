@@ -1,0 +1,91 @@
+"""Run directories ringrun can trust: nobody else can have put, or later swap, anything in them.
+
+ringrun keeps a replica's hostfile, ssh config, copied keys, authorized_keys and sshd config in its run directory.
+Before it writes or reads anything there, every level of the path is checked:
+- each directory on the way is owned by root or by ringrun's user, and is writable by no one else (a sticky
+  directory such as /tmp is allowed on the way, except under sshd's StrictModes rule, see `strict`);
+- a symbolic link on the way must be owned by root or by ringrun's user (/var/run -> /run); the run directory itself
+  must not be a link;
+- the run directory itself belongs to ringrun's user and is writable by no one else; a missing one is created 0700.
+Anything else is refused with a SetupError (exit 5) that names the directory and why.
+
+Defaults (`default_run_dir`): root `/run/ringrun/<job>`; others `$XDG_RUNTIME_DIR/ringrun/<job>`, else
+`$HOME/.ringrun/run/<job>` - never a predictable name in world-writable /tmp.
+"""
+
+import os
+import stat
+
+from ringrun.runtime.errors import SetupError
+
+
+def default_run_dir(job_name, environ, uid):
+    """Where a replica of job `job_name` keeps its files when no run directory is given (pure)."""
+    if uid == 0:
+        return f"/run/ringrun/{job_name}"
+    for base, below in ((environ.get("XDG_RUNTIME_DIR"), "ringrun"), (environ.get("HOME"), ".ringrun/run")):
+        if base and os.path.isabs(base):
+            return f"{base.rstrip('/')}/{below}/{job_name}"
+    return f"/tmp/ringrun-{uid}/{job_name}"
+
+
+def _refuse(path, why):
+    raise SetupError(f"run directory {path}: {why}; ringrun will not use it (remove it, or give another with "
+                     "--run-dir / RINGRUN_RUN_DIR)")
+
+
+def _check_dir(path, st, uid, strict, last):
+    if not stat.S_ISDIR(st.st_mode):
+        _refuse(path, "is not a directory")
+    if last and st.st_uid != uid:
+        _refuse(path, f"belongs to uid {st.st_uid}, not to this user (uid {uid})")
+    if st.st_uid not in (0, uid):
+        _refuse(path, f"a directory on its path belongs to uid {st.st_uid}")
+    writable_by_others = st.st_mode & 0o022
+    if writable_by_others and (last or strict or not st.st_mode & stat.S_ISVTX):
+        what = "it is" if last else "a directory on its path is"
+        rule = " (sshd's StrictModes refuses keys below it)" if strict and not last else ""
+        _refuse(path, f"{what} writable by other users{rule}")
+
+
+def secure(path, uid=None, strict=False):
+    """Check (and create, 0700) run directory `path` as the module doc says; returns its absolute path.
+
+    strict: sshd's StrictModes rule for authorized_keys below it: no directory on the way may be writable by others,
+    sticky or not (so not below /tmp). Raises SetupError.
+    """
+    uid = os.geteuid() if uid is None else uid
+    path = os.path.abspath(path)
+    parts = [p for p in path.split("/") if p]
+    current = "/"
+    _check_dir("/", os.stat("/"), uid, strict, last=not parts)
+    for i, part in enumerate(parts):
+        candidate = os.path.join(current, part)
+        last = i == len(parts) - 1
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            try:
+                os.mkdir(candidate, 0o700)
+            except FileExistsError:
+                pass
+            st = os.lstat(candidate)
+        if stat.S_ISLNK(st.st_mode):
+            if last:
+                _refuse(candidate, "is a symbolic link")
+            if st.st_uid not in (0, uid):
+                _refuse(candidate, f"is a symbolic link owned by uid {st.st_uid}")
+            target = os.path.realpath(candidate)
+            secure_ancestors(target, uid, strict)
+            candidate, st = target, os.stat(target)
+        _check_dir(candidate, st, uid, strict, last)
+        current = candidate
+    return path
+
+
+def secure_ancestors(path, uid, strict):
+    """Every directory from / down to `path` (a resolved path) as `secure` checks the ones on the way."""
+    current = "/"
+    for part in [p for p in path.split("/") if p]:
+        current = os.path.join(current, part)
+        _check_dir(current, os.stat(current), uid, strict, last=False)

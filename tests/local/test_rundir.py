@@ -1,0 +1,153 @@
+"""Run directories cannot be hijacked, files are never written through a planted link, and a worker's sshd accepts
+only what ringrun put there: StrictModes on, no forwarding or tunnels. The multi-user cases use a second user
+(nobody, through setpriv) and run as root (as `make test` does)."""
+
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+from conftest import run_cli
+from ringrun.launcher import files, rundir
+from ringrun.runtime.errors import SetupError
+
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+SSHD = "/usr/sbin/sshd"
+
+
+@pytest.fixture
+def as_root():
+    if os.geteuid() != 0:
+        pytest.fail("these tests need root and a second user (`make test` runs them as root)")
+
+
+@pytest.fixture
+def shared(trusted_path, as_root):
+    """A folder every user may create entries in, sticky like /tmp."""
+    folder = trusted_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o1777)
+    return folder
+
+
+def as_nobody(*argv):
+    subprocess.run(NOBODY + list(argv), check=True, capture_output=True, timeout=30)
+
+
+def worker_spec(tmp_path, mount):
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        "apiVersion: batch.tensorstack.dev/v1beta1\nkind: MPIJob\nmetadata: {name: keys}\n"
+        "spec:\n  worker:\n    replicas: 1\n    cmd: ['true']\n"
+        "    template: {spec: {containers: [{name: mpi-worker, image: x}]}}\n"
+        f"  ssh: {{sshAuthMountPath: {mount}}}\n")
+    return spec
+
+
+def test_defaults_are_outside_tmp():
+    assert rundir.default_run_dir("pi", {}, 0) == "/run/ringrun/pi"
+    assert rundir.default_run_dir("pi", {"XDG_RUNTIME_DIR": "/run/user/1000", "HOME": "/home/u"}, 1000) == \
+        "/run/user/1000/ringrun/pi"
+    assert rundir.default_run_dir("pi", {"HOME": "/home/u"}, 1000) == "/home/u/.ringrun/run/pi"
+
+
+@pytest.mark.parametrize("role,why", [
+    ("worker", "a directory on its path is writable by other users (sshd's StrictModes refuses keys below it)"),
+    ("launcher", "belongs to uid 65534, not to this user"),
+])
+def test_a_run_dir_made_by_another_user_is_refused_and_left_alone(trusted_path, shared, tmp_path, role, why):
+    """The attack that worked: another user makes the run directory 0777 and plants authorized_keys, then the root
+    worker would let them in over its sshd. Now the worker refuses the directory before reading or writing in it."""
+    planted = shared / "hijack"
+    as_nobody("mkdir", "-m", "777", str(planted))
+    as_nobody("mkdir", "-m", "777", str(planted / "ssh"))
+    as_nobody("sh", "-c", f"echo 'ssh-ed25519 AAAA attacker' > {planted / 'ssh' / 'authorized_keys'}")
+    mount = trusted_path / "mount"
+    mount.mkdir()
+    (mount / "authorized_keys").write_text("ssh-ed25519 BBBB ours\n")
+    code, out, err = run_cli(["entrypoint", "--spec", str(worker_spec(tmp_path, mount)), "--role", role,
+                              "--run-dir", str(planted)], {"RINGRUN_HOSTFILE": "/nonexistent"})
+    assert code == 5, err
+    assert "ringrun entrypoint: run directory " in err and why in err and "will not use it" in err
+    assert (planted / "ssh" / "authorized_keys").read_text() == "ssh-ed25519 AAAA attacker\n"
+    assert sorted(os.listdir(planted)) == ["ssh"]  # nothing written there
+
+
+@pytest.mark.parametrize("make", ["symlink", "world-writable", "ancestor-writable"])
+def test_untrusted_run_dirs_are_refused(trusted_path, as_root, make):
+    if make == "symlink":
+        (trusted_path / "elsewhere").mkdir()
+        os.symlink(trusted_path / "elsewhere", trusted_path / "run")
+        why = "is a symbolic link"
+    elif make == "world-writable":
+        (trusted_path / "run").mkdir()
+        (trusted_path / "run").chmod(0o777)
+        why = "it is writable by other users"
+    else:
+        (trusted_path / "open").mkdir()
+        (trusted_path / "open").chmod(0o777)  # not sticky: anyone could rename our folder away and put theirs
+        (trusted_path / "open" / "run").mkdir(0o700)
+        why = "a directory on its path is writable by other users"
+    path = trusted_path / ("open/run" if make == "ancestor-writable" else "run")
+    with pytest.raises(SetupError, match=why):
+        rundir.secure(str(path))
+
+
+def test_below_tmp_is_fine_for_files_but_not_for_sshd_keys(as_root):
+    import tempfile
+
+    path = tempfile.mkdtemp()  # ours, 0700, in sticky /tmp
+    try:
+        assert rundir.secure(path) == path
+        with pytest.raises(SetupError, match=r"sshd's StrictModes refuses keys below it"):
+            rundir.secure(path, strict=True)
+    finally:
+        shutil.rmtree(path)
+
+
+def test_a_missing_run_dir_is_made_private(trusted_path, as_root):
+    path = trusted_path / "a" / "b"
+    rundir.secure(str(path), strict=True)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o700 and stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+
+
+def test_files_are_never_written_through_a_link(trusted_path):
+    victim = trusted_path / "victim"
+    victim.write_text("root only\n")
+    os.symlink(victim, trusted_path / "hostfile")
+    files.write_files(((str(trusted_path / "hostfile"), "pi-worker-0 slots=1\n"),))
+    assert victim.read_text() == "root only\n"
+    assert not os.path.islink(trusted_path / "hostfile")
+    assert (trusted_path / "hostfile").read_text() == "pi-worker-0 slots=1\n"
+    assert sorted(os.listdir(trusted_path)) == ["hostfile", "victim"]  # no temporary left behind
+
+
+def test_the_worker_sshd_config_is_strict_and_forwards_nothing(trusted_path, as_root):
+    """What sshd itself makes of ringrun's sshd_config (`sshd -T`)."""
+    from ringrun.runtime import Context, Identity, build_plan, parse_jobs
+
+    (job,) = parse_jobs(worker_spec(trusted_path, "/root/.ssh").read_text())
+    environ = {"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": "/opt/lib dir"}
+    plan = build_plan(job, Identity("worker", 0, "t"), Context(run_dir=str(trusted_path / "run"), ssh_port=2222,
+                                                              environ=environ))
+    rundir.secure(plan.run_dir, strict=True)
+    files.write_files(plan.files)
+    host_key = trusted_path / "run" / "ssh_host_ed25519_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation folder, as sshsetup makes it
+    config = dict(plan.files)[str(trusted_path / "run" / "sshd_config")]
+    result = subprocess.run([SSHD, "-T", "-f", str(trusted_path / "run" / "sshd_config")], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    settings = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+    assert {k: settings[k] for k in ("strictmodes", "allowtcpforwarding", "allowagentforwarding",
+                                     "allowstreamlocalforwarding", "permittunnel", "x11forwarding", "gatewayports",
+                                     "permitemptypasswords", "passwordauthentication", "permituserenvironment",
+                                     "port")} == {
+        "strictmodes": "yes", "allowtcpforwarding": "no", "allowagentforwarding": "no",
+        "allowstreamlocalforwarding": "no", "permittunnel": "no", "x11forwarding": "no", "gatewayports": "no",
+        "permitemptypasswords": "no", "passwordauthentication": "no", "permituserenvironment": "no", "port": "2222"}
+    assert settings["authorizedkeysfile"] == str(trusted_path / "run" / "ssh" / "authorized_keys")
+    assert 'SetEnv PATH=/usr/bin:/bin "LD_LIBRARY_PATH=/opt/lib dir"' in config
