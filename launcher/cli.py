@@ -250,10 +250,17 @@ def cmd_launch(args, environ, hostname, out, err):
     return run_commands([("mpirun", argv, env)], out, err, "ringrun launch", grace=_grace(args, environ))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit 2) that names the option, the value and where help is."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
     from ringrun.runtime.model import MPIImplementation
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ringrun",
         description="Runtime inside distributed-training pods (MPIJob, PyTorchJob, MXJob, TensorStack MPIJob).",
         epilog="exit codes: 0 ok, 2 invalid spec or arguments, 3 replica identity unknown, 4 endpoints not up by the "
