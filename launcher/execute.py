@@ -118,7 +118,7 @@ class Execution:
 
     def idle(self):
         """Block until `interrupt`; returns 128+signum (a held pod waits to be stopped)."""
-        while self.interrupted is None and self.report_error is None:
+        while self.interrupted is None:
             self.sleep(self.poll_seconds * 2)
         return 128 + self.interrupted
 
@@ -169,6 +169,8 @@ class Execution:
             self._publish()
             for spec in self.replicas.values():
                 self.note(spec.plan, f"nothing is started: {held}")
+            if self.report_error is not None:
+                raise self.report_error
             return Outcome(EXIT_HELD, "held", self.state)
         self.prepare()
         self._publish()
