@@ -77,8 +77,6 @@ class Bench:
     def __init__(self, args, environ, out, err):
         self.args, self.environ, self.out, self.err = args, environ, out, err
         self.impls = list(args.impl)  # checked by ringrun.bench.options
-        if args.np < 1:
-            raise UsageError(f"-np: must be >= 1, got {args.np}")
         if args.bench == "train" and not os.path.exists(TRAIN_SCRIPT):
             raise UsageError(f"bench train: {TRAIN_SCRIPT} not found (run ringrun from a checkout of its repository)")
         self.prefix = mpi_prefix(args.mpi, args.mpi_prefix)

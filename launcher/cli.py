@@ -234,8 +234,6 @@ def cmd_launch(args, environ, hostname, out, err):
         command = command[1:]
     if not command:
         raise UsageError("launch: give the command to run after --")
-    if args.np < 1:
-        raise UsageError(f"-np: must be >= 1, got {args.np}")
     env = with_python_on_path(environ)
     if shutil.which(command[0], path=env["PATH"]) is None:
         err.write(f"ringrun launch: cannot start {command[0]}: not found (or not executable)\n")

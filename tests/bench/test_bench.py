@@ -122,7 +122,7 @@ def test_ranks_that_fail_before_reporting_fail_the_run(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["allreduce", "-np", "2", "--impl", "ring,nccl"], "--impl: unknown nccl for bench allreduce"),
     (["fusion", "-np", "2", "--impl", "gloo"], "--impl: unknown gloo for bench fusion"),
-    (["allreduce", "-np", "0"], "-np: must be >= 1, got 0"),
+    (["allreduce", "-np", "0"], "-np/-n: must be a number of ranks from 1 to 2147483647, got '0'"),
 ])
 def test_bad_arguments_exit_2_naming_them(tmp_path, args, needle):
     result = subprocess.run([RINGRUN, "bench", *args], capture_output=True, text=True, timeout=60)
