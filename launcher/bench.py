@@ -18,6 +18,7 @@ import tempfile
 from ringrun.bench.registry import impls as adapters_of
 from ringrun.runtime.commands import launch_argv
 from ringrun.runtime.errors import UsageError
+from ringrun.runtime.local import MAX_LOCAL_PROCESSES
 from ringrun.runtime.model import MPIImplementation
 
 from .execute import run_commands, with_python_on_path
@@ -119,6 +120,8 @@ class Bench:
         if importlib.util.find_spec("torch") is None:
             why = f"torch is not installed in {sys.prefix} (install ringrun's `torch` extra)"
             return None, "unavailable", {i: why for i in impls}
+        if a.np > MAX_LOCAL_PROCESSES:
+            raise UsageError(f"-np: gloo ranks are processes on this machine: at most {MAX_LOCAL_PROCESSES}")
         out_path = os.path.join(workdir, "gloo.json")
         base = with_python_on_path(self.environ)
         base.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_loopback_port()), "WORLD_SIZE": str(a.np),

@@ -115,6 +115,13 @@ def _check_outputs(args):
             raise UsageError(f"--status: the folder {folder!r} is not writable")
     if args.log_dir is not None and os.path.exists(args.log_dir) and not os.path.isdir(args.log_dir):
         raise UsageError(f"--log-dir: {args.log_dir!r} exists and is not a directory")
+    if args.log_dir is not None:
+        try:
+            os.makedirs(args.log_dir, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--log-dir: cannot make {args.log_dir!r}: {exc.strerror or exc}") from None
+        if not os.access(args.log_dir, os.W_OK | os.X_OK):
+            raise UsageError(f"--log-dir: {args.log_dir!r} is not writable")
 
 
 def run_dir_of(args, environ, job):
@@ -122,8 +129,13 @@ def run_dir_of(args, environ, job):
     (root: /run/ringrun/<job>; others: $XDG_RUNTIME_DIR/ringrun/<job> or ~/.ringrun/run/<job>)."""
     from .rundir import default_run_dir
 
-    given = args.run_dir or environ.get("RINGRUN_RUN_DIR")
-    return os.path.abspath(given or default_run_dir(job.name, environ, os.geteuid()))
+    given = args.run_dir or environ.get("RINGRUN_RUN_DIR") or default_run_dir(job.name, environ, os.geteuid())
+    if not given:
+        from ringrun.runtime import UsageError
+
+        raise UsageError("no run directory: give --run-dir or RINGRUN_RUN_DIR (neither XDG_RUNTIME_DIR nor HOME "
+                         "names a folder of this user's)")
+    return os.path.abspath(given)
 
 
 def cmd_run(args, environ, hostname, out, err):
@@ -235,7 +247,8 @@ def cmd_launch(args, environ, hostname, out, err):
     if not command:
         raise UsageError("launch: give the command to run after --")
     env = with_python_on_path(environ)
-    if shutil.which(command[0], path=env["PATH"]) is None:
+    local = not (args.H or args.hostfile)  # a command for other hosts may exist only there
+    if local and shutil.which(command[0], path=env["PATH"]) is None:
         err.write(f"ringrun launch: cannot start {command[0]}: not found (or not executable)\n")
         return EXIT_NOT_FOUND
     mpirun = shutil.which("mpirun", path=env["PATH"]) or "mpirun"

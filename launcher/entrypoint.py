@@ -122,13 +122,12 @@ class MPIWorker(Role):
     """sshd in the foreground (a child, so the entrypoint can stop it); ends when sshd does, when the launcher says
     the job is over, or on a stop signal."""
 
-    def before(self):
-        self.marker = os.path.join(self.plan.run_dir, FINISHED)
-        if os.path.exists(self.marker):  # left by an earlier run in the same directory
-            os.unlink(self.marker)
-
     def monitor(self, env):
-        return FinishedMarker(self.marker)
+        """Made when sshd starts, after the run directory was checked."""
+        marker = os.path.join(self.plan.run_dir, FINISHED)
+        if os.path.lexists(marker):  # left by an earlier run in the same directory
+            os.unlink(marker)
+        return FinishedMarker(marker)
 
     def after(self, outcome):
         if outcome.how == "monitor":

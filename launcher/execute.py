@@ -54,11 +54,6 @@ def with_python_on_path(environ):
     return env
 
 
-def child_env(plan, environ, is_root=False):
-    """The environment replica `plan` runs with, from the inherited `environ` (a new dict)."""
-    return with_python_on_path(plan.process_env(environ, is_root))
-
-
 @dataclass(frozen=True)
 class ReplicaSpec:
     """One replica to run. monitor(env) -> an object with check() (None, or an exit code that ends the job now) and
@@ -99,12 +94,13 @@ class Execution:
 
     def __init__(self, replicas, processes, policy, environ, *, is_root=False,
                  wait_timeout=readiness.DEFAULT_WAIT_SECONDS, on_state=None, log=None, note=None, clock=time.monotonic,
-                 sleep=time.sleep, now=utc_now, poll_seconds=POLL_SECONDS):
+                 sleep=time.sleep, now=utc_now, poll_seconds=POLL_SECONDS, python_on_path=True):
         self.replicas = {spec.key: spec for spec in replicas}
         self.processes, self.policy, self.environ = processes, policy, dict(environ)
         self.is_root, self.wait_timeout = is_root, wait_timeout
         self.on_state, self.log, self.note = on_state, log or _quiet, note or _quiet
         self.clock, self.sleep, self.now, self.poll_seconds = clock, sleep, now, poll_seconds
+        self.python_on_path = python_on_path  # False: each replica's env is exactly its plan's (run_commands)
         self.interrupted = None
         self.report_error = None
         self.failures = 0
@@ -121,6 +117,10 @@ class Execution:
         while self.interrupted is None:
             self.sleep(self.poll_seconds * 2)
         return 128 + self.interrupted
+
+    def _env(self, plan):
+        env = plan.process_env(self.environ, self.is_root)
+        return with_python_on_path(env) if self.python_on_path else env
 
     # -- state -----------------------------------------------------------------------------------------------
     def _publish(self):
@@ -155,7 +155,7 @@ class Execution:
             if plan.files or plan.ssh is not None:  # trusted before anything is written or read there
                 rundir.secure(plan.run_dir, strict=plan.ssh is not None and plan.ssh.is_server)
             files.write_files(plan.files)
-            env = child_env(plan, self.environ, self.is_root)
+            env = self._env(plan)
             key = (plan.argv, env.get("PATH"), env.get("PYTHONPATH"))
             if plan.argv and key not in checked:
                 checked.add(key)
@@ -188,6 +188,9 @@ class Execution:
 
     def _start_all(self):
         for key in self.replicas:
+            if self.interrupted is not None:  # asked to stop while set-up ran: start nothing more
+                self._fail(f"interrupted by signal {self.interrupted}")
+                return Outcome(128 + self.interrupted, "signal", self.state)
             try:
                 started = self._start(key)
             except readiness.Cancelled:
@@ -220,7 +223,7 @@ class Execution:
         """Start replica `key` (set-up and waits first when `first`). False when it cannot start: the job failed."""
         spec = self.replicas[key]
         plan = spec.plan
-        env = child_env(plan, self.environ, self.is_root)
+        env = self._env(plan)
         if first:
             self._ready(spec, env)
         if not plan.argv:
@@ -340,8 +343,8 @@ def run_commands(commands, out, err, what="ringrun", grace=DEFAULT_GRACE_SECONDS
     first failure (or a stop signal) stops the others. Returns the exit code: 0, the first failure's, 128+N, or 127
     when one cannot start (`what: cannot start ...` on err). For `ringrun launch` and the benchmarks."""
     specs = [ReplicaSpec(Plan("Command", name, i, run_dir=cwd or os.getcwd(), env=tuple(env.items()),
-                              argv=tuple(argv))) for i, (name, argv, env) in enumerate(commands)]
+                              argv=tuple(argv), working_dir=cwd)) for i, (name, argv, env) in enumerate(commands)]
     execution = Execution(specs, Supervisor(out, err, prefix=False, grace=grace), JobPolicy(name=what, kind="Command"),
-                          {}, log=lambda _, message: err.write(f"{what}: {message}\n"))
+                          {}, log=lambda _, message: err.write(f"{what}: {message}\n"), python_on_path=False)
     with stop_signals(execution.interrupt):
         return execution.run().code

@@ -1,17 +1,18 @@
 """The keeper: one small process per replica that owns the replica's whole process tree, so nothing outlives it.
 
-    python -E -S keeper.py GRACE -- CMD [ARGS...]
+    python -E -S keeper.py PARENT GRACE -- CMD [ARGS...]
 
 The Supervisor starts every replica through a keeper (standard library only, run as a file: it starts in
 milliseconds). The keeper
 - makes itself a child subreaper (PR_SET_CHILD_SUBREAPER): a descendant that detaches (`setsid`, a daemon's double
   fork) is re-parented to the keeper, not to init, so it stays in the tree the keeper owns;
 - asks for SIGTERM when its parent dies (PR_SET_PDEATHSIG): if ringrun itself is killed, even by SIGKILL, every
-  keeper stops its replica;
+  keeper stops its replica (PARENT is ringrun's pid: a parent gone before the keeper asked is noticed too);
 - starts CMD in a process group of its own, passes its exit code on (128+N when signal N ended it), and when CMD
   ends kills whatever CMD left behind;
 - on SIGTERM, SIGINT, SIGHUP or SIGQUIT (or its parent's death), sends SIGTERM to CMD's group and every descendant,
-  then SIGKILL to what is left after GRACE seconds, and exits 128+N.
+  then SIGKILL to what is left after GRACE seconds, and exits with CMD's code (128+N when the signal ended it).
+CMD starts with the default disposition of SIGPIPE and SIGXFSZ (Python itself ignores them).
 Its name (comm) is `ringrun`. 127 when CMD cannot be started (the reason on stderr).
 """
 
@@ -24,6 +25,7 @@ import time
 PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_CHILD_SUBREAPER = 1, 15, 36
 POLL_SECONDS = 0.02
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, *STOP_SIGNALS)  # as a shell would start CMD
 
 
 def descendants(root):
@@ -74,8 +76,7 @@ def reap(main):
 
 
 def main(argv):
-    grace, command = float(argv[0]), argv[2:]
-    parent = os.getppid()
+    parent, grace, command = int(argv[0]), float(argv[1]), argv[3:]
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -86,7 +87,7 @@ def main(argv):
     if os.getppid() != parent:  # the parent died before PR_SET_PDEATHSIG took effect
         return 128 + signal.SIGTERM
     try:
-        child = os.posix_spawnp(command[0], command, os.environ, setpgroup=0)
+        child = os.posix_spawnp(command[0], command, os.environ, setpgroup=0, setsigdef=DEFAULT_SIGNALS)
     except OSError as exc:
         sys.stderr.write(f"ringrun: cannot start {command[0]}: {exc.strerror}\n")
         return 127

@@ -103,7 +103,11 @@ def _lock_log_dir(log_dir):
     """Hold `log_dir` for this run (an exclusive lock on its `.ringrun.lock`, released when the run ends): two runs
     never write into the same log files at once. Raises UsageError when another run holds it."""
     os.makedirs(log_dir, exist_ok=True)
-    handle = open(os.path.join(log_dir, ".ringrun.lock"), "a")
+    lock = os.path.join(log_dir, ".ringrun.lock")
+    try:
+        handle = os.fdopen(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644), "w")
+    except OSError as exc:
+        raise UsageError(f"--log-dir: cannot lock {lock!r}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

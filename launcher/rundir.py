@@ -10,7 +10,7 @@ Before it writes or reads anything there, every level of the path is checked:
 Anything else is refused with a SetupError (exit 5) that names the directory and why.
 
 Defaults (`default_run_dir`): root `/run/ringrun/<job>`; others `$XDG_RUNTIME_DIR/ringrun/<job>`, else
-`$HOME/.ringrun/run/<job>` - never a predictable name in world-writable /tmp.
+`$HOME/.ringrun/run/<job>`, else none (one must be given) - never a predictable name in world-writable /tmp.
 """
 
 import os
@@ -20,13 +20,14 @@ from ringrun.runtime.errors import SetupError
 
 
 def default_run_dir(job_name, environ, uid):
-    """Where a replica of job `job_name` keeps its files when no run directory is given (pure)."""
+    """Where a replica of job `job_name` keeps its files when no run directory is given (pure); None when neither
+    XDG_RUNTIME_DIR nor HOME gives a non-root user a place of their own (then one must be given)."""
     if uid == 0:
         return f"/run/ringrun/{job_name}"
     for base, below in ((environ.get("XDG_RUNTIME_DIR"), "ringrun"), (environ.get("HOME"), ".ringrun/run")):
-        if base and os.path.isabs(base):
+        if base and os.path.isabs(base) and base.rstrip("/"):
             return f"{base.rstrip('/')}/{below}/{job_name}"
-    return f"/tmp/ringrun-{uid}/{job_name}"
+    return None
 
 
 def _refuse(path, why):
@@ -56,6 +57,13 @@ def secure(path, uid=None, strict=False):
     """
     uid = os.geteuid() if uid is None else uid
     path = os.path.abspath(path)
+    try:
+        return _secure(path, uid, strict)
+    except OSError as exc:  # cannot be made, or a link on the way leads nowhere
+        _refuse(path, f"cannot be checked or made: {exc.strerror or exc} ({exc.filename or path})")
+
+
+def _secure(path, uid, strict):
     parts = [p for p in path.split("/") if p]
     current = "/"
     _check_dir("/", os.stat("/"), uid, strict, last=not parts)

@@ -66,7 +66,7 @@ class Supervisor:
         cannot be executed (not found on the env's PATH, or not executable)."""
         if not _executable(argv[0], env, cwd):
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
-        keeper = [sys.executable, "-E", "-S", KEEPER, repr(float(self.grace)), "--", *argv]
+        keeper = [sys.executable, "-E", "-S", KEEPER, str(os.getpid()), repr(float(self.grace)), "--", *argv]
         proc = subprocess.Popen(keeper, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         child = Child(name, proc)
@@ -82,8 +82,14 @@ class Supervisor:
 
     def _pump(self, name, stream, sink, path, mode):
         tag = f"[{name}] " if self.prefix else ""
-        log = open(path, mode) if path else None
+        log = None
         try:
+            if path:
+                try:
+                    log = _open_log(path, mode)
+                except OSError as exc:  # the output still flows to `sink`: a replica never blocks on its pipe
+                    with self._lock:
+                        sink.write(f"{tag}ringrun: cannot write the log file {path}: {exc.strerror or exc}\n")
             for raw in iter(stream.readline, b""):
                 if log:
                     log.write(raw)
@@ -98,12 +104,11 @@ class Supervisor:
                 log.close()
 
     def poll(self):
-        """Children that exited since the last call, as (child, exit code); their leftover group is killed."""
+        """Children that exited since the last call, as (child, exit code); each keeper cleared its tree first."""
         finished = []
         for child in self.children:
             if child.code is None and child.proc.poll() is not None:
                 child.code = exit_code(child.proc.returncode)
-                self._kill_group(child, signal.SIGKILL)
                 for thread in child.threads:
                     thread.join(timeout=5)
                 finished.append((child, child.code))
@@ -129,7 +134,8 @@ class Supervisor:
         while any(c.proc.poll() is None for c in targets) and time.monotonic() < deadline:
             time.sleep(0.02)
         for child in targets:
-            self._kill_group(child, signal.SIGKILL)
+            if child.proc.poll() is None:  # a keeper that could not clear its tree in time (not reaped: pid still its)
+                self._kill_group(child, signal.SIGKILL)
             child.proc.wait()
         self.poll()
         return targets
@@ -141,3 +147,9 @@ def _executable(program, env, cwd):
         path = program if os.path.isabs(program) else os.path.join(cwd or os.getcwd(), program)
         return os.path.isfile(path) and os.access(path, os.X_OK)
     return shutil.which(program, path=env.get("PATH", os.defpath)) is not None
+
+
+def _open_log(path, mode):
+    """A replica's log file, never through a link: "wb" starts it anew, "ab" appends."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, 0o644), "wb")

@@ -194,12 +194,17 @@ def test_fifty_runs_leave_nothing_behind(tmp_path, environ):
     import tempfile
     import uuid
 
-    obj = python_job("print('m')", "print('w')", workers=2)
+    # every replica leaves a background `sleep` behind when it exits: its keeper must end it
+    leave = (f"import os, subprocess; p = subprocess.Popen(['sleep', '60']); "
+             f"open({str(tmp_path)!r} + '/left-' + str(p.pid), 'w').close()")
+    obj = python_job(leave, leave, workers=2)
     obj["metadata"]["name"] = name = f"fifty-{uuid.uuid4().hex[:8]}"
     path = job_file(tmp_path, obj)
     for _ in range(50):
         code, out, err, doc = run([path], environ)
         assert code == 0, err
+    left = [int(p.name[5:]) for p in tmp_path.glob("left-*")]
+    assert len(left) == 150 and not any(alive(p) for p in left)
     assert [p for p in os.listdir(tempfile.gettempdir()) if p.startswith(f"ringrun-{name}-")] == []
     assert children_of(os.getpid()) == []
 
@@ -246,9 +251,11 @@ def test_a_replica_without_a_command(tmp_path, environ):
 def test_a_suspended_or_paused_job_starts_nothing_and_says_so(tmp_path, obj, held, check):
     marker = tmp_path / "started"
     obj = json.loads(json.dumps(obj))
-    if obj["kind"] == "MPIJob" and "mpiReplicaSpecs" in obj["spec"]:
-        obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["command"] = [
-            PY, "-c", f"open({str(marker)!r}, 'w')"]
+    touch = [PY, "-c", f"open({str(marker)!r}, 'w')"]
+    if "mpiReplicaSpecs" in obj["spec"]:
+        obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["command"] = touch
+    else:  # TensorStack: ringrun's mpirun would run worker.cmd on every rank
+        obj["spec"]["worker"]["cmd"] = touch
     code, out, err, doc = run([job_file(tmp_path, obj)])
     assert code == 7, err
     assert f"is not started: {held} (exit code 7)" in err

@@ -75,8 +75,28 @@ def test_a_run_dir_made_by_another_user_is_refused_and_left_alone(trusted_path, 
     assert sorted(os.listdir(planted)) == ["ssh"]  # nothing written there
 
 
-@pytest.mark.parametrize("make", ["symlink", "world-writable", "ancestor-writable"])
+@pytest.mark.parametrize("make", ["symlink", "world-writable", "ancestor-writable", "link-of-another-user",
+                                  "dangling-link", "link-into-writable"])
 def test_untrusted_run_dirs_are_refused(trusted_path, as_root, make):
+    if make in ("link-of-another-user", "dangling-link", "link-into-writable"):
+        (trusted_path / "target").mkdir()
+        shared = trusted_path / "shared"
+        shared.mkdir()
+        shared.chmod(0o1777)
+        if make == "link-of-another-user":
+            as_nobody("ln", "-s", str(trusted_path / "target"), str(shared / "via"))
+            why = "is a symbolic link owned by uid 65534"
+        elif make == "dangling-link":
+            os.symlink(trusted_path / "nowhere" / "deeper", shared / "via")
+            why = "cannot be checked or made"
+        else:
+            (trusted_path / "open").mkdir()
+            (trusted_path / "open").chmod(0o777)
+            os.symlink(trusted_path / "open", shared / "via")
+            why = "a directory on its path is writable by other users"
+        with pytest.raises(SetupError, match=why):
+            rundir.secure(str(shared / "via" / "run"))
+        return
     if make == "symlink":
         (trusted_path / "elsewhere").mkdir()
         os.symlink(trusted_path / "elsewhere", trusted_path / "run")

@@ -1,8 +1,6 @@
 """The execution core's agent loop over a fake process layer and a fake clock: restart policies, backoffLimit, the
 deadline, clean-up, stop requests, monitors, held jobs. No process is started and no real time passes."""
 
-import dataclasses
-
 import pytest
 
 from ringrun.launcher.execute import EXIT_DEADLINE, EXIT_HELD, EXIT_NOT_STARTED, Execution, ReplicaSpec
@@ -267,14 +265,17 @@ def test_working_dir_and_root_env_reach_the_process(tmp_path):
     assert (cwd, env["OMPI_ALLOW_RUN_AS_ROOT"]) == (str(tmp_path), "1")
 
 
-def test_inputs_are_not_changed():
+def test_the_inherited_environment_is_copied_never_changed():
     clock = Clock()
-    procs = Processes(clock, {"master-0": [(1, 0)], "worker-0": [(1, 0)]})
-    specs = master_worker()
-    before = [dataclasses.replace(s) for s in specs]
-    run, _ = execution(clock, procs, specs)
-    run.run()
-    assert specs == before
+    procs = Processes(clock, {"master-0": [(1, 0)]})
+    environ = {"HOME": "/h", "PATH": "/bin"}
+    spec = ReplicaSpec(plan("master", root_env=(("OMPI_ALLOW_RUN_AS_ROOT", "1"),)))
+    run = Execution([spec], procs, JobPolicy(name="n", kind="K"), environ, is_root=True, clock=clock,
+                    sleep=clock.sleep, now=clock.now)
+    assert run.run().code == 0
+    assert environ == {"HOME": "/h", "PATH": "/bin"}
+    started = procs.started[0][4]
+    assert started["OMPI_ALLOW_RUN_AS_ROOT"] == "1" and started["PATH"].endswith(":/bin")
 
 
 def test_exits_seen_together_with_the_deciding_one_are_all_recorded():
