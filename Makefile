@@ -25,7 +25,7 @@ EXTRA_openmpi4 :=
 EXTRA_mpich := mpich
 EXTRA_intelmpi := intelmpi
 
-.PHONY: run test test-unit test-mpi test-cluster test-bench bench-imb horovod venv system-packages clean
+.PHONY: run test test-unit test-security test-mpi test-cluster test-bench bench-imb horovod venv system-packages clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,7 +67,14 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/ringrun run examples/mpijob-allreduce.yaml
 
-test: test-unit test-bench test-mpi test-cluster
+test: test-unit test-security test-bench test-mpi test-cluster
+
+# Run directories, planted links and keys, sshd's configuration: as root with a second user (nobody, via setpriv),
+# inside `unshare --net --mount` (no network for anything they start). Anyone else gets them skipped, with the reason.
+test-security: system-packages $(STAMP)
+	if [ "$$(id -u)" = 0 ]; then \
+	    timeout 600 unshare --net --mount --propagation private -- $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/security; \
+	else $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/security; fi
 
 # Pods as network namespaces: the whole run is inside `unshare --net --mount` (no route out of it; the namespaces it
 # names vanish with it). Root only: anyone else gets the tests reported as skipped, with the reason.
