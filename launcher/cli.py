@@ -177,16 +177,11 @@ def _seconds(environ, name, default):
 
 
 def _grace(args, environ):
-    """--grace, else $RINGRUN_GRACE_SECONDS, else the supervisor's default."""
+    """--grace (range-checked by its option type), else $RINGRUN_GRACE_SECONDS, else the supervisor's default."""
     from .supervise import DEFAULT_GRACE_SECONDS
 
-    grace = getattr(args, "grace", None)
-    if grace is not None:
-        if not 0 <= grace < float("inf"):
-            from ringrun.runtime import UsageError
-
-            raise UsageError(f"--grace: must be a number of seconds >= 0, got {grace}")
-        return grace
+    if getattr(args, "grace", None) is not None:
+        return args.grace
     return _seconds(environ, "RINGRUN_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)
 
 

@@ -15,7 +15,7 @@ layer (`Supervisor`, or a fake in tests) and an injected clock:
 4. loop: exits polled and judged (restartPolicy, backoffLimit, deciders), monitors checked, the deadline and stop
    requests (`interrupt`) honoured, every state change published through `on_state`.
 5. clean-up: cleanPodPolicy None lets the others finish after success; anything else stops what still runs
-   (SIGTERM to each process group, SIGKILL after the grace period). Nothing is left behind.
+   (SIGTERM to each replica's keeper, which ends the replica's tree, SIGKILL after the grace period).
 """
 
 import dataclasses
@@ -167,8 +167,6 @@ class Execution:
         if held:
             self.state = dataclasses.replace(self.state, held=held)
             self._publish()
-            for spec in self.replicas.values():
-                self.note(spec.plan, f"nothing is started: {held}")
             if self.report_error is not None:
                 raise self.report_error
             return Outcome(EXIT_HELD, "held", self.state)

@@ -89,9 +89,8 @@ def run_job(job, environ, options, out, err):
         with stop_signals(execution.interrupt):
             outcome = execution.run()
         if outcome.how == "held":
-            held = next(s.plan.held for s in specs if s.plan.held)
-            err.write(f"ringrun run: {job.kind} {job.namespace}/{job.name} is not started: {held} (exit code "
-                      f"{outcome.code})\n")
+            err.write(f"ringrun run: {job.kind} {job.namespace}/{job.name} is not started: {outcome.state.held} "
+                      f"(exit code {outcome.code})\n")
         return outcome.code, document(job, outcome.state)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
