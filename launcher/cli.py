@@ -256,6 +256,48 @@ def cmd_launch(args, environ, hostname, out, err):
     return run_commands([("mpirun", argv, env)], out, err, "ringrun launch", grace=_grace(args, environ))
 
 
+def _capacity(text):
+    """--capacity cpu=N,memory=Q -> (cpu cores, memory bytes); a part left out is this machine's."""
+    from ringrun.runtime import UsageError
+    from ringrun.runtime.quantity import parse_quantity
+    from ringrun.server.controller import machine_capacity
+
+    cpu, memory = machine_capacity()
+    for part in (p for p in text.split(",") if p.strip()):
+        name, _, value = part.partition("=")
+        try:
+            amount = parse_quantity(value)
+        except ValueError:
+            amount = None
+        if name.strip() not in ("cpu", "memory") or amount is None or amount < 0:
+            raise UsageError(f"--capacity: expected cpu=N,memory=QUANTITY (e.g. cpu=8,memory=16Gi), got {text!r}")
+        if name.strip() == "cpu":
+            cpu = float(amount)
+        else:
+            memory = int(amount)
+    return cpu, memory
+
+
+def default_data_dir(environ):
+    """$XDG_DATA_HOME/ringrun/serve, else ~/.local/share/ringrun/serve."""
+    base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "ringrun", "serve")
+
+
+def cmd_serve(args, environ, hostname, out, err):
+    try:
+        from ringrun.server.app import Settings, serve
+    except ImportError as exc:
+        from ringrun.runtime.errors import SetupError
+
+        raise SetupError(f"ringrun serve needs the `server` extra (pip install 'ringrun[server]'): {exc}") from None
+    settings = Settings(data_dir=args.data_dir or default_data_dir(environ), host=args.host, port=args.port,
+                        token_files=tuple(args.token_auth_file or ()), policy_file=args.policy,
+                        capacity=_capacity(args.capacity) if args.capacity else None,
+                        grace=_grace(args, environ), watch_history=args.watch_history)
+    return serve(settings, environ, out, err)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error (exit 2) that names the option, the value and where help is."""
 
@@ -347,6 +389,31 @@ def build_parser():
             p.add_argument("-H", metavar="HOST:SLOTS,...", help="MPI hosts (gloo runs on this machine only)")
             p.add_argument("--hostfile", metavar="FILE")
         p.set_defaults(func=cmd_bench)
+
+    serve_help = "the job API server: MPIJob, PyTorchJob, MXJob and TensorStack MPIJob over Kubernetes' API, run here"
+    serve = sub.add_parser(
+        "serve", help=serve_help, description=serve_help,
+        epilog="writes DATA/kubeconfig (server URL, CA, admin token) before it accepts connections: "
+               "export KUBECONFIG=DATA/kubeconfig, then kubectl or the kubernetes Python client. SIGTERM or SIGINT "
+               "stops it: running jobs are stopped (Failed), queued jobs start when it starts again")
+    serve.add_argument("--data-dir", metavar="DIR", help="store, certificates, tokens, logs (default "
+                                                         "$XDG_DATA_HOME/ringrun/serve or ~/.local/share/ringrun/serve)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_bounded(int, 0, 65535, "a port number from 0 (any free port) to 65535"),
+                       default=6443, help="port (default 6443; 0 picks a free one)")
+    serve.add_argument("--token-auth-file", action="append", metavar="FILE",
+                       help="more users: CSV lines token,user,uid,\"group1,group2\" (kube-apiserver's format)")
+    serve.add_argument("--policy", metavar="FILE", help="who may do what where: rules of user|group, namespaces, "
+                                                        "verbs, resources (the admin may do everything)")
+    serve.add_argument("--capacity", metavar="cpu=N,memory=Q",
+                       help="what admitted jobs may request together (default: this machine's cores and memory)")
+    serve.add_argument("--grace", type=SECONDS, metavar="S",
+                       help="seconds between SIGTERM and SIGKILL when stopping a job (default $RINGRUN_GRACE_SECONDS "
+                            "or 5)")
+    serve.add_argument("--watch-history", type=_bounded(int, 256, 10**7, "a number of events from 256 to 10000000"),
+                       default=20000, metavar="N", help="changes kept for watches (default 20000); a watch from an "
+                                                        "older resourceVersion gets 410 Expired")
+    serve.set_defaults(func=cmd_serve)
 
     entry_help = "a pod's ENTRYPOINT: become this replica (sshd worker, waiting launcher, framework role) and run it"
     entrypoint = sub.add_parser(

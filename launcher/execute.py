@@ -112,6 +112,11 @@ class Execution:
         """Stop the job: every replica stopped, exit code 128+signum."""
         self.interrupted = signum
 
+    def update_policy(self, **changes):
+        """Change the running job's policy (a replace of the job: a new deadline, counted from the start as before,
+        or cleanPodPolicy); read by the loop at its next turn and by the clean-up at the end."""
+        self.policy = dataclasses.replace(self.policy, **changes)
+
     def idle(self):
         """Block until `interrupt`; returns 128+signum (a held pod waits to be stopped)."""
         while self.interrupted is None:
@@ -249,8 +254,8 @@ class Execution:
         return False
 
     def _loop(self, started):
-        deadline = self.policy.deadline
         while True:
+            deadline = self.policy.deadline  # read each turn: a replace of the job may move it
             outcome = None
             for child, code in self.processes.poll():
                 key = self._children.pop(child)

@@ -4,6 +4,7 @@ A file is written to a fresh temporary name in the same folder, created with O_E
 a symlink at that name makes the open fail rather than be followed), then renamed over the target.
 """
 
+import fcntl
 import os
 import secrets
 
@@ -36,3 +37,15 @@ def write_files(files, mode=0o644):
             write_atomic(path, text.encode("utf-8"), mode=mode)
         except OSError as exc:
             raise SetupError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def hold_lock(path, busy):
+    """An open file holding an exclusive lock on `path` (created, never through a link) until it is closed.
+    Raises OSError when it cannot be opened, BlockingIOError with the message `busy` when another process holds it."""
+    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644), "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise BlockingIOError(busy) from None
+    return handle

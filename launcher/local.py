@@ -8,7 +8,7 @@ object written to --status as it changes. A suspended or paused job starts nothi
 Fields accepted but not acted on here (ttlSecondsAfterFinished, schedulingPolicy, ...) are named in a warning.
 """
 
-import fcntl
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +38,8 @@ class Options:
     log_dir: str | None = None
     grace: float = DEFAULT_GRACE_SECONDS
     is_root: bool = False
+    run_parent: str | None = None  # where the job's private run directory is made (default: the temp folder)
+    combined_logs: bool = False  # one <replica>.log per replica (stdout and stderr), as the server serves them
 
 
 def local_plans(job, run_dir, port=None):
@@ -56,11 +58,15 @@ def document(job, state):
             "metadata": {"name": job.name, "namespace": job.namespace}, "status": job_status(job, state)}
 
 
-def run_job(job, environ, options, out, err):
-    """Run `job` to the end on this machine; returns (exit code, status document)."""
+def run_job(job, environ, options, out, err, on_state=None, attach=None, signals=True):
+    """Run `job` to the end on this machine; returns (exit code, status document).
+
+    on_state(JobState): called on every change (after the --status file is written); attach(Execution): called
+    before the job starts, for a caller that stops it (`interrupt`) or changes its policy while it runs (the
+    server); signals: stop the job on SIGINT/SIGTERM/SIGHUP/SIGQUIT (only from the main thread)."""
     for field, why in ignored_locally(job):
         err.write(f"ringrun run: warning: {field} has no effect in a local run: {why}\n")
-    run_dir = tempfile.mkdtemp(prefix=f"ringrun-{job.name}-")
+    run_dir = tempfile.mkdtemp(prefix=f"ringrun-{job.name}-", dir=options.run_parent)
     lock = None
     try:
         roles = deciders(job)
@@ -69,7 +75,8 @@ def run_job(job, environ, options, out, err):
         specs = [ReplicaSpec(plan, job.replica(role).restart_policy, role in roles)
                  for (role, _), plan in local_plans(job, run_dir, port).items()]
         lock = _lock_log_dir(options.log_dir) if options.log_dir else None
-        supervisor = Supervisor(out, err, log_dir=options.log_dir, grace=options.grace)
+        supervisor = Supervisor(out, err, log_dir=options.log_dir, grace=options.grace,
+                                combined=options.combined_logs)
 
         def publish(state):
             if options.status_path:
@@ -79,6 +86,8 @@ def run_job(job, environ, options, out, err):
                 except OSError as exc:
                     raise SetupError(f"cannot write the status to {options.status_path}: "
                                      f"{exc.strerror or exc}; every replica was stopped") from None
+            if on_state is not None:
+                on_state(state)
 
         def log(plan, message):
             err.write(f"[{plan.name}] {message}\n")
@@ -86,7 +95,9 @@ def run_job(job, environ, options, out, err):
 
         execution = Execution(specs, supervisor, job_policy(job, options.timeout), environ, is_root=options.is_root,
                               on_state=publish, log=log)
-        with stop_signals(execution.interrupt):
+        if attach is not None:
+            attach(execution)
+        with stop_signals(execution.interrupt) if signals else contextlib.nullcontext():
             outcome = execution.run()
         if outcome.how == "held":
             err.write(f"ringrun run: {job.kind} {job.namespace}/{job.name} is not started: {outcome.state.held} "
@@ -104,12 +115,8 @@ def _lock_log_dir(log_dir):
     os.makedirs(log_dir, exist_ok=True)
     lock = os.path.join(log_dir, ".ringrun.lock")
     try:
-        handle = os.fdopen(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644), "w")
+        return files.hold_lock(lock, f"--log-dir: another ringrun run is writing its logs into {log_dir!r}")
+    except BlockingIOError as exc:
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"--log-dir: cannot lock {lock!r}: {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UsageError(f"--log-dir: another ringrun run is writing its logs into {log_dir!r}") from None
-    return handle

@@ -55,8 +55,12 @@ class Child:
 class Supervisor:
     """Starts and watches children. `out`/`err` are text streams for prefixed lines; `log_dir` adds per-child files."""
 
-    def __init__(self, out, err, log_dir=None, grace=DEFAULT_GRACE_SECONDS, prefix=True):
+    def __init__(self, out, err, log_dir=None, grace=DEFAULT_GRACE_SECONDS, prefix=True, combined=False):
+        """combined: one `<name>.log` per child with stdout and stderr together (as `kubectl logs` shows a pod);
+        when the child is started again, the last run's file becomes `<name>.previous.log`. Otherwise
+        `<name>.stdout.log` and `<name>.stderr.log`, appended to on a restart."""
         self.out, self.err, self.log_dir, self.grace, self.prefix = out, err, log_dir, grace, prefix
+        self.combined = combined
         self.children = []
         self._lock = threading.Lock()
         self._logged = set()  # log files begun by this supervisor: a restarted child appends, a new run starts anew
@@ -70,19 +74,32 @@ class Supervisor:
         proc = subprocess.Popen(keeper, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         child = Child(name, proc)
+        shared = self._combined_log(name) if self.log_dir and self.combined else None
         for stream, sink, suffix in ((proc.stdout, self.out, "stdout"), (proc.stderr, self.err, "stderr")):
-            path = os.path.join(self.log_dir, f"{name}.{suffix}.log") if self.log_dir else None
+            path = os.path.join(self.log_dir, f"{name}.{suffix}.log") if self.log_dir and not shared else None
             mode = "ab" if path in self._logged else "wb"
             self._logged.add(path)
-            thread = threading.Thread(target=self._pump, args=(name, stream, sink, path, mode), daemon=True)
+            thread = threading.Thread(target=self._pump, args=(name, stream, sink, path, mode, shared), daemon=True)
             thread.start()
             child.threads.append(thread)
         self.children.append(child)
         return child
 
-    def _pump(self, name, stream, sink, path, mode):
+    def _combined_log(self, name):
+        path = os.path.join(self.log_dir, f"{name}.log")
+        if path in self._logged:
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(path, os.path.join(self.log_dir, f"{name}.previous.log"))
+        self._logged.add(path)
+        try:
+            return _SharedLog(_open_log(path, "wb"), self._lock, users=2)
+        except OSError as exc:
+            self.err.write(f"ringrun: cannot write the log file {path}: {exc.strerror or exc}\n")
+            return None
+
+    def _pump(self, name, stream, sink, path, mode, shared=None):
         tag = f"[{name}] " if self.prefix else ""
-        log = None
+        log = shared
         try:
             if path:
                 try:
@@ -139,6 +156,28 @@ class Supervisor:
             child.proc.wait()
         self.poll()
         return targets
+
+
+class _SharedLog:
+    """One log file written by a child's two pumps (stdout, stderr): whole lines under the supervisor's lock,
+    closed by the last of them."""
+
+    def __init__(self, handle, lock, users):
+        self.handle, self.lock, self.users = handle, lock, users
+
+    def write(self, raw):
+        with self.lock:
+            self.handle.write(raw)
+
+    def flush(self):
+        with self.lock:
+            self.handle.flush()
+
+    def close(self):
+        with self.lock:
+            self.users -= 1
+            if self.users == 0:
+                self.handle.close()
 
 
 def _executable(program, env, cwd):

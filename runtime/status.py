@@ -119,3 +119,37 @@ def tensorstack_status(job, state):
 def job_status(job, state):
     """The status object for `job`'s API."""
     return tensorstack_status(job, state) if job.tensorstack is not None else kubeflow_status(job, state)
+
+
+def queued_status(job, when, why):
+    """The status of a job waiting to be admitted (the machine has too little free cpu or memory for it): Kubeflow
+    Created plus a `Queued` condition saying why; TensorStack phase Pending."""
+    if job.tensorstack is not None:
+        return {"phase": "Pending", "conditions": [
+            {"type": "Initialized", "status": "False", "reason": "Queued", "message": why, "lastTransitionTime": when}],
+            "aggregate": {}, "tasks": []}
+    full = f"{job.kind} {job.namespace}/{job.name}"
+    return {"conditions": [_condition("Created", "True", f"{job.kind}Created", f"{full} is created.", when),
+                           _condition("Queued", "True", "InsufficientResources", why, when)],
+            "replicaStatuses": {r.type: {} for r in job.replicas}}
+
+
+def lost_status(job, status, when, why):
+    """`status` (a stored status object) of a job whose run was lost (the server stopped while it ran): Failed."""
+    if job.tensorstack is not None:
+        conditions = [c for c in status.get("conditions", []) if c.get("type") != "Running"]
+        conditions.append({"type": "Failed", "status": "True", "reason": "Failed", "message": why,
+                           "lastTransitionTime": when})
+        return {**status, "phase": "Failed", "conditions": conditions}
+    conditions = [({**c, "status": "False"} if c.get("type") == "Running" else c)
+                  for c in status.get("conditions", [])]
+    conditions.append(_condition("Failed", "True", f"{job.kind}Failed", why, when))
+    return {**status, "conditions": conditions, "completionTime": when}
+
+
+def finished(status):
+    """Whether a stored status says the job is over (Succeeded or Failed)."""
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return True
+    return any(c.get("type") in ("Succeeded", "Failed") and c.get("status") == "True"
+               for c in status.get("conditions", []) if isinstance(c, dict))

@@ -65,3 +65,30 @@ def trusted_path():
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# -- `ringrun serve` (tests/server) ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for a module's tests (each test uses jobs of its own names), capacity enough for all of them."""
+    from serverproc import ServerProcess
+
+    proc = ServerProcess(tmp_path_factory.mktemp("serve") / "data", ["--capacity", "cpu=64,memory=256Gi"]).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    """start(*args, data_dir=None): a server of this test's own, stopped afterwards whatever the test did to it."""
+    from serverproc import ServerProcess
+
+    procs = []
+
+    def start(*args, data_dir=None):
+        proc = ServerProcess(data_dir or tmp_path / "data", args).start()
+        procs.append(proc)
+        return proc
+    yield start
+    for proc in procs:
+        proc.stop()

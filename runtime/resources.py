@@ -1,0 +1,131 @@
+"""The resources `ringrun serve` speaks, and the discovery documents that describe them (pure).
+
+One resource per (group, plural), served at several versions the way a CRD with conversion strategy `None` is: an
+object is stored with the apiVersion it was last written at and returned at the version of the request's URL with
+only `apiVersion` rewritten. So `kubectl get mpijobs` (the group's preferred version) lists MPIJobs created at
+v1alpha2, v1 and v2beta1 alike; the controller runs each object as the version it was written at.
+"""
+
+from dataclasses import dataclass
+
+JOB_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+STATUS_VERBS = ("get", "patch", "update")
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    plural: str
+    kind: str
+    versions: tuple[str, ...]  # served versions, the storage (and newest) first
+    namespaced: bool = True
+    verbs: tuple[str, ...] = JOB_VERBS
+    short_names: tuple[str, ...] = ()
+    status: bool = True  # has a /status subresource
+
+    @property
+    def singular(self):
+        return self.kind.lower()
+
+    @property
+    def qualified(self):
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def api_version(self, version):
+        return f"{self.group}/{version}" if self.group else version
+
+
+JOBS = (
+    Resource("kubeflow.org", "mpijobs", "MPIJob", ("v2beta1", "v1", "v1alpha2")),
+    Resource("kubeflow.org", "pytorchjobs", "PyTorchJob", ("v1",)),
+    Resource("kubeflow.org", "mxjobs", "MXJob", ("v1",)),
+    Resource("batch.tensorstack.dev", "mpijobs", "MPIJob", ("v1beta1",)),
+)
+PODS = Resource("", "pods", "Pod", ("v1",), verbs=("get", "list", "watch"), short_names=("po",), status=False)
+NAMESPACES = Resource("", "namespaces", "Namespace", ("v1",), namespaced=False, verbs=("get", "list"),
+                      short_names=("ns",), status=False)
+CORE = (PODS, NAMESPACES)
+
+
+def job_resource(group, version, plural):
+    """The job Resource served at /apis/{group}/{version}/{plural}, else None."""
+    for resource in JOBS:
+        if (resource.group, resource.plural) == (group, plural) and version in resource.versions:
+            return resource
+    return None
+
+
+def resource_of(api_version, kind):
+    """The job Resource whose objects have `apiVersion`/`kind`, else None."""
+    group, _, version = api_version.rpartition("/")
+    return next((r for r in JOBS if r.group == group and r.kind == kind and version in r.versions), None)
+
+
+def _version_key(version):
+    """kube's version priority: GA before beta before alpha, higher numbers first (v1 > v2beta1 > v1alpha2)."""
+    import re
+
+    match = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    if not match:
+        return (3, 0, 0, version)
+    major, stage, minor = match.groups()
+    return ({None: 0, "beta": 1, "alpha": 2}[stage], -int(major), -int(minor or 0), version)
+
+
+def group_versions():
+    """{group: [versions, preferred first]} of every job group."""
+    groups = {}
+    for resource in JOBS:
+        for version in resource.versions:
+            groups.setdefault(resource.group, set()).add(version)
+    return {g: sorted(v, key=_version_key) for g, v in groups.items()}
+
+
+def api_versions(server_address):
+    """GET /api."""
+    return {"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+
+
+def _group(name, versions):
+    entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {"name": name, "versions": entries, "preferredVersion": entries[0]}
+
+
+def api_group_list():
+    """GET /apis."""
+    return {"kind": "APIGroupList", "apiVersion": "v1",
+            "groups": [_group(g, v) for g, v in group_versions().items()]}
+
+
+def api_group(name):
+    """GET /apis/{group}, or None."""
+    versions = group_versions().get(name)
+    return None if versions is None else {"kind": "APIGroup", "apiVersion": "v1", **_group(name, versions)}
+
+
+def _entries(resource):
+    entry = {"name": resource.plural, "singularName": resource.singular, "namespaced": resource.namespaced,
+             "kind": resource.kind, "verbs": list(resource.verbs)}
+    if resource.short_names:
+        entry["shortNames"] = list(resource.short_names)
+    entries = [entry]
+    if resource.status:
+        entries.append({"name": f"{resource.plural}/status", "singularName": "", "namespaced": resource.namespaced,
+                        "kind": resource.kind, "verbs": list(STATUS_VERBS)})
+    return entries
+
+
+def api_resource_list(group, version):
+    """GET /apis/{group}/{version} (or /api/v1 for group ""), or None."""
+    if group == "":
+        if version != "v1":
+            return None
+        resources = [e for r in CORE for e in _entries(r)]
+        resources.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]})
+        return {"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}
+    served = [r for r in JOBS if r.group == group and version in r.versions]
+    if not served:
+        return None
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}",
+            "resources": [e for r in served for e in _entries(r)]}

@@ -1,0 +1,82 @@
+"""`kubectl get`'s tables (meta.k8s.io/v1 Table), pure: the columns a cluster shows for jobs (Name, State, Age, as
+training-operator's printer columns) and pods (Name, Ready, Status, Restarts, Age). `now` is passed in."""
+
+from datetime import datetime, timezone
+
+_JOB_COLUMNS = [("Name", "string", "name", "Name must be unique within a namespace."),
+                ("State", "string", "", "The last condition that holds (Created, Running, Succeeded, Failed, ...)."),
+                ("Age", "string", "", "Time since the object was created.")]
+_POD_COLUMNS = [("Name", "string", "name", "Name must be unique within a namespace."),
+                ("Ready", "string", "", "Ready containers of all."), ("Status", "string", "", "The pod's phase."),
+                ("Restarts", "integer", "", "Restarts of its container."),
+                ("Age", "string", "", "Time since the pod was started.")]
+
+
+def wants_table(accept):
+    """Whether an Accept header asks for a Table (kubectl get does; other clients do not)."""
+    return "as=Table" in (accept or "")
+
+
+def age(since, now):
+    """kube's short duration (apimachinery duration.HumanDuration): 45s, 3m12s, 42m, 5h3m, 20h, 3d4h, 30d, 2y."""
+    if not since:
+        return "<unknown>"
+    try:
+        then = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return "<unknown>"
+    seconds = max(0, int((now - then).total_seconds()))
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 120:
+        return f"{seconds}s"
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if hours < 3:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if days < 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    if days < 365 * 2:
+        return f"{days}d"
+    return f"{days // 365}y"
+
+
+def job_state(obj):
+    """The type of the last condition that holds, TensorStack's phase, else empty."""
+    status = obj.get("status") or {}
+    if status.get("phase"):
+        return status["phase"]
+    held = [c.get("type", "") for c in status.get("conditions", []) if isinstance(c, dict) and c.get("status") == "True"]
+    return held[-1] if held else ""
+
+
+def _table(columns, rows, rv):
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
+            "columnDefinitions": [{"name": n, "type": t, "format": f, "description": d, "priority": 0}
+                                  for n, t, f, d in columns], "rows": rows}
+
+
+def _row(obj, cells):
+    return {"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                                       "metadata": obj["metadata"]}}
+
+
+def job_table(items, rv, now):
+    return _table(_JOB_COLUMNS, [_row(o, [o["metadata"]["name"], job_state(o), age(
+        o["metadata"].get("creationTimestamp"), now)]) for o in items], str(rv))
+
+
+def pod_table(items, rv, now):
+    rows = []
+    for pod in items:
+        statuses = pod["status"].get("containerStatuses", [])
+        ready = sum(1 for s in statuses if s.get("ready"))
+        restarts = sum(s.get("restartCount", 0) for s in statuses)
+        terminated = [s["state"]["terminated"] for s in statuses if "terminated" in s.get("state", {})]
+        shown = terminated[0]["reason"] if terminated else pod["status"]["phase"]
+        rows.append(_row(pod, [pod["metadata"]["name"], f"{ready}/{len(statuses)}", shown, restarts,
+                               age(pod["metadata"].get("creationTimestamp"), now)]))
+    return _table(_POD_COLUMNS, rows, str(rv))

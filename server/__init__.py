@@ -1,0 +1,1 @@
+"""ringrun.server: the job API (`ringrun serve`)."""

@@ -1,0 +1,355 @@
+"""The controller: runs stored jobs on this machine through the execution core, as `ringrun run` does, and writes
+their status back to the store as it changes.
+
+- Admission: jobs wait in order of creation until the cpu and memory their replicas request together (requests, or
+  limits where a container gives none) fit what the admitted jobs leave free of the capacity (`--capacity`,
+  default this machine's cores and memory); the first waiting job that does not fit holds the ones behind it, and
+  a `Queued` condition says why. A job that could never fit (more than the whole capacity) says so and holds
+  no one. Then the job starts whole.
+- Each admitted job runs `ringrun.launcher.local.run_job` in a thread of its own that lives as long as the job
+  (every replica's keeper has that thread as its parent: if the server dies, even by SIGKILL, the keepers stop
+  the replicas), with its own run directory (`DATA/run/`), rendezvous port and logs (`DATA/logs/<uid>/`).
+- A replace takes effect on a running job: a new activeDeadlineSeconds moves its deadline, cleanPodPolicy
+  applies when it ends; a suspended job starts when `suspend` is set false. A delete stops the job's replicas
+  (SIGTERM, SIGKILL after the grace period).
+- Recovery at start: a job the store shows running was lost with the server that ran it (its replicas were
+  stopped by their keepers): it is marked Failed, saying so; jobs not yet started are queued again.
+- Stop (SIGTERM of the server): running jobs are stopped (Failed, interrupted by signal 15); queued ones stay queued.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+
+from ringrun.launcher import files
+from ringrun.launcher.execute import utc_now
+from ringrun.launcher.local import Options, run_job
+from ringrun.runtime import RingrunError
+from ringrun.runtime.local import processes
+from ringrun.runtime.objects import requests
+from ringrun.runtime.parse import parse_object
+from ringrun.runtime.policy import job_policy
+from ringrun.runtime.resources import resource_of
+from ringrun.runtime.status import JobState, finished, job_status, lost_status, queued_status
+
+
+class _Discard:
+    """A text sink for replica output the server does not print (it is in the per-replica log files)."""
+
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+@dataclasses.dataclass
+class Run:
+    resource: str
+    namespace: str
+    name: str
+    uid: str
+    cpu: float = 0.0
+    memory: int = 0
+    generation: int = 1
+    execution: object = None
+    stopped: bool = False
+    thread: threading.Thread | None = None
+
+
+def machine_capacity():
+    """(cpu cores, memory bytes) of this machine."""
+    memory = 0
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    memory = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float(os.cpu_count() or 1), memory
+
+
+def _gib(amount):
+    return f"{amount / 2**30:.3g}Gi"
+
+
+def parse_job(obj):
+    """The JobSpec of a stored object (validated when it was written). Raises RingrunError."""
+    from ringrun.runtime import SpecError
+
+    job, problems = parse_object(obj)
+    if problems:
+        raise SpecError(problems.lines)
+    return job
+
+
+class Controller:
+    def __init__(self, store, data_dir, environ, capacity=None, grace=5.0, is_root=False, log=None, now=utc_now):
+        self.store, self.data_dir, self.environ = store, data_dir, dict(environ)
+        self.capacity = capacity or machine_capacity()
+        self.grace, self.is_root, self.now = grace, is_root, now
+        self.log = log or (lambda message: None)
+        self.runs, self.queue, self.held = {}, [], {}
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = None
+        self.run_parent = os.path.join(data_dir, "run")
+
+    def logs_of(self, uid):
+        return os.path.join(self.data_dir, "logs", uid)
+
+    # -- life --------------------------------------------------------------------------------------------------
+    def start(self):
+        """Recover what the store holds, then follow its changes and admit jobs."""
+        shutil.rmtree(self.run_parent, ignore_errors=True)  # run directories of a server that died
+        os.makedirs(self.run_parent, mode=0o700, exist_ok=True)
+        self._recover()
+        self.store.listen(self._on_event)
+        self._thread = threading.Thread(target=self._admit_loop, name="ringrun-admission", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout=None):
+        """Stop every running job and wait for them (at most grace + 10 s each by default)."""
+        self._stopping = True
+        self._wake.set()
+        with self._lock:
+            runs = list(self.runs.values())
+        for run in runs:
+            self._interrupt(run)
+        for run in runs:
+            if run.thread is not None:
+                run.thread.join(timeout if timeout is not None else self.grace + 10)
+        self.store.unlisten(self._on_event)
+
+    def _recover(self):
+        waiting = []
+        for resource, obj in self.store.all_objects():
+            status = obj.get("status") or {}
+            if finished(status):
+                continue
+            meta = obj["metadata"]
+            if status.get("startTime") or status.get("phase") == "Running":
+                try:
+                    job = parse_job(obj)
+                except RingrunError:
+                    continue
+                why = (f"{job.kind} {job.namespace}/{job.name} has failed: the ringrun server that ran it stopped "
+                       "while it ran, and its replicas were stopped with it")
+                self.store.modify(resource, meta["namespace"], meta["name"],
+                                  lambda cur, job=job, why=why: {**cur, "status": lost_status(
+                                      job, cur.get("status") or {}, self.now(), why)}, expect_uid=meta["uid"])
+                self._mark_pods_lost(meta["uid"])
+            else:
+                waiting.append((meta.get("creationTimestamp", ""), int(meta["resourceVersion"]), resource,
+                                meta["namespace"], meta["name"], meta["uid"]))
+        self.queue = [entry[2:] for entry in sorted(waiting)]
+
+    def _mark_pods_lost(self, uid):
+        path = os.path.join(self.logs_of(uid), "pods.json")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                pods = json.load(handle)
+        except (OSError, ValueError):
+            return
+        for pod in pods.get("replicas", []):
+            if pod.get("phase") in ("Pending", "Running"):
+                pod["phase"] = "Failed"
+        files.write_atomic(path, json.dumps(pods).encode("utf-8"), mode=0o600)
+
+    # -- store events (called in the writer's thread: quick, no store writes here) ------------------------------
+    def _on_event(self, event):
+        obj, kind = event["object"], event["type"]
+        if resource_of(obj.get("apiVersion", ""), obj.get("kind", "")) is None:
+            return
+        meta = obj["metadata"]
+        uid = meta["uid"]
+        with self._lock:
+            if kind == "ADDED":
+                self.queue.append((event["resource"], meta["namespace"], meta["name"], uid))
+            elif kind == "DELETED":
+                self.queue = [q for q in self.queue if q[3] != uid]
+                self.held.pop(uid, None)
+                run = self.runs.get(uid)
+                if run is not None:
+                    run.stopped = True
+                    self._interrupt(run)
+            elif kind == "MODIFIED":
+                run = self.runs.get(uid)
+                generation = meta.get("generation", 1)
+                if run is not None and generation != run.generation:
+                    run.generation = generation
+                    self._apply_replace(run, obj)
+                elif uid in self.held and generation != self.held[uid]:
+                    del self.held[uid]
+                    self.queue.append((event["resource"], meta["namespace"], meta["name"], uid))
+        self._wake.set()
+
+    def _apply_replace(self, run, obj):
+        try:
+            policy = job_policy(parse_job(obj))
+        except RingrunError as exc:
+            self.log(f"{run.namespace}/{run.name}: the replaced spec cannot be read: {exc}")
+            return
+        if run.execution is not None:
+            run.execution.update_policy(deadline=policy.deadline, clean_pod_policy=policy.clean_pod_policy)
+            self.log(f"{run.namespace}/{run.name}: deadline now {policy.deadline}, cleanPodPolicy "
+                     f"{policy.clean_pod_policy}")
+
+    def _interrupt(self, run):
+        if run.execution is not None:
+            run.execution.interrupt(signal.SIGTERM)
+
+    # -- admission ---------------------------------------------------------------------------------------------
+    def _admit_loop(self):
+        while not self._stopping:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                self._admit()
+            except Exception as exc:  # noqa: BLE001 - the loop must go on; the problem is logged
+                self.log(f"admission: {type(exc).__name__}: {exc}")
+
+    def _admit(self):
+        with self._lock:
+            queue = list(self.queue)
+            used_cpu = sum(r.cpu for r in self.runs.values())
+            used_memory = sum(r.memory for r in self.runs.values())
+        total_cpu, total_memory = self.capacity
+        blocked_by = None
+        for entry in queue:
+            resource, namespace, name, uid = entry
+            obj = self.store.get(resource, namespace, name)
+            if obj is None or obj["metadata"]["uid"] != uid:
+                self._dequeue(entry)
+                continue
+            cpu, memory = requests(obj)
+            if cpu > total_cpu or memory > total_memory:
+                self._queued(resource, obj, f"it requests {cpu:g} cpu and {_gib(memory)} memory, more than this "
+                                            f"machine's capacity ({total_cpu:g} cpu, {_gib(total_memory)}): it can "
+                                            "never start here (see ringrun serve --capacity)")
+                continue
+            if blocked_by is not None:  # in order of creation: the jobs behind a waiting one wait too
+                self._queued(resource, obj, f"waiting behind {blocked_by}, which was created earlier and does "
+                                            "not fit yet")
+                continue
+            if cpu > total_cpu - used_cpu or memory > total_memory - used_memory:
+                self._queued(resource, obj, f"waiting for {cpu:g} cpu and {_gib(memory)} memory: running jobs use "
+                                            f"{used_cpu:g} of {total_cpu:g} cpu and {_gib(used_memory)} of "
+                                            f"{_gib(total_memory)}")
+                blocked_by = f"{obj['kind']} {namespace}/{name}"
+                continue
+            self._dequeue(entry)
+            if self._launch(resource, obj, cpu, memory):
+                used_cpu += cpu
+                used_memory += memory
+
+    def _dequeue(self, entry):
+        with self._lock:
+            if entry in self.queue:
+                self.queue.remove(entry)
+
+    def _queued(self, resource, obj, why):
+        meta = obj["metadata"]
+        try:
+            job = parse_job(obj)
+        except RingrunError:
+            return
+        status = queued_status(job, meta.get("creationTimestamp") or self.now(), why)
+
+        def edit(current):
+            old = current.get("status") or {}
+            if [c.get("message") for c in old.get("conditions", [])] == [c["message"] for c in status["conditions"]]:
+                return None
+            return {**current, "status": status}
+        self.store.modify(resource, meta["namespace"], meta["name"], edit, expect_uid=meta["uid"])
+
+    def _launch(self, resource, obj, cpu, memory):
+        meta = obj["metadata"]
+        run = Run(resource, meta["namespace"], meta["name"], meta["uid"], cpu, memory, meta.get("generation", 1))
+        try:
+            job = parse_job(obj)
+            processes(job)
+        except RingrunError as exc:
+            self._write_failure(run, obj, str(exc))
+            return False
+        run.thread = threading.Thread(target=self._run, args=(run, job), name=f"job-{run.name}", daemon=True)
+        with self._lock:
+            self.runs[run.uid] = run
+        run.thread.start()
+        return True
+
+    # -- one job -----------------------------------------------------------------------------------------------
+    def _write_status(self, run, status):
+        def edit(current):
+            if current.get("status") == status:
+                return None
+            return {**current, "status": status}
+        self.store.modify(run.resource, run.namespace, run.name, edit, expect_uid=run.uid)
+
+    def _write_failure(self, run, obj, message):
+        try:
+            job = parse_job(obj)
+        except RingrunError:
+            return
+        now = self.now()
+        state = JobState(start_time=now, replicas=(), outcome="Failed", reason=f"{job.kind}Failed",
+                         message=f"{job.kind} {job.namespace}/{job.name} has failed: {message}", completion_time=now)
+        self._write_status(run, job_status(job, state))
+
+    def _write_pods(self, run, job, state, log_dir):
+        types = {r.role: r.type for r in job.replicas}
+        pods = {"startTime": state.start_time, "replicas": [
+            {"name": name, "log": f"{r.role}-{r.index}", "role": r.role, "type": types.get(r.role, r.role),
+             "index": r.index, "phase": r.phase, "exitCode": r.exit_code, "restarts": r.restarts}
+            for r, name in ((r, _replica_name(job, r.role, r.index)) for r in state.replicas)]}
+        files.write_atomic(os.path.join(log_dir, "pods.json"), json.dumps(pods).encode("utf-8"), mode=0o600)
+
+    def _run(self, run, job):
+        log_dir = self.logs_of(run.uid)
+        os.makedirs(log_dir, mode=0o700, exist_ok=True)
+        options = Options(log_dir=log_dir, grace=self.grace, is_root=self.is_root, run_parent=self.run_parent,
+                          combined_logs=True)
+
+        def on_state(state):
+            self._write_pods(run, job, state, log_dir)
+            self._write_status(run, job_status(job, state))
+
+        def attach(execution):
+            with self._lock:
+                run.execution = execution
+                if run.stopped or self._stopping:
+                    execution.interrupt(signal.SIGTERM)
+
+        try:
+            code, _ = run_job(job, self.environ, options, _Discard(), _Discard(), on_state=on_state, attach=attach,
+                              signals=False)
+            if code == 7:  # held (suspended, paused): started again when a replace changes it
+                with self._lock:
+                    if not run.stopped:
+                        self.held[run.uid] = run.generation
+        except RingrunError as exc:
+            self._write_failure(run, self.store.get(run.resource, run.namespace, run.name) or {}, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a job's failure must not take the server down
+            self.log(f"{run.namespace}/{run.name}: {type(exc).__name__}: {exc}")
+            self._write_failure(run, self.store.get(run.resource, run.namespace, run.name) or {},
+                                f"internal error: {exc}")
+        finally:
+            with self._lock:
+                self.runs.pop(run.uid, None)
+            self._wake.set()
+            time.sleep(0)
+
+
+def _replica_name(job, role, index):
+    """The pod name of a replica: `<job>-<role>-<index>` (the MPI launcher: `<job>-launcher`, as mpi-operator)."""
+    if job.framework == "mpi" and role == "launcher":
+        return f"{job.name}-launcher"
+    return f"{job.name}-{role}-{index}"

@@ -1,0 +1,153 @@
+"""The core API that clients need besides the jobs: /version, discovery, namespaces, pods and their logs, OpenAPI."""
+
+import asyncio
+import os
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from ringrun.runtime import apierrors, resources, table
+from ringrun.runtime.apierrors import Target
+from ringrun.runtime.selectors import field_selector, label_selector
+
+from . import openapi, pods
+from .http import respond
+
+VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-ringrun", "gitCommit": "", "gitTreeState": "clean",
+           "buildDate": "2026-12-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}
+LOG_FOLLOW_SECONDS = 3600  # a followed log ends after this long at most
+_POLL = 0.2
+
+
+class Core:
+    def __init__(self, store, controller, address):
+        self.store, self.controller, self.address = store, controller, address
+
+    # -- discovery ---------------------------------------------------------------------------------------------
+    async def version(self, call):
+        return respond(VERSION, pretty=call.pretty)
+
+    async def discovery(self, call, kind, *args):
+        documents = {"api": lambda: resources.api_versions(self.address), "apis": resources.api_group_list,
+                     "group": lambda: resources.api_group(*args),
+                     "resources": lambda: resources.api_resource_list(*args)}
+        body = documents[kind]()
+        if body is None:
+            raise apierrors.no_route()
+        return respond(body, pretty=call.pretty)
+
+    async def openapi(self, call, path=None):
+        body = openapi.root() if path is None else openapi.document(path)
+        if body is None:
+            raise apierrors.no_route()
+        return respond(body, pretty=call.pretty)
+
+    # -- namespaces: every valid name exists (objects make them visible in the list) ---------------------------
+    @staticmethod
+    def _namespace(name):
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
+                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+    async def namespace(self, call, name):
+        return respond(self._namespace(name), pretty=call.pretty)
+
+    async def namespaces(self, call):
+        names = sorted(set(self.store.namespaces()) | {"default"})
+        return respond({"apiVersion": "v1", "kind": "NamespaceList",
+                        "metadata": {"resourceVersion": str(self.store.current())},
+                        "items": [self._namespace(n) for n in names]}, pretty=call.pretty)
+
+    # -- pods --------------------------------------------------------------------------------------------------
+    def _pods(self, namespace):
+        found = []
+        for resource in resources.JOBS:
+            items, _ = self.store.list(resource.qualified, namespace)
+            for job in items:
+                recorded = pods.read_replicas(self.controller.logs_of(job["metadata"]["uid"]))
+                for pod in pods.pods_of(job, recorded):
+                    found.append((pod, os.path.join(self.controller.logs_of(job["metadata"]["uid"]), pod["_log"])))
+        return found
+
+    @staticmethod
+    def _public(pod):
+        return {k: v for k, v in pod.items() if k != "_log"}
+
+    async def pod_list(self, call, namespace):
+        labels = label_selector(call.query.get("labelSelector"))
+        fields = field_selector(call.query.get("fieldSelector"))
+        items = [self._public(p) for p, _ in self._pods(namespace)
+                 if labels(p["metadata"]["labels"]) and fields(p)]
+        items.sort(key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
+        if table.wants_table(call.request.headers.get("Accept")):
+            return respond(table.pod_table(items, self.store.current(), _now()), pretty=call.pretty)
+        return respond({"apiVersion": "v1", "kind": "PodList",
+                        "metadata": {"resourceVersion": str(self.store.current())}, "items": items},
+                       pretty=call.pretty)
+
+    def _find(self, namespace, name):
+        for pod, log in self._pods(namespace):
+            if pod["metadata"]["name"] == name:
+                return pod, log
+        raise apierrors.not_found(Target("pods", "", name, "Pod"))
+
+    async def pod(self, call, namespace, name):
+        pod = self._public(self._find(namespace, name)[0])
+        if table.wants_table(call.request.headers.get("Accept")):
+            return respond(table.pod_table([pod], self.store.current(), _now()), pretty=call.pretty)
+        return respond(pod, pretty=call.pretty)
+
+    async def log(self, call, namespace, name):
+        pod, base = self._find(namespace, name)
+        container = call.query.get("container")
+        own = pod["spec"]["containers"][0]["name"]
+        if container and container != own:
+            raise apierrors.bad_request(f"container {container} is not valid for pod {name}")
+        tail = call.integer("tailLines")
+        limit = call.integer("limitBytes", minimum=1)
+        path = base + (".previous.log" if call.flag("previous") else ".log")
+        if call.flag("previous") and not os.path.exists(path):
+            raise apierrors.bad_request(f'previous terminated container "{own}" in pod "{name}" not found')
+        data = _read(path)
+        data = pods.tail(data, tail)
+        if limit is not None:
+            data = data[:limit]
+        if not call.flag("follow") or call.flag("previous"):
+            return web.Response(body=data, content_type="text/plain", charset="utf-8")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        await response.prepare(call.request)
+        await response.write(data)
+        offset = len(_read(path))
+        sent = len(data)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOG_FOLLOW_SECONDS
+        try:
+            while loop.time() < deadline and (limit is None or sent < limit):
+                more = _read(path)[offset:]
+                if more:
+                    more = more if limit is None else more[:limit - sent]
+                    await response.write(more)
+                    offset += len(more)
+                    sent += len(more)
+                    continue
+                current = next((p for p, _ in self._pods(namespace) if p["metadata"]["name"] == name), None)
+                if current is None or current["status"]["phase"] not in ("Pending", "Running"):
+                    rest = _read(path)[offset:]
+                    if rest:
+                        await response.write(rest)
+                    break
+                await asyncio.sleep(_POLL)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return b""

@@ -1,0 +1,101 @@
+"""A `ringrun serve` process for the tests: started on a free loopback port with its own data directory, clients
+made from the kubeconfig it writes, stopped by PID (SIGTERM, or SIGKILL to simulate a crash)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def wait_until(predicate, timeout=30.0, interval=0.05, what="the condition"):
+    """Poll `predicate` until it returns something true (returned), for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class ServerProcess:
+    def __init__(self, data_dir, args=()):
+        self.data_dir, self.args = str(data_dir), list(args)
+        self.proc = None
+        self.kubeconfig = os.path.join(self.data_dir, "kubeconfig")
+
+    def start(self):
+        if os.path.exists(self.kubeconfig):
+            os.unlink(self.kubeconfig)
+        self.log = open(os.path.join(os.path.dirname(self.data_dir), f"serve-{time.monotonic_ns()}.log"), "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "ringrun.launcher", "serve", "--data-dir", self.data_dir,
+                                      "--port", "0", "--grace", "2", *self.args], stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        wait_until(lambda: os.path.exists(self.kubeconfig) or self.proc.poll() is not None, what="the kubeconfig")
+        assert self.proc.poll() is None, self.output()
+        return self
+
+    def output(self):
+        self.log.flush()
+        with open(self.log.name, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+
+    @property
+    def config(self):
+        with open(self.kubeconfig, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+
+    @property
+    def url(self):
+        return self.config["clusters"][0]["cluster"]["server"]
+
+    @property
+    def token(self):
+        return self.config["users"][0]["user"]["token"]
+
+    @property
+    def ca(self):
+        return os.path.join(self.data_dir, "ca.crt")
+
+    def client(self, token=None):
+        """An ApiClient of the official `kubernetes` package, from the kubeconfig (another bearer token if given)."""
+        from kubernetes import client, config
+
+        api = config.new_client_from_config(config_file=self.kubeconfig)
+        if token is not None:
+            api.configuration.api_key = {"authorization": f"Bearer {token}"} if token else {}
+            api.configuration.api_key_prefix = {}
+            api.configuration.refresh_api_key_hook = None
+        return client.ApiClient(api.configuration) if token is not None else api
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+        finally:
+            self.log.close()
+
+
+def alive(pid):
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def fixture_text(name):
+    with open(os.path.join(ROOT, "tests", "fixtures", name), encoding="utf-8") as handle:
+        return handle.read()

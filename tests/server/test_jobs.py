@@ -1,0 +1,225 @@
+"""Jobs the server runs, observed as a client would (get, watch, pods, logs): success, failure, a deadline, a
+deadline moved by a replace, a delete mid-run, a suspended job resumed, admission by requested cpu, and the
+PyTorch environment of two jobs at once. Every process a job started is gone at the end."""
+
+import pytest
+
+pytest.importorskip("aiohttp", reason="the server extra (aiohttp) is installed by `make test`")
+pytest.importorskip("kubernetes", reason="the server-test extra (the kubernetes client) is installed by `make test`")
+
+import os
+
+from jobspecs import condition, finished, mpijob, pytorchjob
+from kubernetes import client, watch
+from rawhttp import request
+from serverproc import alive, wait_until
+
+NS = "jobs"
+G, V = "kubeflow.org", "v2beta1"
+
+
+def api(server):
+    return client.CustomObjectsApi(server.client())
+
+
+def get(server, name, plural="mpijobs", version=V):
+    return api(server).get_namespaced_custom_object(G, version, NS, plural, name)
+
+
+def wait_for(server, name, test, what, plural="mpijobs", version=V, timeout=60):
+    return wait_until(lambda: (lambda o: o if test(o) else None)(get(server, name, plural, version)),
+                      timeout=timeout, interval=0.1, what=f"{name}: {what}")
+
+
+def pid_command(tmp_path, name, then):
+    """A launcher command that records its pid in a file, then runs `then` (shell)."""
+    pid_file = tmp_path / f"{name}.pid"
+    return ["sh", "-c", f'echo $$ > "{pid_file}"; {then}'], pid_file
+
+
+def read_pid(pid_file):
+    return int(wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the pid file"))
+
+
+def test_success_seen_through_watch_pods_and_logs(server, tmp_path):
+    command, pid_file = pid_command(tmp_path, "ok", "echo hello from the launcher; echo to stderr >&2")
+    made = api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("ok", command))
+    seen = []
+    stream = watch.Watch()
+    for event in stream.stream(api(server).list_namespaced_custom_object, G, V, NS, "mpijobs",
+                               resource_version=made["metadata"]["resourceVersion"], timeout_seconds=60):
+        obj = event["object"]
+        if obj["metadata"]["name"] != "ok":
+            continue
+        seen.append([c["type"] for c in obj.get("status", {}).get("conditions", []) if c["status"] == "True"])
+        if finished(obj):
+            stream.stop()
+    assert ["Created", "Running"] in seen and seen[-1] == ["Created", "Succeeded"]
+    obj = get(server, "ok")
+    assert condition(obj, "Succeeded")["reason"] == "MPIJobSucceeded"
+    assert condition(obj, "Succeeded")["message"] == f"MPIJob {NS}/ok successfully completed."
+    assert obj["status"]["replicaStatuses"]["Launcher"] == {"succeeded": 1}
+    assert obj["status"]["startTime"] <= obj["status"]["completionTime"]
+    core = client.CoreV1Api(server.client())
+    pods = core.list_namespaced_pod(NS, label_selector="training.kubeflow.org/job-name=ok")
+    assert [(p.metadata.name, p.status.phase) for p in pods.items] == [("ok-launcher", "Succeeded")]
+    assert pods.items[0].status.container_statuses[0].state.terminated.exit_code == 0
+    log = core.read_namespaced_pod_log("ok-launcher", NS)
+    assert "hello from the launcher\n" in log and "to stderr\n" in log
+    assert core.read_namespaced_pod_log("ok-launcher", NS, tail_lines=1).count("\n") == 1
+    assert not alive(read_pid(pid_file))
+
+
+def test_failure_names_the_exit_code(server):
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("fails", ["sh", "-c", "exit 3"]))
+    obj = wait_for(server, "fails", finished, "finished")
+    failed = condition(obj, "Failed")
+    assert failed["reason"] == "MPIJobFailed" and "exited with code 3" in failed["message"]
+    pod = client.CoreV1Api(server.client()).read_namespaced_pod("fails-launcher", NS)
+    assert pod.status.phase == "Failed" and pod.status.container_statuses[0].state.terminated.exit_code == 3
+
+
+def test_restarts_until_the_backoff_limit_with_the_previous_log(server, tmp_path):
+    counter = tmp_path / "runs"
+    command = ["sh", "-c", f'echo run >> "{counter}"; echo "attempt $(wc -l < "{counter}")"; exit 1']
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs",
+                                                mpijob("retry", command, restart="OnFailure", backoffLimit=1))
+    obj = wait_for(server, "retry", finished, "finished")
+    assert condition(obj, "Failed")["reason"] == "BackoffLimitExceeded"
+    assert counter.read_text() == "run\nrun\n"
+    core = client.CoreV1Api(server.client())
+    pod = core.read_namespaced_pod("retry-launcher", NS)
+    assert pod.status.container_statuses[0].restart_count == 1
+    assert core.read_namespaced_pod_log("retry-launcher", NS) == "attempt 2\n"
+    assert core.read_namespaced_pod_log("retry-launcher", NS, previous=True) == "attempt 1\n"
+
+
+def test_deadline_and_a_deadline_moved_by_replace(server, tmp_path):
+    command, pid_file = pid_command(tmp_path, "late", "exec sleep 120")
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs",
+                                                mpijob("late", command, activeDeadlineSeconds=2))
+    obj = wait_for(server, "late", finished, "finished")
+    assert condition(obj, "Failed")["reason"] == "DeadlineExceeded"
+    assert not alive(read_pid(pid_file))
+
+    command, pid_file = pid_command(tmp_path, "moved", "exec sleep 120")
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs",
+                                                mpijob("moved", command, activeDeadlineSeconds=3600))
+    pid = read_pid(pid_file)
+    current = wait_for(server, "moved", lambda o: condition(o, "Running"), "running")
+    current["spec"]["runPolicy"]["activeDeadlineSeconds"] = 1
+    replaced = api(server).replace_namespaced_custom_object(G, V, NS, "mpijobs", "moved", current)
+    assert replaced["metadata"]["generation"] == 2
+    obj = wait_for(server, "moved", finished, "finished after the new deadline")
+    assert condition(obj, "Failed")["reason"] == "DeadlineExceeded"
+    wait_until(lambda: not alive(pid), what="the replica gone")
+
+
+def test_delete_mid_run_stops_every_process(server, tmp_path):
+    command, pid_file = pid_command(tmp_path, "doomed", "sleep 120 & echo $! > \"$0.child\"; wait")
+    command = ["sh", "-c", command[2].replace('"$0.child"', f'"{tmp_path}/doomed.child"')]
+    made = api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("doomed", command))
+    pid = read_pid(pid_file)
+    child = int(wait_until(lambda: (tmp_path / "doomed.child").exists() and (tmp_path / "doomed.child")
+                           .read_text().strip(), what="the child's pid"))
+    assert alive(pid) and alive(child)
+    status = api(server).delete_namespaced_custom_object(G, V, NS, "mpijobs", "doomed")
+    assert status["status"] == "Success" and status["details"]["uid"] == made["metadata"]["uid"]
+    wait_until(lambda: not alive(pid) and not alive(child), timeout=30, what="the job's processes gone")
+    code, answer = request(server, "GET", f"/apis/{G}/{V}/namespaces/{NS}/mpijobs/doomed")
+    assert code == 404 and answer["reason"] == "NotFound"
+
+
+def test_watch_from_a_version_sees_deleted(server):
+    made = api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("watched", ["true"]))
+    wait_for(server, "watched", finished, "finished")
+    api(server).delete_namespaced_custom_object(G, V, NS, "mpijobs", "watched")
+    stream = watch.Watch()
+    types = []
+    for event in stream.stream(api(server).list_namespaced_custom_object, G, V, NS, "mpijobs",
+                               resource_version=made["metadata"]["resourceVersion"],
+                               field_selector="metadata.name=watched", timeout_seconds=5):
+        types.append(event["type"])
+        if event["type"] == "DELETED":
+            stream.stop()
+    assert types[0] == "MODIFIED" and types[-1] == "DELETED" and "ADDED" not in types
+
+
+def test_suspended_job_starts_when_resumed(server):
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("held", ["true"], suspend=True))
+    obj = wait_for(server, "held", lambda o: condition(o, "Suspended"), "suspended")
+    assert condition(obj, "Suspended")["reason"] == "MPIJobSuspended"
+    obj["spec"]["runPolicy"]["suspend"] = False
+    api(server).replace_namespaced_custom_object(G, V, NS, "mpijobs", "held", obj)
+    obj = wait_for(server, "held", finished, "finished after the resume")
+    assert condition(obj, "Succeeded") is not None
+
+
+def test_admission_waits_for_cpu_in_order(fresh_server, tmp_path):
+    server = fresh_server("--capacity", "cpu=1,memory=4Gi")
+    gate = tmp_path / "gate"
+    first = mpijob("first", ["sh", "-c", f'while [ ! -e "{gate}" ]; do sleep 0.05; done'], requests={"cpu": "1"})
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", first)
+    wait_for(server, "first", lambda o: condition(o, "Running"), "running")
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs",
+                                                mpijob("second", ["true"], requests={"cpu": "500m"}))
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs",
+                                                mpijob("huge", ["true"], requests={"memory": "1Ti"}))
+    queued = wait_for(server, "second", lambda o: condition(o, "Queued"), "queued")
+    assert "waiting for 0.5 cpu" in condition(queued, "Queued")["message"]
+    huge = wait_for(server, "huge", lambda o: condition(o, "Queued"), "queued")
+    assert "can never start here" in condition(huge, "Queued")["message"]
+    assert condition(get(server, "second"), "Running") is None
+    gate.write_text("go")
+    wait_for(server, "first", finished, "finished")
+    assert condition(wait_for(server, "second", finished, "finished"), "Succeeded") is not None
+    assert condition(get(server, "huge"), "Running") is None
+
+
+def test_two_pytorchjobs_get_their_own_rendezvous(server):
+    command = ["sh", "-c", 'echo "rank=$RANK world=$WORLD_SIZE master=$MASTER_ADDR:$MASTER_PORT"']
+    for name in ("pt-a", "pt-b"):
+        api(server).create_namespaced_custom_object(G, "v1", NS, "pytorchjobs", pytorchjob(name, command))
+    core = client.CoreV1Api(server.client())
+    ports = set()
+    for name in ("pt-a", "pt-b"):
+        obj = wait_for(server, name, finished, "finished", plural="pytorchjobs", version="v1")
+        assert condition(obj, "Succeeded")["reason"] == "PyTorchJobSucceeded"
+        pods = core.list_namespaced_pod(NS, label_selector=f"training.kubeflow.org/job-name={name}")
+        assert sorted(p.metadata.name for p in pods.items) == [f"{name}-master-0", f"{name}-worker-0"]
+        master = core.read_namespaced_pod_log(f"{name}-master-0", NS).strip()
+        worker = core.read_namespaced_pod_log(f"{name}-worker-0", NS).strip()
+        assert master.startswith("rank=0 world=2 master=127.0.0.1:") and worker.startswith("rank=1 world=2")
+        ports.add(master.rsplit(":", 1)[1])
+        assert worker.rsplit(":", 1)[1] == master.rsplit(":", 1)[1]
+    assert len(ports) == 2 and "23456" not in ports
+
+
+def test_server_killed_mid_job_and_restarted(fresh_server, tmp_path):
+    server = fresh_server()
+    command, pid_file = pid_command(tmp_path, "crash", "exec sleep 120")
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("done-before", ["echo", "kept"]))
+    wait_for(server, "done-before", finished, "finished")
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("crash", command))
+    pid = read_pid(pid_file)
+    wait_for(server, "crash", lambda o: condition(o, "Running"), "running")
+    server.stop(signal_kill())
+    wait_until(lambda: not alive(pid), timeout=30, what="the replica stopped by its keeper")
+    again = fresh_server(data_dir=server.data_dir)
+    obj = wait_for(again, "crash", finished, "marked failed after the restart")
+    assert "the ringrun server that ran it stopped" in condition(obj, "Failed")["message"]
+    kept = get(again, "done-before")
+    assert condition(kept, "Succeeded") is not None
+    core = client.CoreV1Api(again.client())
+    assert core.read_namespaced_pod_log("done-before-launcher", NS) == "kept\n"
+    assert core.read_namespaced_pod(
+        "crash-launcher", NS).status.phase == "Failed"
+    api(again).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("after", ["true"]))
+    assert condition(wait_for(again, "after", finished, "finished"), "Succeeded") is not None
+    assert not os.listdir(os.path.join(server.data_dir, "run"))
+
+
+def signal_kill():
+    import signal
+
+    return signal.SIGKILL
