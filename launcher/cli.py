@@ -228,6 +228,12 @@ def cmd_bench(args, environ, hostname, out, err):
     return bench_main(args, environ, out, err)
 
 
+def cmd_bench_serve(args, environ, hostname, out, err):
+    from .benchserve import main as bench_serve
+
+    return bench_serve(args, environ, out, err)
+
+
 def cmd_launch(args, environ, hostname, out, err):
     import shutil
 
@@ -414,6 +420,21 @@ def build_parser():
                        default=20000, metavar="N", help="changes kept for watches (default 20000); a watch from an "
                                                         "older resourceVersion gets 410 Expired")
     serve.set_defaults(func=cmd_serve)
+
+    serve_bench = kinds.add_parser("serve", help="load on `ringrun serve`: create -> Running, concurrent creations, "
+                                                 "watchers, memory", description="load on a `ringrun serve` of its "
+                                   "own (loopback only): memory with finished jobs, create -> Running, creations "
+                                   "from concurrent clients (errors, lost, p50/p99), concurrent watchers")
+    count = _bounded(int, 1, 100000, "a count from 1 to 100000")
+    serve_bench.add_argument("--finished", type=count, default=100, help="finished jobs stored before memory is read")
+    serve_bench.add_argument("--trials", type=count, default=10, help="create -> Running trials")
+    serve_bench.add_argument("--jobs", type=count, default=1000, help="creations in the load phase")
+    serve_bench.add_argument("--clients", type=count, default=20, help="concurrent clients in the load phase")
+    serve_bench.add_argument("--watchers", type=count, default=100, help="concurrent watches")
+    serve_bench.add_argument("--events", type=count, default=20, help="changes each watcher must see")
+    serve_bench.add_argument("--timeout", type=DEADLINE, default=600, help="bound of each phase (s)")
+    serve_bench.add_argument("--json", metavar="FILE", help="write the results and the machine here")
+    serve_bench.set_defaults(func=cmd_bench_serve)
 
     entry_help = "a pod's ENTRYPOINT: become this replica (sshd worker, waiting launcher, framework role) and run it"
     entrypoint = sub.add_parser(

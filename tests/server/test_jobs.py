@@ -223,3 +223,39 @@ def signal_kill():
     import signal
 
     return signal.SIGKILL
+
+
+def test_sigterm_stops_running_jobs_and_keeps_queued_ones(fresh_server, tmp_path):
+    server = fresh_server("--capacity", "cpu=1")
+    command, pid_file = pid_command(tmp_path, "term", "exec sleep 120")
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("term", command, requests={"cpu": "1"}))
+    pid = read_pid(pid_file)
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("later", ["true"], requests={"cpu": "1"}))
+    wait_for(server, "later", lambda o: condition(o, "Queued"), "queued")
+    assert server.stop() == 0
+    assert not alive(pid)
+    again = fresh_server("--capacity", "cpu=1", data_dir=server.data_dir)
+    stopped = get(again, "term")
+    assert "interrupted by signal 15" in condition(stopped, "Failed")["message"]
+    assert condition(wait_for(again, "later", finished, "finished after the restart"), "Succeeded") is not None
+
+
+def test_tensorstack_and_mxnet_jobs_report_their_own_status(server):
+    t9k = {"apiVersion": "batch.tensorstack.dev/v1beta1", "kind": "MPIJob", "metadata": {"name": "t9k"},
+           "spec": {"worker": {"replicas": 2, "cmd": ["sh", "-c", "echo t9k ran"], "template": {"spec": {
+               "containers": [{"name": "mpi-worker", "image": "local"}]}}}}}
+    api(server).create_namespaced_custom_object("batch.tensorstack.dev", "v1beta1", NS, "mpijobs", t9k)
+    obj = wait_until(lambda: (lambda o: o if o.get("status", {}).get("phase") in ("Succeeded", "Failed") else None)(
+        api(server).get_namespaced_custom_object("batch.tensorstack.dev", "v1beta1", NS, "mpijobs", "t9k")),
+        timeout=60, what="the TensorStack job finished")
+    assert obj["status"]["phase"] == "Succeeded", obj["status"]
+    assert [c["type"] for c in obj["status"]["conditions"]][-1] == "Completed"
+    role = {"replicas": 1, "restartPolicy": "Never", "template": {"spec": {"containers": [
+        {"name": "mxnet", "image": "local", "command": ["sh", "-c", 'echo "$DMLC_ROLE $DMLC_PS_ROOT_PORT"']}]}}}
+    mx = {"apiVersion": "kubeflow.org/v1", "kind": "MXJob", "metadata": {"name": "mx"},
+          "spec": {"jobMode": "MXTrain", "mxReplicaSpecs": {"Scheduler": role, "Server": role, "Worker": role}}}
+    api(server).create_namespaced_custom_object(G, "v1", NS, "mxjobs", mx)
+    obj = wait_for(server, "mx", finished, "finished", plural="mxjobs", version="v1")
+    assert condition(obj, "Succeeded")["reason"] == "MXJobSucceeded"
+    log = client.CoreV1Api(server.client()).read_namespaced_pod_log("mx-worker-0", NS).split()
+    assert log[0] == "worker" and log[1] != "9091"

@@ -128,3 +128,25 @@ def test_invalid_manifest_is_rejected_with_the_field(server):
     assert answer.returncode == 1
     assert 'The MPIJob "kc-bad" is invalid' in answer.stderr
     assert "spec.mpiReplicaSpecs.Worker.replicas" in answer.stderr
+
+
+def test_the_readme_example_runs_and_its_log_follows(server):
+    example = os.path.join(ROOT, "examples", "serve", "mpijob-hello.yaml")
+    made = kubectl(server, "apply", "-n", "readme", "-f", example)
+    assert made.returncode == 0, made.stderr
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if kubectl(server, "get", "pods", "-n", "readme").stdout.count("hello-launcher"):
+            break
+        time.sleep(0.1)
+    followed = kubectl(server, "logs", "-n", "readme", "-f", "hello-launcher", timeout=120)
+    assert followed.returncode == 0, followed.stderr
+    assert sorted(line for line in followed.stdout.splitlines() if line.startswith("rank")) == ["rank 0 of 2",
+                                                                                              "rank 1 of 2"]
+    state = kubectl(server, "get", "mpijob", "-n", "readme", "hello", "-o", "jsonpath={.status.conditions[-1].type}")
+    deadline = time.monotonic() + 30
+    while state.stdout != "Succeeded" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = kubectl(server, "get", "mpijob", "-n", "readme", "hello", "-o",
+                        "jsonpath={.status.conditions[-1].type}")
+    assert state.stdout == "Succeeded"
