@@ -105,8 +105,8 @@ def method_not_allowed(method):
 
 def unsupported_media_type(content_type, accepted):
     return ApiError(415, "UnsupportedMediaType",
-                    f"the body of the request was in an unknown format ({content_type}) - accepted media types "
-                    f"include: {', '.join(accepted)}", {})
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    + ", ".join(accepted), {})
 
 
 def too_large(limit):

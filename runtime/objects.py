@@ -225,7 +225,10 @@ def for_status(old, new, resource, version, namespace, name):
     """The object to store for a write of the status subresource: `old` with `new`'s status."""
     check_url(new, resource, version, namespace, name)
     rv = (new.get("metadata") or {}).get("resourceVersion")
-    if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
+    if rv in (None, ""):
+        raise apierrors.invalid(resource.kind, resource.group, name, [
+            "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"])
+    if str(rv) != old["metadata"]["resourceVersion"]:
         raise apierrors.conflict(target(resource, name))
     status = new.get("status")
     if status is not None and not isinstance(status, dict):

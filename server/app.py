@@ -194,7 +194,9 @@ def _admin_token(data_dir):
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
     users = auth.read_tokens(text, path)
-    token = next(t for t, u in users.items() if u.name == "admin")
+    token = next((t for t, u in users.items() if u.name == "admin" and auth.MASTERS in u.groups), None)
+    if token is None:
+        raise auth.AuthFileError(f"{path}: has no line for the user admin in the group {auth.MASTERS}")
     return token, users
 
 
@@ -218,8 +220,8 @@ def serve(settings, environ, out, err):
     data_dir = os.path.abspath(settings.data_dir)
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     lock = _lock(data_dir)
-    token, users = _admin_token(data_dir)
     try:
+        token, users = _admin_token(data_dir)
         for path in settings.token_files:
             with open(path, encoding="utf-8") as handle:
                 extra = auth.read_tokens(handle.read(), path)
@@ -272,7 +274,8 @@ def serve(settings, environ, out, err):
 
 
 async def _run(application, sock, context):
-    runner = web.AppRunner(application, handle_signals=False, access_log=None)
+    # handler_cancellation: a client that goes away ends its watch or log follow at once
+    runner = web.AppRunner(application, handle_signals=False, access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=context, shutdown_timeout=2.0)
     await site.start()

@@ -7,7 +7,8 @@ Tokens: one line per user, `token,user,uid,"group1,group2"` (groups optional); e
 
 Policy (YAML or JSON, `--policy FILE`): a list of rules under `rules:`, each
 `{user: NAME | group: NAME, namespaces: [NS... | "*"], verbs: [VERB... | "*"], resources: [PLURAL... | "*"]}`
-(resources default "*"); a request is allowed when one rule matches. Verbs are kube-apiserver's: get, list, watch,
+(resources default "*"; a subresource is named on its own, as in RBAC: `mpijobs` does not grant `mpijobs/status`,
+`pods` does not grant `pods/log`); a request is allowed when one rule matches. Verbs are kube-apiserver's: get, list, watch,
 create, update, patch, delete, deletecollection.
 """
 
@@ -112,5 +113,4 @@ def allowed(rules, user, verb, resource, namespace):
     """Whether `user` may `verb` `resource` (plural, or plural/subresource) in `namespace` ("" = all)."""
     if MASTERS in user.groups:
         return True
-    base = resource.split("/")[0]
-    return any(r.matches(user, verb, resource, namespace) or r.matches(user, verb, base, namespace) for r in rules)
+    return any(r.matches(user, verb, resource, namespace) for r in rules)

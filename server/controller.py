@@ -55,7 +55,8 @@ class Run:
     uid: str
     cpu: float = 0.0
     memory: int = 0
-    generation: int = 1
+    generation: int = 1  # the newest generation seen (a replace changes it while the job runs)
+    launched: int = 1  # the generation the job was started from
     execution: object = None
     stopped: bool = False
     thread: threading.Thread | None = None
@@ -185,7 +186,8 @@ class Controller:
                 if run is not None and generation != run.generation:
                     run.generation = generation
                     self._apply_replace(run, obj)
-                elif uid in self.held and generation != self.held[uid]:
+                elif uid in self.held and generation != self.held[uid] and not any(
+                        q[3] == uid for q in self.queue):
                     del self.held[uid]
                     self.queue.append((event["resource"], meta["namespace"], meta["name"], uid))
         self._wake.set()
@@ -246,8 +248,7 @@ class Controller:
                                             f"{_gib(total_memory)}")
                 blocked_by = f"{obj['kind']} {namespace}/{name}"
                 continue
-            self._dequeue(entry)
-            if self._launch(resource, obj, cpu, memory):
+            if self._launch(entry, obj, cpu, memory):
                 used_cpu += cpu
                 used_memory += memory
 
@@ -271,17 +272,26 @@ class Controller:
             return {**current, "status": status}
         self.store.modify(resource, meta["namespace"], meta["name"], edit, expect_uid=meta["uid"])
 
-    def _launch(self, resource, obj, cpu, memory):
+    def _launch(self, entry, obj, cpu, memory):
+        """Start the queued job `entry` (read as `obj`). Taking it off the queue and registering its run happen
+        under one lock, so a delete that came after the read either removed it from the queue (nothing starts) or
+        finds the run to stop."""
+        resource = entry[0]
         meta = obj["metadata"]
-        run = Run(resource, meta["namespace"], meta["name"], meta["uid"], cpu, memory, meta.get("generation", 1))
+        generation = meta.get("generation", 1)
+        run = Run(resource, meta["namespace"], meta["name"], meta["uid"], cpu, memory, generation, generation)
         try:
             job = parse_job(obj)
             processes(job)
         except RingrunError as exc:
+            self._dequeue(entry)
             self._write_failure(run, obj, str(exc))
             return False
         run.thread = threading.Thread(target=self._run, args=(run, job), name=f"job-{run.name}", daemon=True)
         with self._lock:
+            if entry not in self.queue:  # deleted since it was read
+                return False
+            self.queue.remove(entry)
             self.runs[run.uid] = run
         run.thread.start()
         return True
@@ -334,7 +344,10 @@ class Controller:
             if code == 7:  # held (suspended, paused): started again when a replace changes it
                 with self._lock:
                     if not run.stopped:
-                        self.held[run.uid] = run.generation
+                        self.held[run.uid] = run.launched
+                        if run.generation != run.launched:  # replaced while it was being started
+                            del self.held[run.uid]
+                            self.queue.append((run.resource, run.namespace, run.name, run.uid))
         except RingrunError as exc:
             self._write_failure(run, self.store.get(run.resource, run.namespace, run.name) or {}, str(exc))
         except Exception as exc:  # noqa: BLE001 - a job's failure must not take the server down

@@ -116,27 +116,35 @@ class Core:
         response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         await response.prepare(call.request)
         await response.write(data)
-        offset = len(_read(path))
         sent = len(data)
+        file_id, offset = _identity(path), _size(path)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LOG_FOLLOW_SECONDS
+        checked = 0.0
         try:
             while loop.time() < deadline and (limit is None or sent < limit):
-                more = _read(path)[offset:]
+                transport = call.request.transport
+                if transport is None or transport.is_closing():
+                    break
+                if _identity(path) != file_id or _size(path) < offset:  # a restart began a new file
+                    file_id, offset = _identity(path), 0
+                more = _read(path, offset, None if limit is None else limit - sent)
                 if more:
-                    more = more if limit is None else more[:limit - sent]
                     await response.write(more)
                     offset += len(more)
                     sent += len(more)
                     continue
-                current = next((p for p, _ in self._pods(namespace) if p["metadata"]["name"] == name), None)
-                if current is None or current["status"]["phase"] not in ("Pending", "Running"):
-                    rest = _read(path)[offset:]
-                    if rest:
-                        await response.write(rest)
-                    break
+                if loop.time() - checked >= 1.0:  # is the replica still running? (once a second)
+                    checked = loop.time()
+                    recorded = pods.read_replicas(os.path.dirname(base))
+                    phase = next((r["phase"] for r in recorded.get("replicas", []) if r["name"] == name), None)
+                    if phase not in ("Pending", "Running"):
+                        rest = _read(path, offset, None if limit is None else limit - sent)
+                        if rest:
+                            await response.write(rest)
+                        break
                 await asyncio.sleep(_POLL)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass
         return response
 
@@ -145,9 +153,26 @@ def _now():
     return datetime.now(timezone.utc)
 
 
-def _read(path):
+def _read(path, offset=0, limit=None):
+    """Bytes of `path` from `offset` (at most `limit`), b"" when it does not exist."""
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            handle.seek(offset)
+            return handle.read(-1 if limit is None else limit)
     except FileNotFoundError:
         return b""
+
+
+def _identity(path):
+    try:
+        stat = os.stat(path)
+        return (stat.st_dev, stat.st_ino)
+    except FileNotFoundError:
+        return None
+
+
+def _size(path):
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0

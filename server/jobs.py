@@ -19,9 +19,21 @@ from . import store as store_module
 from .http import dumps, respond
 
 MERGE, JSON_PATCH = "application/merge-patch+json", "application/json-patch+json"
-PATCH_TYPES = (JSON_PATCH, MERGE, "application/apply-patch+yaml")
+PATCH_TYPES = (JSON_PATCH, MERGE)
 WATCH_SECONDS = 1800  # a watch with no timeoutSeconds ends after this long (kube-apiserver's minimum request timeout)
 PROPAGATION = ("Orphan", "Background", "Foreground")
+
+
+PATCH_RETRIES = 5
+
+
+def _names_version(patch):
+    """Whether a patch sets metadata.resourceVersion (then it is a precondition, never retried)."""
+    if isinstance(patch, dict):
+        return bool((patch.get("metadata") or {}).get("resourceVersion")) if isinstance(patch.get("metadata"),
+                                                                                       dict) else False
+    return any(isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion")
+               for op in patch) if isinstance(patch, list) else False
 
 
 def _now():
@@ -63,6 +75,10 @@ class Jobs:
         fields = field_selector(call.query.get("fieldSelector"))
         limit = call.integer("limit")
         after, first_rv = self._continue(call.query.get("continue"))
+        if first_rv is not None and first_rv < self.store.compacted():
+            raise apierrors.ApiError(410, "Expired", "The provided continue parameter is too old to display a "
+                                                     "consistent list result. You can start a new list without the "
+                                                     "continue parameter.", {})
         items, rv = self.store.list(resource.qualified, namespace, after=after)
         chosen, more = [], None
         for obj in items:
@@ -115,8 +131,9 @@ class Jobs:
         loop = asyncio.get_running_loop()
         queue = asyncio.Queue()
 
-        def listener(event):
-            loop.call_soon_threadsafe(queue.put_nowait, event)
+        def listener(event):  # in the writer's thread: only this resource's events, never after the loop closed
+            if event["resource"] == resource.qualified and not loop.is_closed():
+                loop.call_soon_threadsafe(queue.put_nowait, event)
 
         def wanted(obj):
             meta = obj["metadata"]
@@ -145,19 +162,20 @@ class Jobs:
                 last = max(last, event["rv"])
             deadline = loop.time() + timeout
             while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                remaining = min(deadline - loop.time(), 5.0)
+                transport = call.request.transport
+                if remaining <= 0 or transport is None or transport.is_closing():
                     break
                 try:
                     event = await asyncio.wait_for(queue.get(), remaining)
                 except asyncio.TimeoutError:
-                    break
+                    continue
                 if event["resource"] != resource.qualified or event["rv"] <= last:
                     continue
                 last = event["rv"]
                 if wanted(event["object"]):
                     await self._send(response, event, resource, version, as_table)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass
         finally:
             self.store.unlisten(listener)
@@ -193,43 +211,58 @@ class Jobs:
             return respond(self._serve(stored, resource, version), 201, call.pretty)
 
     def _commit(self, call, resource, version, old, new):
-        """Store `new` in place of `old` (checked against old's resourceVersion); 200 with the result."""
+        """Store `new` in place of `old` (checked against old's resourceVersion); 200 with the result. Raises
+        store.Stale when old is no longer current (409 for the caller, or a retry)."""
         if call.dry_run:
             return respond(self._serve(new, resource, version), pretty=call.pretty)
         try:
             stored = self.store.update(resource.qualified, new, expect_rv=old["metadata"]["resourceVersion"])
         except store_module.Missing:
             raise apierrors.not_found(objects.target(resource, new["metadata"]["name"])) from None
+        return respond(self._serve(stored, resource, version), pretty=call.pretty)
+
+    def _commit_or_conflict(self, call, resource, version, old, new):
+        try:
+            return self._commit(call, resource, version, old, new)
         except store_module.Stale:
             raise apierrors.conflict(objects.target(resource, new["metadata"]["name"])) from None
-        return respond(self._serve(stored, resource, version), pretty=call.pretty)
 
     async def replace(self, call, resource, version, namespace, name, status=False):
         body = await self._body(call)
         old = self._current(resource, namespace, name)
         rule = objects.for_status if status else objects.for_replace
-        return self._commit(call, resource, version, old, rule(old, body, resource, version, namespace, name))
+        return self._commit_or_conflict(call, resource, version, old,
+                                        rule(old, body, resource, version, namespace, name))
 
     async def patch(self, call, resource, version, namespace, name, status=False):
         kind = (call.request.content_type or "").split(";")[0].strip()
         if kind not in (MERGE, JSON_PATCH):
             raise apierrors.unsupported_media_type(kind or "none", PATCH_TYPES)
         patch = await self._body(call)
-        old = self._current(resource, namespace, name)
-        served = objects.at_version(old, resource, version)
-        try:
-            patched = merge_patch(served, patch) if kind == MERGE else json_patch(served, patch)
-        except PatchError as exc:
-            raise apierrors.ApiError(422, "Invalid", f"the patch cannot be applied: {exc}", {}) from None
-        if not isinstance(patched, dict):
-            raise apierrors.bad_request("the patched object is not a JSON object")
-        meta = patched.setdefault("metadata", {}) if isinstance(patched.get("metadata"), dict) else None
-        if meta is None:
-            raise apierrors.bad_request("metadata: must be an object")
-        if not meta.get("resourceVersion"):
-            meta["resourceVersion"] = old["metadata"]["resourceVersion"]
         rule = objects.for_status if status else objects.for_replace
-        return self._commit(call, resource, version, old, rule(old, patched, resource, version, namespace, name))
+        # a patch that names no resourceVersion applies to whatever is current: retried when the controller wrote
+        # the status in between (as kube-apiserver retries unconditional patches)
+        for attempt in range(PATCH_RETRIES):
+            old = self._current(resource, namespace, name)
+            served = objects.at_version(old, resource, version)
+            try:
+                patched = merge_patch(served, patch) if kind == MERGE else json_patch(served, patch)
+            except PatchError as exc:
+                raise apierrors.ApiError(422, "Invalid", f"the patch cannot be applied: {exc}", {}) from None
+            if not isinstance(patched, dict):
+                raise apierrors.bad_request("the patched object is not a JSON object")
+            meta = patched.setdefault("metadata", {}) if isinstance(patched.get("metadata"), dict) else None
+            if meta is None:
+                raise apierrors.bad_request("metadata: must be an object")
+            conditional = _names_version(patch)
+            if not meta.get("resourceVersion"):
+                meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+            try:
+                return self._commit(call, resource, version, old,
+                                    rule(old, patched, resource, version, namespace, name))
+            except store_module.Stale:
+                if conditional or attempt == PATCH_RETRIES - 1:
+                    raise apierrors.conflict(objects.target(resource, name)) from None
 
     async def _delete_options(self, call):
         raw = await call.request.read()
@@ -259,9 +292,13 @@ class Jobs:
                                              f"{old['metadata']['resourceVersion']}")
         if not dry_run:
             try:
-                self.store.delete(resource.qualified, namespace, name, expect_uid=old["metadata"]["uid"])
-            except (store_module.Missing, store_module.Stale):
+                self.store.delete(resource.qualified, namespace, name, expect_uid=old["metadata"]["uid"],
+                                  expect_rv=pre.get("resourceVersion"))
+            except store_module.Missing:
                 raise apierrors.not_found(target) from None
+            except store_module.Stale:
+                raise apierrors.conflict(target, "Precondition failed: the object was changed or created again "
+                                                 "since it was read") from None
         return respond(apierrors.success(target, old["metadata"]["uid"]), pretty=call.pretty)
 
     async def delete_collection(self, call, resource, version, namespace):

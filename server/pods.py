@@ -15,7 +15,7 @@ _CONTAINER_PHASE = {"Pending": "waiting", "Running": "running"}
 
 
 def read_replicas(log_dir):
-    """The replicas recorded for a job (pods.json the controller writes), or []."""
+    """What the controller recorded of a job's replicas (its pods.json: startTime, replicas), or {}."""
     try:
         with open(os.path.join(log_dir, "pods.json"), encoding="utf-8") as handle:
             return json.load(handle)

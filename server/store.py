@@ -72,8 +72,14 @@ class Store:
                 self._listeners.remove(callback)
 
     def _notify(self, event):
+        """Every listener gets the event; one that fails costs no other listener and not the write (committed)."""
         for callback in list(self._listeners):
-            callback(event)
+            try:
+                callback(event)
+            except Exception as exc:  # noqa: BLE001 - reported, and the other listeners still get the event
+                import sys
+
+                sys.stderr.write(f"ringrun serve: a store listener failed: {type(exc).__name__}: {exc}\n")
 
     # -- reads -------------------------------------------------------------------------------------------------
     def current(self):
@@ -109,6 +115,11 @@ class Store:
             finally:
                 self._db.execute("COMMIT")
         return [json.loads(r[0]) for r in rows], rv
+
+    def compacted(self):
+        """The newest resourceVersion whose changes the watch history no longer holds."""
+        with self._lock:
+            return self._db.execute("SELECT value FROM counters WHERE name='compacted'").fetchone()[0]
 
     def namespaces(self):
         with self._lock:

@@ -326,6 +326,10 @@ def test_policy_allows_and_forbids_in_kube_apiserver_words(fresh_server, tmp_pat
                               'API group "kubeflow.org" in the namespace "team-b"')(answer)
     status, answer = request(server, "GET", path, token="bob-token")
     _status(403, "Forbidden")(answer)
+    status, answer = request(server, "PATCH", path + "/mine/status", {"status": {"phase": "Forged"}},
+                             token="alice-token", content_type="application/merge-patch+json")
+    _status(403, "Forbidden", 'mpijobs.kubeflow.org "mine" is forbidden: User "alice" cannot patch resource '
+                              '"mpijobs/status" in API group "kubeflow.org" in the namespace "team-a"')(answer)
     status, answer = request(server, "GET", "/apis/kubeflow.org/v2beta1/mpijobs", token="alice-token")
     _status(403, "Forbidden", 'mpijobs.kubeflow.org is forbidden: User "alice" cannot list resource "mpijobs" in '
                               'API group "kubeflow.org" at the cluster scope')(answer)
@@ -336,7 +340,10 @@ def test_watch_from_a_compacted_version_is_410_expired(fresh_server):
     server = fresh_server("--watch-history", "256", "--capacity", "cpu=0")  # nothing starts: only our writes count
     path = "/apis/kubeflow.org/v2beta1/namespaces/hist/mpijobs"
     status, made = request(server, "POST", path, mpijob("busy", ["true"], requests={"cpu": "1"}))
+    assert request(server, "POST", path, mpijob("busy-2", ["true"], requests={"cpu": "1"}))[0] == 201
     first = int(made["metadata"]["resourceVersion"])
+    status, page = request(server, "GET", path + "?limit=1")
+    token = page["metadata"]["continue"]
     for i in range(600):
         status, _ = request(server, "PATCH", path + "/busy", {"metadata": {"labels": {"n": str(i)}}},
                             content_type="application/merge-patch+json")
@@ -347,6 +354,8 @@ def test_watch_from_a_compacted_version_is_410_expired(fresh_server):
     assert len(events) == 1 and events[0]["type"] == "ERROR"
     _status(410, "Expired")(events[0]["object"])
     assert events[0]["object"]["message"].startswith(f"too old resource version: {first} (")
+    status, answer = request(server, "GET", f"{path}?limit=1&continue={token}")
+    _status(410, "Expired")(answer)
     recent = watch_lines(server, f"{path}?watch=true&resourceVersion={first + 590}&timeoutSeconds=1")
     assert [e["type"] for e in recent] == ["MODIFIED"] * (len(recent)) and len(recent) >= 10
 

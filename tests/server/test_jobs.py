@@ -259,3 +259,21 @@ def test_tensorstack_and_mxnet_jobs_report_their_own_status(server):
     assert condition(obj, "Succeeded")["reason"] == "MXJobSucceeded"
     log = client.CoreV1Api(server.client()).read_namespaced_pod_log("mx-worker-0", NS).split()
     assert log[0] == "worker" and log[1] != "9091"
+
+
+def test_a_followed_log_goes_on_across_a_restart(server, tmp_path):
+    from rawhttp import request as raw
+
+    marker = tmp_path / "first"
+    gate = tmp_path / "gate"
+    command = ["sh", "-c", f'if [ ! -e "{marker}" ]; then touch "{marker}"; echo "attempt 1"; '
+                           f'while [ ! -e "{gate}" ]; do sleep 0.05; done; exit 1; fi; echo "attempt 2"']
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs",
+                                                mpijob("follow", command, restart="OnFailure", backoffLimit=2))
+    wait_until(marker.exists, what="the first attempt")
+    import threading
+
+    threading.Timer(1.0, gate.write_text, args=("go",)).start()  # ends the first attempt while the log is followed
+    status, text = raw(server, "GET", f"/api/v1/namespaces/{NS}/pods/follow-launcher/log?follow=true", timeout=60)
+    assert status == 200 and text == "attempt 1\nattempt 2\n", text
+    assert condition(wait_for(server, "follow", finished, "finished"), "Succeeded") is not None

@@ -118,6 +118,10 @@ def test_status_write_takes_only_the_status():
     new["status"] = {"phase": "X"}
     result = objects.for_status(old, new, MPIJOBS, "v1alpha2", "kube-test", "mpi-test")
     assert result["status"] == {"phase": "X"} and result["spec"] == old["spec"]
+    new["metadata"].pop("resourceVersion")
+    with pytest.raises(ApiError) as error:
+        objects.for_status(old, new, MPIJOBS, "v1alpha2", "kube-test", "mpi-test")
+    assert error.value.code == 422
 
 
 def test_generated_names():
