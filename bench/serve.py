@@ -19,10 +19,11 @@ GROUP, VERSION, NS = "kubeflow.org", "v2beta1", "bench"
 JOBS = f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/mpijobs"
 
 
-def trivial_job(name, command=("true",)):
+def trivial_job(name, command=("true",), hold=False):
+    """An MPIJob whose launcher runs `command`; `hold`: created suspended (nothing runs: the API's cost alone)."""
     container = {"name": "mpi", "image": "local", "command": list(command)}
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MPIJob", "metadata": {"name": name},
-            "spec": {"mpiReplicaSpecs": {
+            "spec": {**({"runPolicy": {"suspend": True}} if hold else {}), "mpiReplicaSpecs": {
                 "Launcher": {"replicas": 1, "restartPolicy": "Never",
                              "template": {"spec": {"containers": [container]}}},
                 "Worker": {"replicas": 1, "template": {"spec": {"containers": [{"name": "mpi", "image": "l"}]}}}}}}
@@ -112,7 +113,7 @@ async def phase_running(client, trials, timeout):
             "median_s": statistics.median(times) if times else None}
 
 
-async def phase_load(client, jobs, clients, timeout):
+async def phase_load(client, jobs, clients, timeout, hold=False):
     latencies, errors, made = [], [], set()
     counter = iter(range(jobs))
 
@@ -121,7 +122,7 @@ async def phase_load(client, jobs, clients, timeout):
             name = f"load-{i}"
             started = time.monotonic()
             try:
-                status, body = await client.call("POST", JOBS, trivial_job(name))
+                status, body = await client.call("POST", JOBS, trivial_job(name, hold=hold))
             except Exception as exc:  # noqa: BLE001 - counted, reported
                 errors.append(f"{name}: {type(exc).__name__}: {exc}")
                 continue
@@ -135,7 +136,7 @@ async def phase_load(client, jobs, clients, timeout):
     wall = time.monotonic() - started
     status, listing = await client.call("GET", JOBS)
     stored = {o["metadata"]["name"] for o in listing["items"] if o["metadata"]["name"].startswith("load-")}
-    ran = await client.wait_all(made, "Succeeded", timeout)
+    ran = await client.wait_all(made, "Suspended" if hold else "Succeeded", timeout)
     return {"jobs": jobs, "clients": clients, "errors": len(errors), "error_samples": errors[:5],
             "lost": len(made - stored), "created": len(made), "wall_s": wall, "creations_per_s": len(made) / wall,
             "p50_ms": 1000 * percentile(latencies, 50), "p99_ms": 1000 * percentile(latencies, 99),
@@ -186,11 +187,12 @@ async def run(url, token, ca, options, rss, out):
         result["running"] = await phase_running(client, options.trials, options.timeout)
         out.write(f"create -> Running: median {result['running']['median_s'] * 1000:.0f} ms over "
                   f"{options.trials} trials\n")
-        result["load"] = await phase_load(client, options.jobs, options.clients, options.timeout)
+        result["load"] = await phase_load(client, options.jobs, options.clients, options.timeout, options.hold)
         load = result["load"]
         out.write(f"load: {load['created']} of {load['jobs']} created by {load['clients']} clients in "
                   f"{load['wall_s']:.1f} s ({load['creations_per_s']:.0f}/s), errors {load['errors']}, lost "
-                  f"{load['lost']}, latency p50 {load['p50_ms']:.1f} ms p99 {load['p99_ms']:.1f} ms; all Succeeded "
+                  f"{load['lost']}, latency p50 {load['p50_ms']:.1f} ms p99 {load['p99_ms']:.1f} ms; all "
+                  f"{'Suspended' if options.hold else 'Succeeded'} "
                   f"after {load['all_succeeded_s'] if load['all_succeeded_s'] is None else round(load['all_succeeded_s'], 1)} s\n")
         result["memory_after_load"] = {"stored_jobs": options.finished + options.trials + options.jobs,
                                        "server_rss_bytes": rss()}

@@ -47,7 +47,7 @@ def main(args, environ, out, err):
         result = asyncio.run(load.run(url, token, os.path.join(data, "d", "ca.crt"), args,
                                       lambda: _rss(server.pid), out))
         document = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "options": {
-            k: getattr(args, k) for k in ("finished", "trials", "jobs", "clients", "watchers", "events")},
+            k: getattr(args, k) for k in ("finished", "trials", "jobs", "clients", "watchers", "events", "hold")},
             "result": result}
         if args.json:
             with open(args.json, "w", encoding="utf-8") as handle:

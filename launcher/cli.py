@@ -430,6 +430,8 @@ def build_parser():
     serve_bench.add_argument("--trials", type=count, default=10, help="create -> Running trials")
     serve_bench.add_argument("--jobs", type=count, default=1000, help="creations in the load phase")
     serve_bench.add_argument("--clients", type=count, default=20, help="concurrent clients in the load phase")
+    serve_bench.add_argument("--hold", action="store_true", help="the load phase's jobs are created suspended: "
+                                                                 "the API's cost alone, nothing runs")
     serve_bench.add_argument("--watchers", type=count, default=100, help="concurrent watches")
     serve_bench.add_argument("--events", type=count, default=20, help="changes each watcher must see")
     serve_bench.add_argument("--timeout", type=DEADLINE, default=600, help="bound of each phase (s)")
