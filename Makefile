@@ -83,7 +83,7 @@ test-cluster: system-packages $(STAMP) $(addsuffix /.installed,$(MPI_VENVS))
 	    timeout 1800 unshare --net --mount --propagation private -- $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/cluster; \
 	else $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/cluster; fi
 
-test-unit: system-packages $(STAMP) $(TORCH_STAMP) $(MXNET_STAMP) $(HOROVOD_STAMP)
+test-unit: system-packages $(STAMP) $(TORCH_STAMP) $(MXNET_STAMP) $(HOROVOD_STAMP) $(addsuffix /.installed,$(MPI_VENVS))
 	$(BIN)/python -m pytest
 
 # Every collective under real mpirun at 1, 2, 3 and 4 (oversubscribed) ranks.

@@ -59,11 +59,18 @@ def _read_spec(path):
         raise SpecError([f"{path}: cannot be read: {exc}"]) from None
 
 
-def _load_job(args):
+def _load_job(args, err):
     from ringrun.runtime import parse_jobs, select_job
 
     text, source = _read_spec(args.spec)
-    return select_job(parse_jobs(text, source), args.job)
+    return _warn(select_job(parse_jobs(text, source), args.job), args, err)
+
+
+def _warn(job, args, err):
+    """Print the job's warnings (a field accepted in another form than its CRD's) and return the job."""
+    for line in job.warnings:
+        err.write(f"ringrun {args.subcommand}: warning: {line}\n")
+    return job
 
 
 def default_ssh_port(environ):
@@ -81,14 +88,14 @@ def default_ssh_port(environ):
 def cmd_validate(args, environ, hostname, out, err):
     from ringrun.runtime.summary import summary
 
-    out.write(summary(_load_job(args)))
+    out.write(summary(_load_job(args, err)))
     return 0
 
 
 def cmd_plan(args, environ, hostname, out, err):
     from ringrun.runtime import Context, build_plan, resolve_identity
 
-    job = _load_job(args)
+    job = _load_job(args, err)
     identity = resolve_identity(job, role=args.role, index=args.index, env=environ, hostname=hostname)
     ssh_port = args.ssh_port or default_ssh_port(environ)
     plan = build_plan(job, identity, Context(run_dir=run_dir_of(args, environ, job), ssh_port=ssh_port,
@@ -149,7 +156,7 @@ def cmd_run(args, environ, hostname, out, err):
     objects = load_documents(text, source)
     if args.set:
         objects = [apply_sets(o, args.set) if args.job is None or _name(o) == args.job else o for o in objects]
-    job = select_job(parse_objects(objects), args.job)
+    job = _warn(select_job(parse_objects(objects), args.job), args, err)
     _check_outputs(args)
     options = Options(status_path=args.status, timeout=args.timeout, log_dir=args.log_dir,
                       grace=_grace(args, environ), is_root=os.geteuid() == 0)
@@ -202,7 +209,7 @@ def cmd_entrypoint(args, environ, hostname, out, err):
     args.spec = args.spec or environ.get("RINGRUN_SPEC")
     if not args.spec:
         raise UsageError("entrypoint: give the job spec with --spec or RINGRUN_SPEC")
-    job = _load_job(args)
+    job = _load_job(args, err)
     identity = resolve_identity(job, role=args.role, index=args.index, env=environ, hostname=hostname)
     hostfile = None
     operator_hostfile = environ.get("RINGRUN_HOSTFILE", OPERATOR_HOSTFILE)

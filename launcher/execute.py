@@ -30,7 +30,7 @@ from ringrun.runtime.plan import Plan
 from ringrun.runtime.policy import JobPolicy, should_restart
 from ringrun.runtime.status import JobState, ReplicaState
 
-from . import files, frameworks, readiness, rundir, sshsetup
+from . import files, frameworks, mpirun, readiness, rundir, sshsetup
 from .supervise import DEFAULT_GRACE_SECONDS, Supervisor, stop_signals
 
 EXIT_HELD = 7  # nothing started: the job is suspended (runPolicy.suspend) or paused (runMode.pause)
@@ -57,7 +57,8 @@ def with_python_on_path(environ):
 @dataclass(frozen=True)
 class ReplicaSpec:
     """One replica to run. monitor(env) -> an object with check() (None, or an exit code that ends the job now) and
-    close(), made when the replica starts (e.g. a worker pod's "the launcher finished" marker)."""
+    close(), made when the replica starts (e.g. a worker pod's "the launcher finished" marker), or None when there
+    is nothing to watch."""
 
     plan: object
     restart_policy: str = "Never"
@@ -89,18 +90,22 @@ class Execution:
     argv, env, cwd) -> child with .code; poll() -> [(child, code)]; running(); terminate(children=None)).
 
     environ: the variables every replica inherits; on_state(JobState) on every change; log(plan, message) for
-    problems and note(plan, message) for progress; wait_timeout: the one deadline of each readiness wait.
+    problems and note(plan, message) for progress; wait_timeout: the one deadline of each readiness wait;
+    adjust_argv(argv, env) -> (argv, warnings) for an MPI launcher's command (launcher/mpirun.py: Open MPI 4's
+    options under Open MPI 5).
     """
 
     def __init__(self, replicas, processes, policy, environ, *, is_root=False,
                  wait_timeout=readiness.DEFAULT_WAIT_SECONDS, on_state=None, log=None, note=None, clock=time.monotonic,
-                 sleep=time.sleep, now=utc_now, poll_seconds=POLL_SECONDS, python_on_path=True):
+                 sleep=time.sleep, now=utc_now, poll_seconds=POLL_SECONDS, python_on_path=True,
+                 adjust_argv=mpirun.for_installed):
         self.replicas = {spec.key: spec for spec in replicas}
         self.processes, self.policy, self.environ = processes, policy, dict(environ)
         self.is_root, self.wait_timeout = is_root, wait_timeout
         self.on_state, self.log, self.note = on_state, log or _quiet, note or _quiet
         self.clock, self.sleep, self.now, self.poll_seconds = clock, sleep, now, poll_seconds
         self.python_on_path = python_on_path  # False: each replica's env is exactly its plan's (run_commands)
+        self.adjust_argv = adjust_argv  # (argv, env) -> (argv, [warning]) for an MPI launcher's command
         self.interrupted = None
         self.report_error = None
         self.failures = 0
@@ -236,15 +241,21 @@ class Execution:
         if plan.working_dir and not os.path.isdir(plan.working_dir):
             self.log(plan, f"workingDir {plan.working_dir!r}: no such directory")
             return self._not_started(key, f"its workingDir {plan.working_dir!r} does not exist")
-        self.note(plan, "running " + " ".join(plan.argv))
+        argv = plan.argv
+        if plan.hostfile is not None:  # an MPI launcher: its command may be written for another mpirun
+            argv, warnings = self.adjust_argv(argv, env)
+            for warning in warnings:
+                self.log(plan, f"warning: {warning}")
+        self.note(plan, "running " + " ".join(argv))
         try:
-            child = self.processes.start(plan.name, plan.argv, env, cwd=plan.working_dir)
+            child = self.processes.start(plan.name, argv, env, cwd=plan.working_dir)
         except OSError as exc:
             self.log(plan, f"cannot start {plan.argv[0]}: {exc.strerror or exc}")
             return self._not_started(key, f"{plan.argv[0]} cannot be started")
         self._children[child] = key
-        if spec.monitor is not None:
-            self._monitors[key] = spec.monitor(env)
+        monitor = spec.monitor(env) if spec.monitor is not None else None
+        if monitor is not None:  # None: nothing to watch (an MPI launcher whose ranks no ssh session can follow)
+            self._monitors[key] = monitor
         self._set(key, phase="Running")
         return True
 

@@ -53,6 +53,24 @@ def mpi_launcher_env(job, hostfile, ssh_config):
     return env
 
 
+# Variables that carry ssh options to mpirun's launch agent. ringrun's `-F <ssh_config>` (port, keys, host key
+# policy) must reach ssh even where the operator set one of them (mpi-operator v2beta1 sets the Open MPI 4, Intel MPI
+# and MPICH ones to `-o ConnectionAttempts=10`): build_plan puts ringrun's first and keeps the operator's after it.
+SSH_OPTION_VARIABLES = ("OMPI_MCA_plm_rsh_args", "PRTE_MCA_plm_ssh_args", "I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS",
+                        "HYDRA_LAUNCH_EXTRA_ARGS", "HYDRA_LAUNCHER_EXTRA_ARGS")
+# The rsh agent of the older operators (mpi-operator v1alpha2 and v1, training-operator's MPIJob v1): kubectl exec
+# by pod name, `/etc/mpi/kubexec.sh`, set in one of these for Open MPI, Intel MPI (its bootstrap exec) and MPICH.
+RSH_AGENT_VARIABLES = ("OMPI_MCA_plm_rsh_agent", "I_MPI_HYDRA_BOOTSTRAP_EXEC", "HYDRA_LAUNCHER_EXEC")
+# ringrun's choice of ssh as the launcher: never set beside an operator's agent
+_SSH_LAUNCHER = ("I_MPI_HYDRA_BOOTSTRAP", "HYDRA_LAUNCHER")
+
+
+def mpi_agent_launcher_env(job, hostfile):
+    """The launcher's variables when the operator's rsh agent starts the ranks: hostfile and slots only."""
+    env = mpi_launcher_env(job, hostfile, "")
+    return {k: v for k, v in env.items() if k not in SSH_OPTION_VARIABLES and k not in _SSH_LAUNCHER}
+
+
 def mpi_worker_env(job):
     return {"K_MPI_JOB_ROLE": "worker"}
 
@@ -65,12 +83,28 @@ def pytorch_port(job, role):
 
 
 def nproc_count(job):
-    """Processes per node as a number: nprocPerNode when it is one (elastic nProcPerNode first), else 1."""
+    """Processes per node in WORLD_SIZE: nprocPerNode when it is a number, else 1 (training-operator v1.9.0
+    pytorch/envvar.go getNprocPerNodeInt: `auto`, `cpu`, `gpu`, absent and elastic nProcPerNode all count 1)."""
+    value = job.pytorch.nproc_per_node
+    return int(value) if value is not None and value.isdigit() else 1
+
+
+def nproc_per_node(job):
+    """PET_NPROC_PER_NODE: elastic nProcPerNode when given, else nprocPerNode, defaulted to `auto` as training-operator
+    v1.7-v1.9 default it (pkg/apis/kubeflow.org/v1/pytorch_defaults.go setDefaultNprocPerNode)."""
     elastic = job.pytorch.elastic
     if elastic is not None and elastic.nproc_per_node is not None:
-        return elastic.nproc_per_node
-    value = job.pytorch.nproc_per_node
-    return int(value) if value.isdigit() else 1
+        return str(elastic.nproc_per_node)
+    return job.pytorch.nproc_per_node or "auto"
+
+
+def elastic_nnodes(job):
+    """PET_NNODES of an elastic job, `min:max` after training-operator's defaulting (pytorch_defaults.go
+    setElasticPolicy: a missing bound is the other one; neither: both are the Worker replicas)."""
+    elastic, workers = job.pytorch.elastic, job.count("worker")
+    low = elastic.min_replicas or elastic.max_replicas or workers
+    high = elastic.max_replicas or elastic.min_replicas or workers
+    return f"{low}:{high}"
 
 
 def rdzv_endpoint(job):
@@ -102,7 +136,7 @@ def pytorch_env(job, role, index):
         "PET_MASTER_ADDR": addr,
         "PET_MASTER_PORT": str(port),
         "PET_NNODES": str(nodes),
-        "PET_NPROC_PER_NODE": job.pytorch.nproc_per_node,
+        "PET_NPROC_PER_NODE": nproc_per_node(job),
         "PET_NODE_RANK": str(node_rank),
     }
     elastic = job.pytorch.elastic
@@ -110,15 +144,15 @@ def pytorch_env(job, role, index):
         host, rdzv_port = rdzv_endpoint(job)
         env["PET_RDZV_ENDPOINT"] = f"{host}:{rdzv_port}"
         env["PET_RDZV_BACKEND"] = elastic.rdzv_backend
-        if elastic.min_replicas is not None or elastic.max_replicas is not None:
-            workers = job.count("worker")
-            env["PET_NNODES"] = f"{elastic.min_replicas or workers}:{elastic.max_replicas or workers}"
+        env["PET_NNODES"] = elastic_nnodes(job)
         if elastic.max_restarts is not None:
             env["PET_MAX_RESTARTS"] = str(elastic.max_restarts)
-        env["PET_RDZV_ID"] = elastic.rdzv_id or job.name
+        if elastic.rdzv_id is not None:
+            env["PET_RDZV_ID"] = elastic.rdzv_id
         if elastic.rdzv_conf:
             env["PET_RDZV_CONF"] = ",".join(f"{k}={v}" for k, v in elastic.rdzv_conf)
         if elastic.standalone:
+            # training-operator writes "" here, which torchrun's int() refuses; "1" is what it reads as true
             env["PET_STANDALONE"] = "1"
     return env
 

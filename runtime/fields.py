@@ -52,13 +52,17 @@ class Problems:
     """The list of `path: message` lines found while reading one or more documents."""
 
     def __init__(self):
-        self.lines = []
+        self.items = []
 
     def add(self, path, message):
-        self.lines.append(f"{path or '<document>'}: {message}")
+        self.items.append((path, message))
+
+    @property
+    def lines(self):
+        return [f"{path or '<document>'}: {message}" for path, message in self.items]
 
     def __bool__(self):
-        return bool(self.lines)
+        return bool(self.items)
 
 
 class Field:
@@ -220,10 +224,3 @@ class Field:
             self.error(f"must be a valid environment variable name, got {value!r}")
             return None
         return value
-
-    def unknown(self, allowed):
-        """Report every key of the mapping here that is not in `allowed` (typos such as `slotPerWorker`)."""
-        if isinstance(self.value, dict):
-            for key in self.value:
-                if isinstance(key, str) and key not in allowed:
-                    self.problems.add(self.child_path(key), f"unknown field (known: {', '.join(sorted(allowed))})")

@@ -116,7 +116,7 @@ class ElasticPolicy:
 
 @dataclass(frozen=True)
 class PyTorchOptions:
-    nproc_per_node: str = "1"
+    nproc_per_node: str | None = None  # None: not given (training-operator defaults it to "auto")
     elastic: ElasticPolicy | None = None
 
 
@@ -159,6 +159,7 @@ class JobSpec:
     pytorch: PyTorchOptions | None = None
     mxnet: MXNetOptions | None = None
     tensorstack: TensorStackOptions | None = None
+    warnings: tuple[str, ...] = ()  # "field.path: message" for fields accepted in a form other than the schema's
 
     def replica(self, role):
         """The replica type with this role, or None."""

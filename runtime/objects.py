@@ -17,7 +17,7 @@ import copy
 import json
 import re
 
-from . import apierrors
+from . import apierrors, compat, schema
 from .apierrors import Target
 from .parse import MAX_DEPTH, parse_object
 from .quantity import parse_quantity
@@ -102,6 +102,16 @@ def _metadata_problems(meta):
         elif len(json.dumps(value)) > 256 * 1024:
             lines.append("metadata.annotations: Too long: must have at most 262144 bytes")
     return lines
+
+
+def warnings(obj):
+    """The object's fields accepted in a form other than its CRD's (runtime/compat.py), as kube-apiserver's
+    `Warning` header values (`299 - "text"`) that kubectl prints. Cheap: no validation."""
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if (api_version, kind) not in schema.SCHEMA_FILES:
+        return []
+    normalized = compat.normalize(obj, api_version, kind, schema.spec_fields(api_version, kind))
+    return ["299 - " + json.dumps(f"{path}: {message}") for path, message in normalized.warnings]
 
 
 def validate(obj, resource, name):

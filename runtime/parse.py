@@ -1,8 +1,10 @@
 """Job spec text -> JobSpec objects. YAML or JSON; one object, a list of objects, a `kind: List`, or several YAML
 documents. Every problem in every object is reported at once, in one SpecError."""
 
+import dataclasses
 import json
 
+from . import compat, schema
 from .errors import SpecError
 from .fields import Field, Problems, show
 from .kinds import kubeflow_mpi, mxnet, pytorch, tensorstack
@@ -124,7 +126,9 @@ def _flatten(documents, source):
 
 
 def parse_object(obj, path=""):
-    """One object -> (JobSpec or None, Problems)."""
+    """One object -> (JobSpec or None, Problems). The object is first checked against its kind's CRD schema
+    (runtime/schema.py, after the rewrites of runtime/compat.py), then read by the kind's parser; every problem of
+    both is reported, once. The JobSpec's `warnings` name each field that was rewritten."""
     problems = Problems()
     doc = Field(obj, path, problems)
     if not isinstance(obj, dict):
@@ -139,9 +143,26 @@ def parse_object(obj, path=""):
         accepted = "; ".join(f"{a} {k}" for a, k in KINDS)
         doc["kind"].error(f"unsupported apiVersion/kind {api_version!r} {kind!r} (accepted: {accepted})")
         return None, problems
-    doc.unknown({"apiVersion", "kind", "metadata", "spec", "status"})
-    job = parser(doc, api_version, kind)
-    return (job if not problems else None), problems
+    normalized = compat.normalize(obj, api_version, kind, schema.spec_fields(api_version, kind))
+    structural = schema.problems(normalized.obj, api_version, kind)
+    own = Problems()
+    job = parser(Field(normalized.obj, "", own), api_version, kind)
+    # Where the schema already refused a field, ringrun's own check of it (or of what is under it) says nothing new.
+    refused = [p for p, _ in structural]
+    for where, message in structural + normalized.errors:
+        problems.add(_at(path, normalized.written(where)), message)
+    for where, message in own.items:
+        if not any(where == r or where.startswith((r + ".", r + "[")) for r in refused):
+            problems.add(_at(path, normalized.written(where)), message)
+    if problems:
+        return None, problems
+    warnings = tuple(f"{_at(path, p)}: {m}" for p, m in normalized.warnings)
+    return dataclasses.replace(job, warnings=warnings), problems
+
+
+def _at(base, path):
+    """`path` inside the object found at `base` (its place in a list of objects, or "")."""
+    return f"{base}.{path}" if base else path
 
 
 def parse_jobs(text, source="<spec>"):

@@ -219,7 +219,18 @@ def _worker_hosts(job, context):
     return tuple(h for h in topology.hostfile_hosts(context.hostfile) if h not in own)
 
 
+def operator_agent(job, context):
+    """The rsh agent an older operator gave the launcher (`OMPI_MCA_plm_rsh_agent=/etc/mpi/kubexec.sh`, ...), when
+    it also mounted the hostfile; else None. Then the operator's agent starts the ranks by pod name (kubectl exec),
+    the hostfile names bare pods with no DNS record, and ringrun neither waits for nor ssh-es to them."""
+    if context.hostfile is None or job.tensorstack is not None:
+        return None
+    return next((context.environ[k] for k in envs.RSH_AGENT_VARIABLES if context.environ.get(k)), None)
+
+
 def plan_mpi_launcher(job, role, index, context):
+    if operator_agent(job, context) is not None:
+        return _plan_agent_launcher(job, context)
     hostfile, ssh_config = context.path("hostfile"), context.path("ssh_config")
     files = ((hostfile, topology.hostfile(job) if context.hostfile is None else context.hostfile),
              (ssh_config, ssh.client_config(context.ssh_port, context.path("ssh"))))
@@ -242,6 +253,14 @@ def plan_mpi_launcher(job, role, index, context):
         ssh=SSHSetup(job.mpi.ssh_auth_mount_path, context.path("ssh")), hostfile=hostfile, ssh_config=ssh_config,
         workers=workers, notify=workers if notifies_workers(job) and argv else (),
         wait_for_login=job.mpi.launcher_creation_policy == "WaitForWorkersReady", root_env=root_env)
+
+
+def _plan_agent_launcher(job, context):
+    hostfile = context.path("hostfile")
+    root_env = OPENMPI_ROOT_ENV if job.mpi.implementation is MPIImplementation.OPENMPI else ()
+    return RolePlan(env=envs.mpi_agent_launcher_env(job, hostfile),
+                    argv=_command(job.replica("launcher"), job.mpi.main_container, context),
+                    files=((hostfile, context.hostfile),), hostfile=hostfile, root_env=root_env)
 
 
 def plan_mpi_worker(job, role, index, context):
@@ -278,7 +297,7 @@ def under_torchrun(job, argv):
     job rendezvous elastically; torchrun takes nnodes, nproc-per-node, node rank, master or rendezvous endpoint,
     max restarts from the PET_* variables (its names for every flag), as under training-operator. A command that
     already is torchrun is left as it is; `--no-python` runs the command itself (`python3 train.py`) per rank."""
-    single = job.pytorch.nproc_per_node == "1" and job.pytorch.elastic is None
+    single = job.pytorch.nproc_per_node in (None, "1") and job.pytorch.elastic is None
     if single or not argv or is_torchrun(argv):
         return argv
     return TORCHRUN + tuple(argv)
@@ -313,11 +332,20 @@ PLANNERS = {
 }
 
 
+def _operator_wins(key, ours, theirs):
+    """The value of `key` when the operator set it too: the operator's, except that ssh options are joined (ours
+    first: `-F <ssh_config>` must reach ssh, and the operator's `-o ConnectionAttempts=10` stays)."""
+    if key not in envs.SSH_OPTION_VARIABLES or ours in theirs:
+        return theirs
+    return f"{ours} {theirs}"
+
+
 def build_plan(job, identity, context):
     """The Plan of replica `identity` of `job`.
 
     Environment precedence, lowest first: ringrun's values, the container's `env` in the spec, then any of those
-    variables already present in `context.environ` (the operator set it: the operator wins). A held job (runMode
+    variables already present in `context.environ` (the operator set it: the operator wins; ssh options are joined,
+    see `_operator_wins`). A held job (runMode
     pause, runPolicy suspend) plans its files and env but no command and no wait.
     """
     planner = PLANNERS.get((job.framework, identity.role)) or PLANNERS[(job.framework, None)]
@@ -328,7 +356,7 @@ def build_plan(job, identity, context):
     env.update(main.env)
     for key in planned.env:
         if key in context.environ:
-            env[key] = context.environ[key]
+            env[key] = _operator_wins(key, env[key], context.environ[key])
     fields = {f.name: getattr(planned, f.name) for f in dataclasses.fields(RolePlan)}
     fields.update(env=tuple(env.items()), files=tuple(planned.files), argv=tuple(planned.argv),
                   wait_for=tuple(planned.wait_for))

@@ -23,8 +23,11 @@ def world_line(job):
     if job.framework == "pytorch":
         nodes = sum(r.replicas for r in job.replicas)
         elastic = " (elastic)" if job.pytorch.elastic else ""
-        return (f"PyTorch: {nodes} nodes x nprocPerNode {job.pytorch.nproc_per_node} = world size "
-                f"{nodes * envs.nproc_count(job)}{elastic}")
+        nproc = envs.nproc_per_node(job)
+        if not nproc.isdigit():  # auto, cpu, gpu: torchrun counts the node's devices or cores
+            return (f"PyTorch: {nodes} nodes x nprocPerNode {nproc} = world size set by torchrun on each node "
+                    f"(WORLD_SIZE {nodes * envs.nproc_count(job)}){elastic}")
+        return f"PyTorch: {nodes} nodes x nprocPerNode {nproc} = world size {nodes * int(nproc)}{elastic}"
     return (f"MXNet {job.mxnet.job_mode}: {job.count('server')} servers, {job.count('worker')} workers")
 
 

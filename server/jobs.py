@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timezone
 
 from aiohttp import web
+from multidict import MultiDict
 
 from ringrun.launcher.execute import utc_now
 from ringrun.runtime import apierrors, objects, table
@@ -34,6 +35,12 @@ def _names_version(patch):
                                                                                        dict) else False
     return any(isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion")
                for op in patch) if isinstance(patch, list) else False
+
+
+def _warned(obj):
+    """`Warning` headers for the fields of `obj` accepted in another form than its CRD's (kubectl prints them)."""
+    values = objects.warnings(obj)
+    return MultiDict(("Warning", v) for v in values) if values else None
 
 
 def _now():
@@ -201,25 +208,25 @@ class Jobs:
             if dry_run:
                 if self.store.get(resource.qualified, namespace, obj["metadata"]["name"]) is not None:
                     raise apierrors.already_exists(objects.target(resource, obj["metadata"]["name"]))
-                return respond(self._serve(obj, resource, version), 201, call.pretty)
+                return respond(self._serve(obj, resource, version), 201, call.pretty, _warned(obj))
             try:
                 stored = self.store.create(resource.qualified, obj)
             except store_module.Exists:
                 if generate and attempt < 7:
                     continue
                 raise apierrors.already_exists(objects.target(resource, obj["metadata"]["name"])) from None
-            return respond(self._serve(stored, resource, version), 201, call.pretty)
+            return respond(self._serve(stored, resource, version), 201, call.pretty, _warned(stored))
 
     def _commit(self, call, resource, version, old, new):
         """Store `new` in place of `old` (checked against old's resourceVersion); 200 with the result. Raises
         store.Stale when old is no longer current (409 for the caller, or a retry)."""
         if call.dry_run:
-            return respond(self._serve(new, resource, version), pretty=call.pretty)
+            return respond(self._serve(new, resource, version), pretty=call.pretty, headers=_warned(new))
         try:
             stored = self.store.update(resource.qualified, new, expect_rv=old["metadata"]["resourceVersion"])
         except store_module.Missing:
             raise apierrors.not_found(objects.target(resource, new["metadata"]["name"])) from None
-        return respond(self._serve(stored, resource, version), pretty=call.pretty)
+        return respond(self._serve(stored, resource, version), pretty=call.pretty, headers=_warned(stored))
 
     def _commit_or_conflict(self, call, resource, version, old, new):
         try:

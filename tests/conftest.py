@@ -92,3 +92,18 @@ def fresh_server(tmp_path):
     yield start
     for proc in procs:
         proc.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many of the operators' published examples were validated and planned (tests/unit/test_corpus.py) and
+    how many were run (tests/local/test_corpus_run.py), when those tests ran."""
+    import sys
+
+    corpus = sys.modules.get("test_corpus")
+    if corpus is not None and corpus.FILES:
+        terminalreporter.write_line(f"corpus: {len(corpus.PLANNED)} of {len(corpus.FILES)} published job specs "
+                                    "validated and planned every replica")
+    run = sys.modules.get("test_corpus_run")
+    if run is not None:
+        terminalreporter.write_line(f"corpus: {len(run.RAN)} of {len(run.RUNNABLE)} runnable published job specs "
+                                    "ran to success under `ringrun run`")

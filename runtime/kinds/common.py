@@ -10,18 +10,17 @@ CLEAN_POD_POLICIES = ("None", "Running", "All")
 MAX_REPLICAS = 100_000
 INT64_MAX = 2**63 - 1
 
-RUN_POLICY_FIELDS = ("cleanPodPolicy", "ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit")
-REPLICA_FIELDS = {"replicas", "restartPolicy", "template"}
+# the run-policy values read from `spec.runPolicy` and, in the older APIs, from `spec` itself
+POLICY_VALUES = ("cleanPodPolicy", "ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit")
 
 
-def job_spec(doc, fields):
-    """(name, namespace, the `spec` field) of a job object, unknown spec fields (not in `fields`) recorded; the spec
-    is None when it is missing or not a mapping."""
+def job_spec(doc):
+    """(name, namespace, the `spec` field) of a job object; the spec is None when it is missing or not a mapping.
+    Which fields exist is the CRD schema's to say (runtime/schema.py), not the parsers'."""
     name, namespace = metadata(doc)
     spec = doc["spec"]
     if spec.mapping(required=True) is None:
         return name, namespace, None
-    spec.unknown(fields)
     return name, namespace, spec
 
 
@@ -112,7 +111,6 @@ def replica(f, type_name, default_restart, default_replicas=None):
     required unless `default_replicas` gives the operator's default for it."""
     if f.mapping(required=True) is None:
         return None
-    f.unknown(REPLICA_FIELDS)
     count = f["replicas"].integer(required=default_replicas is None, default=default_replicas, minimum=0,
                                   maximum=MAX_REPLICAS)
     restart = f["restartPolicy"].string(default=default_restart, choices=RESTART_POLICIES)
@@ -168,10 +166,9 @@ def run_policy(spec, inline=True):
     """
     nested = spec["runPolicy"]
     nested.mapping()
-    nested.unknown(set(RUN_POLICY_FIELDS) | {"schedulingPolicy", "suspend", "managedBy"})
     nested["schedulingPolicy"].mapping()
     values = {}
-    for name in RUN_POLICY_FIELDS:
+    for name in POLICY_VALUES:
         candidates = [nested[name]] + ([spec[name]] if inline else [])
         read = [(c, _run_policy_value(name, c)) for c in candidates if c.present]
         read = [(c, v) for c, v in read if v is not None]

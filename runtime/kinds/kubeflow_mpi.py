@@ -7,16 +7,12 @@ IMPLEMENTATIONS = tuple(MPIImplementation)
 # mpi-operator v1's `mpiDistribution` spelled Intel MPI differently.
 _DISTRIBUTIONS = {"OpenMPI": MPIImplementation.OPENMPI, "IntelMPI": MPIImplementation.INTEL,
                   "Intel": MPIImplementation.INTEL, "MPICH": MPIImplementation.MPICH}
-SPEC_FIELDS = {
-    "slotsPerWorker", "mpiReplicaSpecs", "runPolicy", "sshAuthMountPath", "mpiImplementation", "mpiDistribution",
-    "launcherCreationPolicy", "runLauncherAsWorker", "mainContainer", *common.RUN_POLICY_FIELDS,
-}
 DEFAULT_RESTART = {"Launcher": "OnFailure", "Worker": "Never"}
 
 
 def parse(doc, api_version, kind):
     """A Kubeflow MPIJob -> JobSpec (None when problems were recorded)."""
-    name, namespace, spec = common.job_spec(doc, SPEC_FIELDS)
+    name, namespace, spec = common.job_spec(doc)
     if spec is None:
         return None
     replicas_field = spec["mpiReplicaSpecs"]

@@ -3,13 +3,12 @@
 from ..model import JobSpec, MXNetOptions
 from . import common
 
-SPEC_FIELDS = {"mxReplicaSpecs", "jobMode", "runPolicy", *common.RUN_POLICY_FIELDS}
 ROLES = {"MXTrain": ("Scheduler", "Server", "Worker"), "MXTune": ("TunerTracker", "TunerServer", "Tuner")}
 COORDINATOR = {"MXTrain": "Scheduler", "MXTune": "TunerTracker"}
 
 
 def parse(doc, api_version, kind):
-    name, namespace, spec = common.job_spec(doc, SPEC_FIELDS)
+    name, namespace, spec = common.job_spec(doc)
     if spec is None:
         return None
     mode = spec["jobMode"].string(default="MXTrain", choices=tuple(ROLES)) or "MXTrain"

@@ -5,17 +5,12 @@ import re
 from ..model import ElasticPolicy, JobSpec, PyTorchOptions
 from . import common
 
-SPEC_FIELDS = {"pytorchReplicaSpecs", "runPolicy", "elasticPolicy", "nprocPerNode", *common.RUN_POLICY_FIELDS}
-ELASTIC_FIELDS = {
-    "minReplicas", "maxReplicas", "rdzvBackend", "rdzvHost", "rdzvPort", "rdzvId", "rdzvConf", "standalone",
-    "nProcPerNode", "maxRestarts", "metrics",
-}
 RDZV_BACKENDS = ("c10d", "etcd", "etcd-v2", "static")
 DEFAULT_RESTART = {"Master": "OnFailure", "Worker": "OnFailure"}
 
 
 def parse(doc, api_version, kind):
-    name, namespace, spec = common.job_spec(doc, SPEC_FIELDS)
+    name, namespace, spec = common.job_spec(doc)
     if spec is None:
         return None
     replicas_field = spec["pytorchReplicaSpecs"]
@@ -27,6 +22,10 @@ def parse(doc, api_version, kind):
     if elastic is not None and "worker" not in seen and isinstance(replicas_field.value, dict):
         replicas_field["Worker"].error("required: an elastic PyTorchJob needs a Worker replica type")
     nproc = _nproc(spec["nprocPerNode"])
+    if elastic is not None and elastic.nproc_per_node is not None and nproc is not None:
+        # training-operator v1.7.0 pkg/apis/kubeflow.org/v1 validation (the webhook from v1.8): one or the other
+        spec["elasticPolicy"]["nProcPerNode"].error("must not be set together with spec.nprocPerNode (deprecated: "
+                                                    "use spec.nprocPerNode)")
     run_policy = common.run_policy(spec)
     if not replicas or (elastic is None and "master" not in replicas):
         return None
@@ -37,25 +36,25 @@ def parse(doc, api_version, kind):
 
 
 def _nproc(f):
-    """`nprocPerNode`: a positive count (integer or digits) or one of torchrun's words auto, cpu, gpu."""
+    """`nprocPerNode`: a positive count (integer or digits) or one of torchrun's words auto, cpu, gpu; None when
+    absent."""
     if not f.present:
-        return "1"
+        return None
     if isinstance(f.value, int) and not isinstance(f.value, bool):
         value = f.integer(minimum=1, maximum=1024)
-        return str(value) if value is not None else "1"
+        return str(value) if value is not None else None
     value = f.string()
     if value is None:
-        return "1"
+        return None
     if value in ("auto", "cpu", "gpu") or (re.fullmatch(r"[1-9][0-9]{0,3}", value)):
         return value
     f.error(f"must be a positive integer or one of auto, cpu, gpu; got {value!r}")
-    return "1"
+    return None
 
 
 def _elastic(f):
     if f.mapping() is None:
         return None
-    f.unknown(ELASTIC_FIELDS)
     low = f["minReplicas"].integer(minimum=1, maximum=common.MAX_REPLICAS)
     high = f["maxReplicas"].integer(minimum=1, maximum=common.MAX_REPLICAS)
     if low is not None and high is not None and low > high:

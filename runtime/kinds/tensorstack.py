@@ -7,7 +7,6 @@ in a pod from the worker template. The training container must be called `mpi-wo
 from ..model import JobSpec, MPIImplementation, MPIOptions, Replica, ReplicaOverride, RunPolicy, TensorStackOptions
 from . import common
 
-SPEC_FIELDS = {"worker", "mca", "ssh", "runPolicy", "mpiHome", "scheduler", "runMode"}
 CONTAINER = "mpi-worker"
 CLEAN_UP = ("all", "unfinished", "none")
 # runMode replica types: T9k names the launcher "master".
@@ -16,13 +15,12 @@ _CLEAN_POD = {"all": "All", "unfinished": "Running", "none": "None"}
 
 
 def parse(doc, api_version, kind):
-    name, namespace, spec = common.job_spec(doc, SPEC_FIELDS)
+    name, namespace, spec = common.job_spec(doc)
     if spec is None:
         return None
     worker = spec["worker"]
     replicas = cmd = containers = None
     if worker.mapping(required=True) is not None:
-        worker.unknown({"replicas", "extraMPIArgs", "cmd", "template"})
         replicas = worker["replicas"].integer(default=1, minimum=0, maximum=common.MAX_REPLICAS)
         cmd = worker["cmd"].strings(required=True, nonempty=True)
         containers, _ = common.pod_template(worker["template"])
@@ -31,10 +29,8 @@ def parse(doc, api_version, kind):
             containers = ()
     ssh = spec["ssh"]
     ssh.mapping()
-    ssh.unknown({"sshAuthMountPath", "sshdPath"})
     policy = spec["runPolicy"]
     policy.mapping()
-    policy.unknown({"cleanUpWorkers"})
     clean_up = policy["cleanUpWorkers"].string(default="none", choices=CLEAN_UP) or "none"
     queue, priority = _scheduler(spec["scheduler"])
     debug, debug_overrides, pause, resume_overrides = _run_mode(spec["runMode"])
@@ -44,7 +40,9 @@ def parse(doc, api_version, kind):
             spec["mca"].error("MCA parameter names must not be empty")
     mpi = MPIOptions(
         implementation=MPIImplementation.OPENMPI,
-        slots_per_worker=1,
+        # the user manual's `processesPerWorker` (not in the API reference): mpirun's slots on each worker
+        slots_per_worker=(worker["processesPerWorker"].integer(default=1, minimum=1, maximum=4096) or 1)
+        if worker.present else 1,
         ssh_auth_mount_path=ssh["sshAuthMountPath"].absolute_path(default="/root/.ssh") or "/root/.ssh",
         sshd_path=ssh["sshdPath"].absolute_path(default="/usr/sbin/sshd") or "/usr/sbin/sshd",
         mca=mca,
@@ -68,11 +66,9 @@ def parse(doc, api_version, kind):
 def _scheduler(f):
     if f.mapping() is None:
         return None, None
-    f.unknown({"t9kScheduler"})
     t9k = f["t9kScheduler"]
     if t9k.mapping() is None:
         return None, None
-    t9k.unknown({"queue", "priority"})
     return t9k["queue"].string(required=True, nonempty=True), t9k["priority"].integer(minimum=0, maximum=100)
 
 
@@ -80,13 +76,10 @@ def _run_mode(f):
     """(debug enabled, debug overrides, pause enabled, resume overrides) from `runMode`."""
     if f.mapping() is None:
         return False, (), False, ()
-    f.unknown({"debug", "pause"})
     debug = f["debug"]
     debug.mapping()
-    debug.unknown({"enable", "replicaSpecs"})
     pause = f["pause"]
     pause.mapping()
-    pause.unknown({"enable", "resumeSpecs"})
     debug_enabled = bool(debug["enable"].boolean(default=False))
     pause_enabled = bool(pause["enable"].boolean(default=False))
     if debug_enabled and pause_enabled:
@@ -100,7 +93,6 @@ def _overrides(f, with_args):
     for item in f.elements():
         if item.mapping(required=True) is None:
             continue
-        item.unknown({"type", "skipInitContainer", "command"} | ({"args"} if with_args else set()))
         kind = item["type"].string(required=True, choices=tuple(_MODE_ROLES))
         if kind is None:
             continue

@@ -42,7 +42,7 @@ def test_pytorchjob_example_joins_one_gloo_group():
                     reason="torch is not installed: install the `torch` extra (make test does)")
 def test_pytorchjob_with_two_processes_per_pod_runs_them_under_torchrun():
     ringrun = os.path.join(os.path.dirname(sys.executable), "ringrun")
-    result, document = run_example(ringrun, "pytorchjob-gloo.yaml", sets=["spec.nprocPerNode=2"])
+    result, document = run_example(ringrun, "pytorchjob-gloo.yaml", sets=['spec.nprocPerNode="2"'])
     assert result.returncode == 0, result.stderr
     lines = sorted(line for line in result.stdout.splitlines() if "gloo allreduce" in line)
     replicas = ["master-0", "master-0", "worker-0", "worker-0", "worker-1", "worker-1"]

@@ -8,6 +8,12 @@ import urllib.request
 
 def request(server, method, path, body=None, token="", content_type="application/json", headers=None, timeout=30):
     """(HTTP status, decoded JSON body or text). token "" uses the admin token, None sends none."""
+    status, answer, _ = exchange(server, method, path, body, token, content_type, headers, timeout)
+    return status, answer
+
+
+def exchange(server, method, path, body=None, token="", content_type="application/json", headers=None, timeout=30):
+    """(HTTP status, decoded JSON body or text, the response's headers) of one request, as `request` sends it."""
     assert server.url.startswith("https://127.0.0.1:"), server.url
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     req = urllib.request.Request(server.url + path, data=data, method=method)
@@ -20,13 +26,13 @@ def request(server, method, path, body=None, token="", content_type="application
     context = ssl.create_default_context(cafile=server.ca)
     try:
         with urllib.request.urlopen(req, context=context, timeout=timeout) as response:
-            status, raw = response.status, response.read()
+            status, raw, received = response.status, response.read(), response.headers
     except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
+        status, raw, received = exc.code, exc.read(), exc.headers
     try:
-        return status, json.loads(raw)
+        return status, json.loads(raw), received
     except ValueError:
-        return status, raw.decode("utf-8", "replace")
+        return status, raw.decode("utf-8", "replace"), received
 
 
 def watch_lines(server, path, token="", timeout=30):

@@ -15,7 +15,7 @@ from serverproc import fixture_text, wait_until
 from jobspecs import mpijob
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from rawhttp import request
+from rawhttp import exchange, request
 
 NS = "kube-test"
 SEEDS = [("seed-000", "kubeflow.org", "v1alpha2", "mpijobs"), ("seed-001", "kubeflow.org", "v1", "mxjobs"),
@@ -42,6 +42,18 @@ def test_seed_request_creates_what_the_seed_response_shows(server, name, group, 
     assert TIME.match(meta["creationTimestamp"]) and uuid.UUID(meta["uid"]) and meta["resourceVersion"].isdigit()
     again = api.get_namespaced_custom_object(group, version, NS, plural, meta["name"])
     assert again["metadata"]["uid"] == meta["uid"] and again["spec"] == expected["spec"]
+
+
+def test_a_field_in_the_seeds_form_is_accepted_with_a_warning(server):
+    """The seed's MXJob writes spec.cleanPodPolicy where training-operator's CRD has spec.runPolicy.cleanPodPolicy:
+    accepted, stored as written, and kube-apiserver's Warning header (which kubectl prints) names the field."""
+    body = {**seed("seed-001-request"), "metadata": {"name": "warned"}}
+    status, created, headers = exchange(server, "POST", f"/apis/kubeflow.org/v1/namespaces/{NS}/mxjobs", body)
+    assert status == 201 and created["spec"]["cleanPodPolicy"] == "Running"
+    assert headers.get_all("Warning") == [
+        '299 - "spec.cleanPodPolicy: read as spec.runPolicy.cleanPodPolicy (where the MXJob CRD has it)"']
+    status, _, headers = exchange(server, "POST", JOBS, mpijob("unwarned", ["true"]))
+    assert status == 201 and headers.get_all("Warning") is None
 
 
 def test_seed_create_with_pretty_is_indented_as_the_seed(server):

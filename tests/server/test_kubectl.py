@@ -66,6 +66,12 @@ def test_create_the_seed_and_get_it(server):
     assert again.returncode == 1
     assert 'Error from server (AlreadyExists): error when creating' in again.stderr
     assert 'mpijobs.kubeflow.org "mpi-test" already exists' in again.stderr
+    # the seed's MXJob: accepted in its own form, kubectl prints the server's warning naming the field
+    mx = kubectl(server, "create", "-f", SEED.replace("seed-000", "seed-001"), "-n", "kube-test")
+    assert mx.returncode == 0, mx.stderr
+    assert mx.stdout.strip() == "mxjob.kubeflow.org/mxnet-job created"
+    assert mx.stderr.strip() == ("Warning: spec.cleanPodPolicy: read as spec.runPolicy.cleanPodPolicy (where the "
+                                 "MXJob CRD has it)")
 
 
 def test_apply_label_annotate_logs_delete(server):

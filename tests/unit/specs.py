@@ -32,7 +32,7 @@ def pytorchjob(workers=2, master=True, **spec):
             "spec": {"pytorchReplicaSpecs": replicas, **spec}}
 
 
-def mxjob(servers=1, workers=2, mode=None):
+def mxjob(servers=1, workers=2, mode="MXTrain"):
     roles = {"Scheduler": 1, "Server": servers, "Worker": workers} if mode != "MXTune" else \
         {"TunerTracker": 1, "TunerServer": 1, "Tuner": 1}
     spec = {"mxReplicaSpecs": {k: {"replicas": n, "template": template(container("mxnet", ["python", "t.py"]))}

@@ -29,7 +29,14 @@ def test_dockerfile(name, user):
     if user:
         assert f"useradd --create-home --uid 1000 --shell /bin/bash {user}" in run
         assert "RINGRUN_SSH_PORT=2222" in " ".join(args for op, args in steps if op == "ENV")
+    copied = []
     for op, args in steps:
         if op == "COPY":
             for source in args.split()[:-1]:
                 assert (ROOT / source).exists(), source
+                copied.append(source)
+    # pip builds the image's ringrun from pyproject.toml: every package folder it maps must be in the image
+    import tomllib
+
+    folders = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values()
+    assert sorted(folders) == sorted(c for c in copied if c not in ("pyproject.toml", "README.md"))

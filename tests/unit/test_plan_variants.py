@@ -38,14 +38,16 @@ def test_run_launcher_as_worker_puts_launcher_first():
     assert p["env"]["OMPI_MCA_orte_set_default_slots"] == "2"
 
 
-def test_ssh_auth_mount_path_and_main_container():
-    obj = specs.mpijob(sshAuthMountPath="/home/mpiuser/.ssh", mainContainer="trainer")
+def test_ssh_auth_mount_path_v2beta1_and_main_container_v1():
+    p = plan(specs.mpijob(sshAuthMountPath="/home/mpiuser/.ssh"), "launcher")
+    assert p["ssh"]["mount"] == "/home/mpiuser/.ssh"
+    assert f"    IdentityFile {RUN}/ssh/id_rsa\n" in p["files"][f"{RUN}/ssh_config"]
+    # mainContainer is a field of MPIJob v1 (training-operator's CRD), not of mpi-operator's v2beta1
+    obj = specs.mpijob(api="kubeflow.org/v1", mainContainer="trainer")
     obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"].insert(
         0, specs.container("sidecar", ["sleep", "1"]))
     obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][1]["name"] = "trainer"
     p = plan(obj, "launcher")
-    assert p["ssh"]["mount"] == "/home/mpiuser/.ssh"
-    assert f"    IdentityFile {RUN}/ssh/id_rsa\n" in p["files"][f"{RUN}/ssh_config"]
     assert p["argv"] == ["mpirun", "python", "t.py"]
 
 
@@ -109,8 +111,8 @@ def test_pytorch_elastic_without_master():
     assert worker2["env"] == {
         "PYTHONUNBUFFERED": "1", "MASTER_ADDR": "pt-worker-0", "MASTER_PORT": "23456", "WORLD_SIZE": "3",
         "RANK": "2", "PET_MASTER_ADDR": "pt-worker-0", "PET_MASTER_PORT": "23456", "PET_NNODES": "1:4",
-        "PET_NPROC_PER_NODE": "1", "PET_NODE_RANK": "2", "PET_RDZV_ENDPOINT": "pt-worker-0:23456",
-        "PET_RDZV_BACKEND": "c10d", "PET_MAX_RESTARTS": "3", "PET_RDZV_ID": "pt", "PET_RDZV_CONF": "a=1,b=2"}
+        "PET_NPROC_PER_NODE": "auto", "PET_NODE_RANK": "2", "PET_RDZV_ENDPOINT": "pt-worker-0:23456",
+        "PET_RDZV_BACKEND": "c10d", "PET_MAX_RESTARTS": "3", "PET_RDZV_CONF": "a=1,b=2"}
     assert worker0["wait_for"] == [] and worker2["wait_for"] == ["pt-worker-0:23456"]
 
 
@@ -178,3 +180,42 @@ def test_tensorstack_pause_starts_nothing():
     obj = specs.t9kjob(runMode={"pause": {"enable": True}})
     assert plan(obj, "launcher")["argv"] == [] and plan(obj, "launcher")["wait_for"] == []
     assert plan(obj, "worker", 0)["argv"] == []
+
+
+def test_the_operators_ssh_options_are_kept_after_ringrun_s():
+    """mpi-operator v2beta1 sets OMPI_MCA_plm_rsh_args (and the Intel MPI and MPICH ones) to
+    `-o ConnectionAttempts=10`: ringrun's `-F ssh_config` (port, keys) still reaches ssh, first."""
+    operator = {"OMPI_MCA_plm_rsh_args": "-o ConnectionAttempts=10", "OMPI_MCA_orte_default_hostfile": "/etc/mpi/hf"}
+    env = plan(specs.mpijob(), "launcher", environ=operator)["env"]
+    assert env["OMPI_MCA_plm_rsh_args"] == f"-F {RUN}/ssh_config -o ConnectionAttempts=10"
+    assert env["OMPI_MCA_orte_default_hostfile"] == "/etc/mpi/hf"  # any other variable: the operator's as it is
+    again = plan(specs.mpijob(), "launcher", environ={"OMPI_MCA_plm_rsh_args": env["OMPI_MCA_plm_rsh_args"]})
+    assert again["env"]["OMPI_MCA_plm_rsh_args"] == env["OMPI_MCA_plm_rsh_args"]  # never doubled
+    intel = {"I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS": "-o ConnectionAttempts=10"}
+    env = plan(specs.mpijob(mpiImplementation="Intel"), "launcher", environ=intel)["env"]
+    assert env["I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS"] == f"-F {RUN}/ssh_config -o ConnectionAttempts=10"
+
+
+@pytest.mark.parametrize("api,distribution,agent", [
+    ("kubeflow.org/v1alpha2", "OpenMPI", "OMPI_MCA_plm_rsh_agent"),
+    ("kubeflow.org/v1alpha2", "IntelMPI", "I_MPI_HYDRA_BOOTSTRAP_EXEC"),
+    ("kubeflow.org/v1alpha2", "MPICH", "HYDRA_LAUNCHER_EXEC"),
+    ("kubeflow.org/v1", None, "OMPI_MCA_plm_rsh_agent"),
+])
+def test_an_older_operator_s_kubexec_and_hostfile_are_used_as_they_are(api, distribution, agent):
+    """mpi-operator v1alpha2/v1 and training-operator's MPIJob v1 mount a hostfile of bare pod names (no headless
+    service: they do not resolve) and start ranks with kubectl exec (/etc/mpi/kubexec.sh): ringrun waits for
+    nothing, writes no ssh options and watches no worker over ssh."""
+    obj = specs.mpijob(api=api, **({"mpiDistribution": distribution} if distribution else {}))
+    operator = {agent: "/etc/mpi/kubexec.sh", "OMPI_MCA_orte_default_hostfile": "/etc/mpi/hostfile"}
+    hostfile = "job-worker-0 slots=1\njob-worker-1 slots=1\n"
+    p = plan(obj, "launcher", environ=operator, hostfile=hostfile)
+    assert (p["wait_for"], p["workers"], p["notify"], p["ssh"], p["ssh_config"]) == ([], [], [], None, None)
+    assert p["files"] == {f"{RUN}/hostfile": hostfile}
+    assert p["argv"] == ["mpirun", "python", "t.py"]
+    assert not set(p["env"]) & {"OMPI_MCA_plm_rsh_args", "PRTE_MCA_plm_ssh_args", "I_MPI_HYDRA_BOOTSTRAP",
+                                "I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS", "HYDRA_LAUNCHER", "HYDRA_LAUNCH_EXTRA_ARGS",
+                                "HYDRA_LAUNCHER_EXTRA_ARGS"}
+    # without the operator's agent (ringrun's own images and manifests), the same hostfile keeps ssh
+    p = plan(obj, "launcher", environ={"OMPI_MCA_orte_default_hostfile": "/etc/mpi/hostfile"}, hostfile=hostfile)
+    assert p["wait_for"] == ["job-worker-0:22", "job-worker-1:22"] and p["ssh_config"] == f"{RUN}/ssh_config"

@@ -60,7 +60,7 @@ def test_parsing_and_planning_never_touch_os_environ(monkeypatch):
     from ringrun.runtime import Context, build_plan, parse_jobs, resolve_identity
     from ringrun.runtime.summary import summary
 
-    texts = [p.read_text() for p in sorted(FIXTURES.iterdir())]
+    texts = [p.read_text() for p in sorted(FIXTURES.iterdir()) if p.is_file()]
     texts += [json.dumps(f()) for f in specs.ALL.values()]
     saved = dict(os.environ)
     monkeypatch.setattr(os, "environ", Forbidden())

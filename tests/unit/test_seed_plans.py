@@ -27,7 +27,10 @@ def test_all_five_seed_documents_have_fixtures():
 @pytest.mark.parametrize("name", SEED_FILES + ["tensorstack-mpijob.yaml"])
 def test_fixture_validates(name):
     code, out, err = run_cli(["validate", str(FIXTURES / name)])
-    assert (code, err) == (0, "")
+    # the seed's MXJob writes cleanPodPolicy beside the replica specs, where training-operator's CRD has none
+    warned = "seed-001" in name
+    assert (code, err) == (0, "ringrun validate: warning: spec.cleanPodPolicy: read as spec.runPolicy.cleanPodPolicy "
+                              "(where the MXJob CRD has it)\n" if warned else "")
     assert out.splitlines()[0].startswith(("MPIJob", "MXJob", "PyTorchJob"))
 
 
@@ -92,7 +95,7 @@ def test_operator_env_wins_over_ringrun():
 PYTORCH_ENV = {
     "PYTHONUNBUFFERED": "1", "MASTER_ADDR": "pytorch-test-master-0", "MASTER_PORT": "23456", "WORLD_SIZE": "2",
     "PET_MASTER_ADDR": "pytorch-test-master-0", "PET_MASTER_PORT": "23456", "PET_NNODES": "2",
-    "PET_NPROC_PER_NODE": "1",
+    "PET_NPROC_PER_NODE": "auto",  # training-operator v1.7-v1.9's default
 }
 
 

