@@ -27,7 +27,7 @@ from . import files, rundir
 from .execute import EXIT_HELD, Execution, ReplicaSpec
 from .readiness import DEFAULT_WAIT_SECONDS
 from .supervise import DEFAULT_GRACE_SECONDS, Supervisor, stop_signals
-from .watch import WorkerWatch
+from .watch import HostDiscovery, WorkerWatch
 
 FINISHED = "finished"  # marker file in a worker's run directory: the job's exit code
 NOTIFY_TIMEOUT = 10.0
@@ -166,7 +166,11 @@ class MPILauncher(Role):
         if not (self.plan.workers and self.plan.ssh_config):
             return None
         self.env = env
-        self.watched = LostWorkers(WorkerWatch(self.plan.workers, self.plan.ssh_config, env))
+        if self.plan.discover_hosts is not None:  # elastic Horovod: workers come and go, listed as they do
+            self.watched = HostDiscovery(self.plan.discovery, self.plan.slots, self.plan.discover_hosts,
+                                         self.plan.ssh_config, env, self.log)
+        else:
+            self.watched = LostWorkers(WorkerWatch(self.plan.workers, self.plan.ssh_config, env))
         return self.watched
 
     def after(self, outcome):

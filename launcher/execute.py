@@ -91,21 +91,21 @@ class Execution:
 
     environ: the variables every replica inherits; on_state(JobState) on every change; log(plan, message) for
     problems and note(plan, message) for progress; wait_timeout: the one deadline of each readiness wait;
-    adjust_argv(argv, env) -> (argv, warnings) for an MPI launcher's command (launcher/mpirun.py: Open MPI 4's
-    options under Open MPI 5).
+    adjust_argv(plan, argv, env) -> (argv, warnings) for an MPI launcher's command (launcher/mpirun.py: Open MPI 4's
+    options under Open MPI 5, an elastic horovodrun's discovery script and ssh).
     """
 
     def __init__(self, replicas, processes, policy, environ, *, is_root=False,
                  wait_timeout=readiness.DEFAULT_WAIT_SECONDS, on_state=None, log=None, note=None, clock=time.monotonic,
                  sleep=time.sleep, now=utc_now, poll_seconds=POLL_SECONDS, python_on_path=True,
-                 adjust_argv=mpirun.for_installed):
+                 adjust_argv=mpirun.for_launcher):
         self.replicas = {spec.key: spec for spec in replicas}
         self.processes, self.policy, self.environ = processes, policy, dict(environ)
         self.is_root, self.wait_timeout = is_root, wait_timeout
         self.on_state, self.log, self.note = on_state, log or _quiet, note or _quiet
         self.clock, self.sleep, self.now, self.poll_seconds = clock, sleep, now, poll_seconds
         self.python_on_path = python_on_path  # False: each replica's env is exactly its plan's (run_commands)
-        self.adjust_argv = adjust_argv  # (argv, env) -> (argv, [warning]) for an MPI launcher's command
+        self.adjust_argv = adjust_argv  # (plan, argv, env) -> (argv, [warning]) for an MPI launcher's command
         self.interrupted = None
         self.report_error = None
         self.failures = 0
@@ -164,7 +164,7 @@ class Execution:
             plan = spec.plan
             if plan.files or plan.ssh is not None:  # trusted before anything is written or read there
                 rundir.secure(plan.run_dir, strict=plan.ssh is not None and plan.ssh.is_server)
-            files.write_files(plan.files)
+            files.write_files(plan.files, executable=(plan.discover_hosts,))
             env = self._env(plan)
             key = (plan.argv, env.get("PATH"), env.get("PYTHONPATH"))
             if plan.argv and key not in checked:
@@ -242,8 +242,10 @@ class Execution:
             self.log(plan, f"workingDir {plan.working_dir!r}: no such directory")
             return self._not_started(key, f"its workingDir {plan.working_dir!r} does not exist")
         argv = plan.argv
+        for line in plan.notes if first else ():
+            self.log(plan, f"warning: {line}")
         if plan.hostfile is not None:  # an MPI launcher: its command may be written for another mpirun
-            argv, warnings = self.adjust_argv(argv, env)
+            argv, warnings = self.adjust_argv(plan, argv, env)
             for warning in warnings:
                 self.log(plan, f"warning: {warning}")
         self.note(plan, "running " + " ".join(argv))

@@ -28,13 +28,13 @@ def write_atomic(path, data, mode=0o600):
         raise
 
 
-def write_files(files, mode=0o644):
-    """Each (path, text) of a plan written atomically; missing parent folders are created private (0700).
-    Raises SetupError naming the path that cannot be written."""
+def write_files(files, mode=0o644, executable=()):
+    """Each (path, text) of a plan written atomically (those in `executable` 0755: scripts); missing parent folders
+    are created private (0700). Raises SetupError naming the path that cannot be written."""
     for path, text in files:
         try:
             os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-            write_atomic(path, text.encode("utf-8"), mode=mode)
+            write_atomic(path, text.encode("utf-8"), mode=0o755 if path in executable else mode)
         except OSError as exc:
             raise SetupError(f"cannot write {path}: {exc.strerror or exc}") from None
 

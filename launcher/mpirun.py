@@ -1,4 +1,5 @@
-"""Open MPI 4's single-dash long options under Open MPI 5's mpirun.
+"""A launcher's command, fitted to where it runs: Open MPI 4's single-dash options under Open MPI 5's mpirun, and an
+elastic horovodrun's discovery script and ssh.
 
 Published launcher commands (mpi-operator v0.2.3 and v0.3.0's examples, training-operator's MPIJob examples) were
 written for Open MPI 4, which took `-bind-to none -map-by slot`. Open MPI 5's mpirun (PRRTE's prterun) refuses three
@@ -13,6 +14,8 @@ import os
 import re
 import shutil
 import subprocess
+
+from ringrun.runtime import commands, ssh
 
 REWRITTEN = {"-bind-to": "--bind-to", "-map-by": "--map-by", "-rank-by": "--rank-by"}
 MPIRUN_NAMES = frozenset({"mpirun", "mpiexec", "orterun", "prterun"})
@@ -37,6 +40,35 @@ def is_open_mpi_5(path):
         return False
     found = re.search(r"\(Open MPI\) (\d+)\.", result.stdout + result.stderr)
     return found is not None and int(found.group(1)) >= 5
+
+
+def for_launcher(plan, argv, env, is_5=is_open_mpi_5):
+    """(argv, [warning]) of an MPI launcher's command: `for_installed` for mpirun, `for_horovod` for horovodrun."""
+    if plan.discover_hosts is not None:
+        return for_horovod(plan, argv)
+    return for_installed(argv, env, is_5)
+
+
+def for_horovod(plan, argv, exists=os.path.exists):
+    """(argv, [warning]) of an elastic horovodrun in a pod. The discovery script it names is ringrun's when that one
+    does not exist (mpi-operator's /etc/mpi/discover_hosts.sh, with no operator); horovodrun starts its workers
+    over ssh itself, with no config file: it is given the workers' sshd port and ringrun's private key."""
+    argv, warnings = tuple(argv), []
+    named = commands.discovery_script(argv)
+    if named is not None and named != plan.discover_hosts and not exists(named):
+        argv = commands.with_discovery_script(argv, plan.discover_hosts)
+        warnings.append(f"{named} does not exist here: horovodrun uses ringrun's {plan.discover_hosts}")
+    added = []
+    if plan.discovery and not any(a.split("=", 1)[0] == "--ssh-port" for a in argv):
+        added += ["--ssh-port", str(plan.discovery[0].port)]
+    key = next((os.path.join(plan.ssh.key_dir, name) for name in ssh.CLIENT_KEYS
+                if plan.ssh is not None and exists(os.path.join(plan.ssh.key_dir, name))), None)
+    if key is not None and not any(a.split("=", 1)[0] == "--ssh-identity-file" for a in argv):
+        added += ["--ssh-identity-file", key]
+    if added:
+        argv = (argv[0], *added, *argv[1:])
+        warnings.append(f"added {' '.join(added)}: horovodrun's own ssh to the workers")
+    return argv, warnings
 
 
 def for_installed(argv, env, is_5=is_open_mpi_5):

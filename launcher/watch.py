@@ -4,11 +4,17 @@ Open MPI 5's mpirun exits 0 after "PRTE has lost communication with a remote dae
 other launchers can hang on a dead host (mpi-operator #152): mpirun's own exit code cannot be trusted to say that a
 worker pod went away. Each session runs `cat` on the worker and lasts as long as the pod (or the launcher) does; when
 it ends before the watch is stopped, that worker is lost. ServerAlive probes bound how long a silent host takes.
+An elastic Horovod launcher instead keeps a host discovery script listing the workers that are up (HostDiscovery):
+there a worker leaving is no failure.
 """
 
 import subprocess
 import threading
 import time
+
+from ringrun.runtime import topology
+
+from . import files, readiness
 
 ALIVE_ARGS = ("-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
 
@@ -61,3 +67,91 @@ class WorkerWatch:
                 proc.wait()
         for thread in self._threads:
             thread.join(5)
+
+
+class HostDiscovery:
+    """An elastic Horovod launcher's monitor: keeps its host discovery script listing the workers that are up.
+
+    One thread per worker: it probes the worker's sshd (resolve + TCP connect) every second until it answers, then
+    holds an idle ssh session to it (as WorkerWatch does) for as long as the worker lives. The script (mpi-operator's
+    `discover_hosts.sh` format, `echo host:slots` per live worker, in the workers' order) is rewritten atomically on
+    every change, and each change is logged. It never ends the job: in elastic training workers come and go.
+    """
+
+    lost = ()  # for the launcher's end-of-job report: a worker leaving an elastic job is not a loss
+
+    def __init__(self, endpoints, slots, path, ssh_config, env, log, probe=None, interval=1.0):
+        self.endpoints, self.slots, self.path = tuple(endpoints), slots, path
+        self.ssh_config, self.env, self.log, self.interval = ssh_config, env, log, interval
+        self._write = lambda text: files.write_atomic(path, text.encode("utf-8"), mode=0o755)
+        self._probe = probe or (lambda e: readiness.connect(*readiness.resolve(e.host, e.port), 1.0))
+        self._live, self._lock, self._stopping = set(), threading.Lock(), threading.Event()
+        self._procs, self._refused = {}, set()
+        self._threads = [threading.Thread(target=self._follow, args=(e,), daemon=True) for e in self.endpoints]
+        for thread in self._threads:
+            thread.start()
+
+    def _set(self, endpoint, up):
+        with self._lock:
+            if self._stopping.is_set() or (endpoint.host in self._live) == up:
+                return
+            (self._live.add if up else self._live.discard)(endpoint.host)
+            entries = [f"{e.host}:{self.slots}" for e in self.endpoints if e.host in self._live]
+            self._write(topology.discover_hosts(entries))
+        self.log(f"{self.path}: {endpoint.host} {'joined' if up else 'left'}; {len(entries)} worker(s) listed")
+
+    def _follow(self, endpoint):
+        while not self._stopping.is_set():
+            try:
+                self._probe(endpoint)
+            except (OSError, UnicodeError):
+                self._stopping.wait(self.interval)
+                continue
+            argv = ["ssh", "-F", self.ssh_config, *ALIVE_ARGS, endpoint.host, "exec", "cat"]
+            try:
+                proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+            except OSError:
+                self._stopping.wait(self.interval)
+                continue
+            with self._lock:
+                closing = self._stopping.is_set()
+                if not closing:
+                    self._procs[endpoint.host] = proc
+            if closing:  # close() has run: this session is not in its list, so it is ended here
+                proc.stdin.close()
+                proc.wait()
+                return
+            try:  # a session that ends at once is a refused login, not a worker that joined and left
+                code = proc.wait(self.interval)
+            except subprocess.TimeoutExpired:
+                self._set(endpoint, True)
+                proc.wait()
+                self._set(endpoint, False)
+            else:
+                if endpoint.host not in self._refused:
+                    self._refused.add(endpoint.host)
+                    self.log(f"{endpoint.host}: its sshd answers but an ssh session ended at once (exit {code}); "
+                             "not listed, trying again every second")
+            self._stopping.wait(self.interval)
+
+    def check(self):
+        return None
+
+    def close(self):
+        """Stop following: every session closed (EOF ends `cat` on the worker), a client that lingers killed."""
+        with self._lock:
+            self._stopping.set()
+            procs = list(self._procs.values())
+        for proc in procs:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        for proc in procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for thread in self._threads:
+            thread.join(timeout=5)

@@ -84,3 +84,44 @@ def launch_argv(implementation, np, command, hosts=None, hostfile=None, mca=(), 
     if export:
         argv += ["-genvlist", ",".join(export)]
     return argv + list(command)
+
+
+# Horovod's elastic mode (horovodrun --min-np/--max-np/--host-discovery-script): the launcher's command finds its
+# hosts by running a discovery script every second, and keeps training as hosts come and go.
+HOROVOD_ELASTIC_FLAGS = ("--host-discovery-script", "--min-np", "--max-np", "--min-num-proc", "--max-num-proc")
+DISCOVERY_FLAG = "--host-discovery-script"
+# mpi-operator's discovery script (v0.8.2 pkg/controller/mpi_job_controller.go, the `<job>-config` ConfigMap)
+OPERATOR_DISCOVER_HOSTS = "/etc/mpi/discover_hosts.sh"
+
+
+def is_horovod_elastic(argv):
+    """Whether `argv` runs horovodrun in elastic mode."""
+    return bool(argv) and argv[0].rsplit("/", 1)[-1] == "horovodrun" \
+        and any(a.split("=", 1)[0] in HOROVOD_ELASTIC_FLAGS for a in argv[1:])
+
+
+def discovery_script(argv):
+    """The discovery script `argv` (horovodrun) names, or None."""
+    for i, word in enumerate(argv):
+        if word == DISCOVERY_FLAG and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith(DISCOVERY_FLAG + "="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def with_discovery_script(argv, path):
+    """`argv` with its discovery script replaced by `path` (a new tuple)."""
+    out, skip = [], False
+    for i, word in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if word == DISCOVERY_FLAG and i + 1 < len(argv):
+            out += [word, path]
+            skip = True
+        elif word.startswith(DISCOVERY_FLAG + "="):
+            out.append(f"{DISCOVERY_FLAG}={path}")
+        else:
+            out.append(word)
+    return tuple(out)

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import yaml
 
-from . import topology
+from . import commands, topology
 from .errors import SpecError, UsageError
 from .model import MPIImplementation, Port
 
@@ -104,9 +104,30 @@ def localize(job, plan):
         # ps-lite advertises DMLC_NODE_HOST, else the address of an interface it picks: keep every role on loopback.
         env["DMLC_NODE_HOST"] = LOCALHOST
     files = {path: _to_localhost(text, names) for path, text in files.items()}
+    argv, notes = plan.argv, plan.notes
+    if plan.discover_hosts is not None:
+        files[plan.discover_hosts] = topology.discover_hosts([f"localhost:{max(topology.world_size(job), 1)}"])
+        argv, more = _elastic_horovod_here(argv, plan.discover_hosts)
+        notes += more
     # One machine: nothing to wait for, no ssh, no worker pods to watch or tell.
     return replace(plan, env=tuple(env.items()), files=tuple(files.items()), wait_for=(), ssh=None, workers=(),
-                   notify=(), wait_for_login=False)
+                   notify=(), wait_for_login=False, argv=argv, notes=notes, discovery=())
+
+
+def _elastic_horovod_here(argv, discover):
+    """(argv, notes) of an elastic horovodrun run on this machine: mpi-operator's discovery script is ringrun's here,
+    and with every host being this one, Horovod is told its network interface: without one, its elastic mode waits
+    for a second host to compare interfaces with (horovod 0.28.1 runner/gloo_run.py _get_min_start_hosts), until its
+    elastic timeout (600 s) - the hang seen with plain `horovodrun` elastic on one machine."""
+    notes = []
+    if commands.discovery_script(argv) == commands.OPERATOR_DISCOVER_HOSTS:
+        argv = commands.with_discovery_script(argv, discover)
+        notes.append(f"{commands.OPERATOR_DISCOVER_HOSTS} (mpi-operator's) is ringrun's {discover} here")
+    if not any(a.split("=", 1)[0] in ("--network-interface", "--network-interfaces") for a in argv):
+        argv = (argv[0], "--network-interface", "lo") + tuple(argv[1:])
+        notes.append("added --network-interface lo: every host is this machine (Horovod's elastic mode would wait for "
+                     "a second host to choose a network interface)")
+    return argv, tuple(notes)
 
 
 # --set shortcuts: ROLE.command / ROLE.args / ROLE.replicas / ROLE.env.NAME for the role's main container.

@@ -97,7 +97,10 @@ class Plan:
     MPI launcher only: hostfile and ssh_config (paths among `files`), workers (hosts the command runs ranks on,
     watched while it runs), notify (hosts told the job ended: cleanPodPolicy Running/All), wait_for_login (every
     worker must accept an ssh login first: launcherCreationPolicy WaitForWorkersReady).
+    discover_hosts: Horovod elastic only, the host discovery script (among `files`) the launcher keeps current,
+    listing `<worker>:<slots>` for each of the `discovery` endpoints (the workers' sshd) that answers.
     mode: normal | debug | pause | suspend (pause and suspend: nothing starts, see `held`).
+    notes: what ringrun changed in the command and why, said when it starts.
     """
 
     kind: str
@@ -118,6 +121,10 @@ class Plan:
     unset: tuple[str, ...] = ()
     root_env: tuple[tuple[str, str], ...] = ()
     working_dir: str | None = None
+    discover_hosts: str | None = None
+    discovery: tuple[Endpoint, ...] = ()
+    slots: int = 1
+    notes: tuple[str, ...] = ()
 
     @property
     def name(self):
@@ -136,7 +143,9 @@ class Plan:
                 "working_dir": self.working_dir, "wait_for": [str(e) for e in self.wait_for],
                 "ssh": self.ssh.to_dict() if self.ssh else None, "hostfile": self.hostfile,
                 "ssh_config": self.ssh_config, "workers": list(self.workers), "notify": list(self.notify),
-                "wait_for_login": self.wait_for_login}
+                "wait_for_login": self.wait_for_login, "discover_hosts": self.discover_hosts,
+                "discovery": [str(e) for e in self.discovery], "slots": self.slots,
+                "notes": list(self.notes)}
 
     def process_env(self, inherited, is_root=False):
         """The command's environment: `inherited` less `unset`, then `env` on top, then `root_env` where not set
@@ -172,6 +181,10 @@ class RolePlan:
     wait_for_login: bool = False
     unset: tuple = ()
     root_env: tuple = ()
+    discover_hosts: str | None = None
+    discovery: tuple = ()
+    slots: int = 1
+    notes: tuple = ()
 
 
 def _command(replica, container_name, context):
@@ -247,12 +260,21 @@ def plan_mpi_launcher(job, role, index, context):
         argv = tuple(build(topology.world_size(job), hostfile, ssh_config, context.command or job.mpi.worker_cmd,
                            mca=job.mpi.mca, extra_args=job.mpi.extra_mpi_args, mpi_home=job.mpi.mpi_home))
     root_env = OPENMPI_ROOT_ENV if job.mpi.implementation is MPIImplementation.OPENMPI else ()
+    env = envs.mpi_launcher_env(job, hostfile, ssh_config)
+    wait_for = tuple(Endpoint(host, context.ssh_port) for host in workers)
+    discover, discovery = None, ()
+    if t9k is None and commands.is_horovod_elastic(argv):
+        # Elastic Horovod finds its hosts itself, every second, and waits for --min-np of them: the launcher waits
+        # for none, and lists each worker in the script once its sshd answers (the launcher's discovery monitor).
+        discover, discovery, wait_for = context.path("discover_hosts.sh"), wait_for, ()
+        files += ((discover, topology.discover_hosts(())),)
+        env["RINGRUN_DISCOVER_HOSTS"] = discover
     return RolePlan(
-        env=envs.mpi_launcher_env(job, hostfile, ssh_config), argv=argv, files=files,
-        wait_for=tuple(Endpoint(host, context.ssh_port) for host in workers),
+        env=env, argv=argv, files=files, wait_for=wait_for,
         ssh=SSHSetup(job.mpi.ssh_auth_mount_path, context.path("ssh")), hostfile=hostfile, ssh_config=ssh_config,
         workers=workers, notify=workers if notifies_workers(job) and argv else (),
-        wait_for_login=job.mpi.launcher_creation_policy == "WaitForWorkersReady", root_env=root_env)
+        wait_for_login=job.mpi.launcher_creation_policy == "WaitForWorkersReady" and discover is None,
+        root_env=root_env, discover_hosts=discover, discovery=discovery, slots=job.mpi.slots_per_worker)
 
 
 def _plan_agent_launcher(job, context):
@@ -359,9 +381,9 @@ def build_plan(job, identity, context):
             env[key] = _operator_wins(key, env[key], context.environ[key])
     fields = {f.name: getattr(planned, f.name) for f in dataclasses.fields(RolePlan)}
     fields.update(env=tuple(env.items()), files=tuple(planned.files), argv=tuple(planned.argv),
-                  wait_for=tuple(planned.wait_for))
+                  wait_for=tuple(planned.wait_for), discovery=tuple(planned.discovery), notes=tuple(planned.notes))
     mode = _mode(job)
     if mode in HELD_MODES:
-        fields.update(argv=(), wait_for=(), notify=(), wait_for_login=False)
+        fields.update(argv=(), wait_for=(), notify=(), wait_for_login=False, discovery=())
     return Plan(job.kind, identity.role, identity.index, context.run_dir, mode=mode, working_dir=main.working_dir,
                 **fields)

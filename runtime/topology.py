@@ -48,3 +48,9 @@ def hostfile_hosts(text):
             if host not in hosts:
                 hosts.append(host)
     return hosts
+
+
+def discover_hosts(entries):
+    """A Horovod host discovery script that prints `entries` (`host` or `host:slots`), one a line: mpi-operator
+    v0.8.2's `discover_hosts.sh` format (`#!/bin/sh`, then `echo ENTRY`)."""
+    return "#!/bin/sh\n" + "".join(f"echo {entry}\n" for entry in entries)

@@ -33,7 +33,7 @@ def test_plan_json_has_exactly_the_documented_keys():
     assert code == 0
     assert list(plan) == ["kind", "role", "index", "mode", "run_dir", "env", "unset", "root_env", "files", "argv",
                           "working_dir", "wait_for", "ssh", "hostfile", "ssh_config", "workers", "notify",
-                          "wait_for_login"]
+                          "wait_for_login", "discover_hosts", "discovery", "slots", "notes"]
     assert (plan["role"], plan["index"]) == ("worker", 1)
 
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ringrun.launcher.mpirun import for_installed, is_open_mpi_5
+from ringrun.launcher.mpirun import for_installed, for_launcher, is_open_mpi_5
 
 
 @pytest.fixture
@@ -40,3 +40,24 @@ def test_the_version_is_read_from_mpirun_itself(path, tmp_path):
     four.chmod(0o755)
     assert not is_open_mpi_5(str(four))
     assert not is_open_mpi_5(str(tmp_path / "absent"))
+
+
+def test_an_elastic_horovodrun_in_a_pod_gets_ringrun_s_script_port_and_key(tmp_path):
+    from ringrun.runtime.plan import Endpoint, Plan, SSHSetup
+
+    keys = tmp_path / "ssh"
+    keys.mkdir()
+    (keys / "id_ed25519").write_text("key")
+    plan = Plan("MPIJob", "launcher", 0, "/r", (), hostfile="/r/hostfile", discover_hosts="/r/discover_hosts.sh",
+                discovery=(Endpoint("w-0", 2222),), ssh=SSHSetup("/mnt", str(keys)))
+    argv = ("horovodrun", "--min-np", "1", "--host-discovery-script", "/etc/mpi/discover_hosts.sh", "python", "t.py")
+    out, warnings = for_launcher(plan, argv, {})
+    assert out == ("horovodrun", "--ssh-port", "2222", "--ssh-identity-file", str(keys / "id_ed25519"), "--min-np",
+                   "1", "--host-discovery-script", "/r/discover_hosts.sh", "python", "t.py")
+    assert warnings == ["/etc/mpi/discover_hosts.sh does not exist here: horovodrun uses ringrun's "
+                        "/r/discover_hosts.sh", f"added --ssh-port 2222 --ssh-identity-file {keys}/id_ed25519: "
+                        "horovodrun's own ssh to the workers"]
+    # an operator's script that exists, and the user's own ssh options, are kept
+    mine = ("horovodrun", "--ssh-port", "22", "--ssh-identity-file", "/k", "--host-discovery-script", str(keys /
+            "id_ed25519"), "python", "t.py")
+    assert for_launcher(plan, mine, {}) == (mine, [])

@@ -219,3 +219,39 @@ def test_an_older_operator_s_kubexec_and_hostfile_are_used_as_they_are(api, dist
     # without the operator's agent (ringrun's own images and manifests), the same hostfile keeps ssh
     p = plan(obj, "launcher", environ={"OMPI_MCA_orte_default_hostfile": "/etc/mpi/hostfile"}, hostfile=hostfile)
     assert p["wait_for"] == ["job-worker-0:22", "job-worker-1:22"] and p["ssh_config"] == f"{RUN}/ssh_config"
+
+
+def test_an_elastic_horovod_launcher_waits_for_no_worker_and_keeps_a_discovery_script():
+    """horovodrun --min-np/--max-np/--host-discovery-script finds its own hosts and waits for --min-np of them."""
+    command = ["horovodrun", "-np", "2", "--min-np", "1", "--max-np", "3", "--host-discovery-script",
+               "/etc/mpi/discover_hosts.sh", "python", "train.py"]
+    obj = specs.mpijob(slotsPerWorker=2)
+    obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["command"] = command
+    p = plan(obj, "launcher", ssh_port=2222)
+    assert p["wait_for"] == [] and p["wait_for_login"] is False
+    assert p["discover_hosts"] == f"{RUN}/discover_hosts.sh" and p["slots"] == 2
+    assert p["discovery"] == ["job-worker-0.job.ns.svc:2222", "job-worker-1.job.ns.svc:2222"]
+    assert p["files"][f"{RUN}/discover_hosts.sh"] == "#!/bin/sh\n"  # filled in as workers answer
+    assert p["env"]["RINGRUN_DISCOVER_HOSTS"] == f"{RUN}/discover_hosts.sh"
+    assert p["argv"] == command
+    # not elastic (no discovery flag), or not horovodrun: the usual wait, no script
+    for other in (["horovodrun", "-np", "2", "python", "train.py"], ["mpirun", "--min-np", "1", "a.out"]):
+        obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["command"] = other
+        p = plan(obj, "launcher", ssh_port=2222)
+        assert p["discover_hosts"] is None and p["discovery"] == [] and len(p["wait_for"]) == 2
+
+
+def test_an_elastic_horovod_job_on_one_machine():
+    from ringrun.runtime.local import localize
+
+    obj = specs.mpijob(slotsPerWorker=2)
+    obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["command"] = [
+        "horovodrun", "--min-np", "1", "--host-discovery-script", "/etc/mpi/discover_hosts.sh", "python", "t.py"]
+    (job,) = parse_jobs(json.dumps(obj))
+    local = localize(job, build_plan(job, Identity("launcher", 0, "t"), Context(run_dir=RUN)))
+    assert local.argv == ("horovodrun", "--network-interface", "lo", "--min-np", "1", "--host-discovery-script",
+                          f"{RUN}/discover_hosts.sh", "python", "t.py")
+    assert dict(local.files)[f"{RUN}/discover_hosts.sh"] == "#!/bin/sh\necho localhost:4\n"
+    assert local.discovery == () and local.wait_for == ()
+    assert [n.split(":")[0] for n in local.notes] == ["/etc/mpi/discover_hosts.sh (mpi-operator's) is ringrun's "
+                                                      f"{RUN}/discover_hosts.sh here", "added --network-interface lo"]
