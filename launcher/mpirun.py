@@ -9,7 +9,6 @@ single-dash forms, `-np`, `-mca`, `-x`, `-tag-output`, `-oversubscribe`, `-npern
 mpirun a launcher's command starts is Open MPI 5, those three are written with two dashes, and a warning names each.
 """
 
-import functools
 import os
 import re
 import shutil
@@ -30,23 +29,33 @@ _VALUES = {"-np": 1, "-n": 1, "-c": 1, "-N": 1, "-H": 1, "-host": 1, "--host": 1
            "-path": 1, "--path": 1}
 
 
-@functools.cache
-def is_open_mpi_5(path):
-    """Whether the mpirun at `path` is Open MPI 5 or later (`mpirun --version`: "mpirun (Open MPI) 5.0.11")."""
+_VERSIONS = {}  # mpirun path -> whether it is Open MPI 5 (asked once per process)
+
+
+def is_open_mpi_5(path, env=None):
+    """Whether the mpirun at `path` is Open MPI 5 or later (`mpirun --version`: "mpirun (Open MPI) 5.0.11"), asked
+    with the replica's `env` (its libraries' path) once per path."""
+    if path not in _VERSIONS:
+        _VERSIONS[path] = _ask_version(path, env)
+    return _VERSIONS[path]
+
+
+def _ask_version(path, env):
     try:
         result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, env=env)
     except (OSError, subprocess.SubprocessError):
         return False
     found = re.search(r"\(Open MPI\) (\d+)\.", result.stdout + result.stderr)
     return found is not None and int(found.group(1)) >= 5
 
 
-def for_launcher(plan, argv, env, is_5=is_open_mpi_5):
-    """(argv, [warning]) of an MPI launcher's command: `for_installed` for mpirun, `for_horovod` for horovodrun."""
+def for_launcher(plan, argv, env, is_5=is_open_mpi_5, exists=os.path.exists):
+    """(argv, [warning]) of an MPI launcher's command: `for_installed` for mpirun, `for_horovod` for horovodrun.
+    Relative paths are the replica's, from its workingDir."""
     if plan.discover_hosts is not None:
-        return for_horovod(plan, argv)
-    return for_installed(argv, env, is_5)
+        return for_horovod(plan, argv, lambda path: exists(os.path.join(plan.working_dir or os.getcwd(), path)))
+    return for_installed(argv, env, is_5, cwd=plan.working_dir)
 
 
 def for_horovod(plan, argv, exists=os.path.exists):
@@ -71,14 +80,16 @@ def for_horovod(plan, argv, exists=os.path.exists):
     return argv, warnings
 
 
-def for_installed(argv, env, is_5=is_open_mpi_5):
+def for_installed(argv, env, is_5=is_open_mpi_5, cwd=None):
     """(argv, [warning]): `argv` with Open MPI 4's single-dash `-bind-to`, `-map-by` and `-rank-by` written with two
-    dashes when argv[0] is an mpirun that `env`'s PATH resolves to Open MPI 5; else `argv` as it is."""
+    dashes when argv[0] is an mpirun that `env`'s PATH (or `cwd`, for a relative path) resolves to Open MPI 5; else
+    `argv` as it is."""
     argv = tuple(argv)
     if not argv or os.path.basename(argv[0]) not in MPIRUN_NAMES:
         return argv, []
-    path = shutil.which(argv[0], path=env.get("PATH", ""))
-    if path is None or not is_5(os.path.realpath(path)):
+    command = os.path.join(cwd, argv[0]) if cwd and "/" in argv[0] else argv[0]
+    path = shutil.which(command, path=env.get("PATH", ""))
+    if path is None or not is_5(os.path.realpath(path), env):
         return argv, []
     result, warnings, i = [argv[0]], [], 1
     while i < len(argv):

@@ -73,7 +73,8 @@ class HostDiscovery:
     """An elastic Horovod launcher's monitor: keeps its host discovery script listing the workers that are up.
 
     One thread per worker: it probes the worker's sshd (resolve + TCP connect) every second until it answers, then
-    holds an idle ssh session to it (as WorkerWatch does) for as long as the worker lives. The script (mpi-operator's
+    logs in (the worker answers `ready`) and holds that ssh session idle, as WorkerWatch does, for as long as the
+    worker lives. The script (mpi-operator's
     `discover_hosts.sh` format, `echo host:slots` per live worker, in the workers' order) is rewritten atomically on
     every change, and each change is logged. It never ends the job: in elastic training workers come and go.
     """
@@ -107,9 +108,10 @@ class HostDiscovery:
             except (OSError, UnicodeError):
                 self._stopping.wait(self.interval)
                 continue
-            argv = ["ssh", "-F", self.ssh_config, *ALIVE_ARGS, endpoint.host, "exec", "cat"]
+            # the worker says `ready` once the login succeeded; the session then lasts as long as the worker
+            argv = ["ssh", "-F", self.ssh_config, *ALIVE_ARGS, endpoint.host, "echo ready; exec cat"]
             try:
-                proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL)
             except OSError:
                 self._stopping.wait(self.interval)
@@ -122,17 +124,17 @@ class HostDiscovery:
                 proc.stdin.close()
                 proc.wait()
                 return
-            try:  # a session that ends at once is a refused login, not a worker that joined and left
-                code = proc.wait(self.interval)
-            except subprocess.TimeoutExpired:
+            if proc.stdout.readline() == b"ready\n":
                 self._set(endpoint, True)
                 proc.wait()
                 self._set(endpoint, False)
-            else:
-                if endpoint.host not in self._refused:
+            else:  # the session ended before the login did: its sshd answers, but it refuses us
+                code = proc.wait()
+                if endpoint.host not in self._refused and not self._stopping.is_set():
                     self._refused.add(endpoint.host)
-                    self.log(f"{endpoint.host}: its sshd answers but an ssh session ended at once (exit {code}); "
-                             "not listed, trying again every second")
+                    self.log(f"{endpoint.host}: its sshd answers but the ssh login failed (exit {code}); not "
+                             "listed, trying again every second")
+            proc.stdout.close()
             self._stopping.wait(self.interval)
 
     def check(self):

@@ -54,7 +54,10 @@ def normalize(obj, api_version, kind, spec_fields):
                 new_policy[name] = value
                 moved.append((f"spec.runPolicy.{name}", f"spec.{name}"))
                 warnings.append((f"spec.{name}", f"read as spec.runPolicy.{name} (where the {kind} CRD has it)"))
-            elif policy[name] != value:
+            elif policy[name] == value:
+                warnings.append((f"spec.{name}", f"also given as spec.runPolicy.{name}, with the same value; that one "
+                                                 "is read"))
+            else:
                 errors.append((f"spec.{name}", f"conflicts with spec.runPolicy.{name} ({value!r} vs {policy[name]!r})"))
     if kind == "MXJob":
         result = _tuner_labels(obj, result, warnings)
@@ -104,14 +107,14 @@ def _tuner_labels(obj, result, warnings):
         label = moved.pop("label")
         template = moved.get("template")
         path = f"spec.mxReplicaSpecs.{name}.label"
-        if not isinstance(template, dict):
-            continue
-        meta = template.setdefault("metadata", {})
+        meta = template.setdefault("metadata", {}) if isinstance(template, dict) else None
         annotations = meta.setdefault("annotations", {}) if isinstance(meta, dict) else None
-        if isinstance(annotations, dict) and "tuner-server-key" not in annotations:
+        if not isinstance(annotations, dict):
+            warnings.append((path, "ignored: the replica has no template whose annotations could hold it"))
+        elif "tuner-server-key" in annotations:
+            warnings.append((path, "ignored: the template's tuner-server-key annotation is set and wins"))
+        else:
             annotations["tuner-server-key"] = label
             warnings.append((path, f"read as template.metadata.annotations['tuner-server-key'] = {label!r} (where "
                                    "training-operator reads it; its MXJob CRD has no `label`)"))
-        else:
-            warnings.append((path, "ignored: the template's tuner-server-key annotation is set and wins"))
     return result

@@ -120,6 +120,8 @@ def _elastic_horovod_here(argv, discover):
     for a second host to compare interfaces with (horovod 0.28.1 runner/gloo_run.py _get_min_start_hosts), until its
     elastic timeout (600 s) - the hang seen with plain `horovodrun` elastic on one machine."""
     notes = []
+    if not argv:
+        return argv, ()
     if commands.discovery_script(argv) == commands.OPERATOR_DISCOVER_HOSTS:
         argv = commands.with_discovery_script(argv, discover)
         notes.append(f"{commands.OPERATOR_DISCOVER_HOSTS} (mpi-operator's) is ringrun's {discover} here")

@@ -236,8 +236,8 @@ def operator_agent(job, context):
     """The rsh agent an older operator gave the launcher (`OMPI_MCA_plm_rsh_agent=/etc/mpi/kubexec.sh`, ...), when
     it also mounted the hostfile; else None. Then the operator's agent starts the ranks by pod name (kubectl exec),
     the hostfile names bare pods with no DNS record, and ringrun neither waits for nor ssh-es to them."""
-    if context.hostfile is None or job.tensorstack is not None:
-        return None
+    if context.hostfile is None or job.api_version not in ("kubeflow.org/v1alpha2", "kubeflow.org/v1"):
+        return None  # mpi-operator v2beta1 sets no rsh agent: one there is the image's or the user's, with ssh
     return next((context.environ[k] for k in envs.RSH_AGENT_VARIABLES if context.environ.get(k)), None)
 
 
@@ -384,6 +384,6 @@ def build_plan(job, identity, context):
                   wait_for=tuple(planned.wait_for), discovery=tuple(planned.discovery), notes=tuple(planned.notes))
     mode = _mode(job)
     if mode in HELD_MODES:
-        fields.update(argv=(), wait_for=(), notify=(), wait_for_login=False, discovery=())
+        fields.update(argv=(), wait_for=(), notify=(), wait_for_login=False, discovery=(), discover_hosts=None)
     return Plan(job.kind, identity.role, identity.index, context.run_dir, mode=mode, working_dir=main.working_dir,
                 **fields)

@@ -5,10 +5,11 @@ it, and reported as unknown when that CRD would prune it (an object whose schema
 say `x-kubernetes-preserve-unknown-fields`; kubectl's default `fieldValidation=Strict` makes kube-apiserver refuse
 such fields the same way). ringrun's own parsers (runtime/kinds/) run on top for what a schema cannot say.
 
-Kubernetes' OpenAPI v3 dialect becomes JSON Schema once per kind: `x-kubernetes-int-or-string` -> integer, number
-or string (a quantity written `0.5` is accepted, as ringrun always has), `nullable` -> null allowed, `format` int32
-and int64 -> their ranges, and an object with neither `properties` nor `additionalProperties` (the CRDs' pod
-template `metadata`) is free-form rather than pruned to nothing. Pure: the files are package data.
+Kubernetes' OpenAPI v3 dialect becomes JSON Schema once per kind: `x-kubernetes-int-or-string` -> integer or string
+(so a quantity written `0.5` is refused, as kube-apiserver refuses it in a custom resource: write "500m"),
+`nullable` -> null allowed, `format` int32 and int64 -> their ranges, and an object with neither `properties` nor
+`additionalProperties` (the CRDs' pod template `metadata`) is free-form rather than pruned to nothing. Not checked:
+`x-kubernetes-list-type` map/set uniqueness (duplicate `ports` entries). Pure: the files are package data.
 """
 
 import functools
@@ -62,7 +63,7 @@ def to_json_schema(node, root=True):
             out[key] = value
     if node.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
-        out["type"] = ["integer", "number", "string"]
+        out["type"] = ["integer", "string"]
     elif "type" in out and node.get("nullable"):
         out["type"] = [out["type"], "null"]
     if node.get("format") in _RANGES and out.get("type") == "integer":
@@ -136,8 +137,8 @@ def _describe(error):
     if check == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
         allowed = ", ".join(known)
-        return [(_path(path, [key]), f"unknown field (known: {allowed})")
-                for key in value if isinstance(key, str) and key not in error.schema.get("properties", {})]
+        return [(_path(path, [str(key)]), f"unknown field (known: {allowed})")
+                for key in value if key not in error.schema.get("properties", {})]
     if check == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return [(_path(path, [missing]), "required field is missing")]

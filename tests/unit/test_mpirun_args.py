@@ -19,7 +19,7 @@ def path(tmp_path):
 def test_only_mpirun_s_own_options_before_the_program_are_rewritten(path):
     argv = ["mpirun", "-np", "2", "-bind-to", "none", "-map-by", "slot", "-x", "A=1", "-mca", "btl", "^openib",
             "-rank-by", "core", "python", "t.py", "-bind-to", "x"]
-    out, warnings = for_installed(argv, path, is_5=lambda p: True)
+    out, warnings = for_installed(argv, path, is_5=lambda p, env=None: True)
     assert out == ("mpirun", "-np", "2", "--bind-to", "none", "--map-by", "slot", "-x", "A=1", "-mca", "btl",
                    "^openib", "--rank-by", "core", "python", "t.py", "-bind-to", "x")
     assert warnings == [f"mpirun is Open MPI 5: Open MPI 4's -{o} written as --{o}" for o in ("bind-to", "map-by",
@@ -28,9 +28,9 @@ def test_only_mpirun_s_own_options_before_the_program_are_rewritten(path):
 
 def test_nothing_changes_for_open_mpi_4_other_commands_or_an_unknown_mpirun(path):
     argv = ("mpirun", "-bind-to", "none", "a.out")
-    assert for_installed(argv, path, is_5=lambda p: False) == (argv, [])
-    assert for_installed(("sh", "-c", "mpirun -bind-to none a.out"), path, is_5=lambda p: True)[1] == []
-    assert for_installed(argv, {"PATH": "/nonexistent"}, is_5=lambda p: True) == (argv, [])
+    assert for_installed(argv, path, is_5=lambda p, env=None: False) == (argv, [])
+    assert for_installed(("sh", "-c", "mpirun -bind-to none a.out"), path, is_5=lambda p, env=None: True)[1] == []
+    assert for_installed(argv, {"PATH": "/nonexistent"}, is_5=lambda p, env=None: True) == (argv, [])
 
 
 def test_the_version_is_read_from_mpirun_itself(path, tmp_path):
@@ -51,7 +51,8 @@ def test_an_elastic_horovodrun_in_a_pod_gets_ringrun_s_script_port_and_key(tmp_p
     plan = Plan("MPIJob", "launcher", 0, "/r", (), hostfile="/r/hostfile", discover_hosts="/r/discover_hosts.sh",
                 discovery=(Endpoint("w-0", 2222),), ssh=SSHSetup("/mnt", str(keys)))
     argv = ("horovodrun", "--min-np", "1", "--host-discovery-script", "/etc/mpi/discover_hosts.sh", "python", "t.py")
-    out, warnings = for_launcher(plan, argv, {})
+    exists = lambda path: path.startswith(str(keys)) and os.path.exists(path)  # noqa: E731  (no /etc/mpi here)
+    out, warnings = for_launcher(plan, argv, {}, exists=exists)
     assert out == ("horovodrun", "--ssh-port", "2222", "--ssh-identity-file", str(keys / "id_ed25519"), "--min-np",
                    "1", "--host-discovery-script", "/r/discover_hosts.sh", "python", "t.py")
     assert warnings == ["/etc/mpi/discover_hosts.sh does not exist here: horovodrun uses ringrun's "
@@ -60,4 +61,4 @@ def test_an_elastic_horovodrun_in_a_pod_gets_ringrun_s_script_port_and_key(tmp_p
     # an operator's script that exists, and the user's own ssh options, are kept
     mine = ("horovodrun", "--ssh-port", "22", "--ssh-identity-file", "/k", "--host-discovery-script", str(keys /
             "id_ed25519"), "python", "t.py")
-    assert for_launcher(plan, mine, {}) == (mine, [])
+    assert for_launcher(plan, mine, {}, exists=exists) == (mine, [])

@@ -216,7 +216,10 @@ def test_an_older_operator_s_kubexec_and_hostfile_are_used_as_they_are(api, dist
     assert not set(p["env"]) & {"OMPI_MCA_plm_rsh_args", "PRTE_MCA_plm_ssh_args", "I_MPI_HYDRA_BOOTSTRAP",
                                 "I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS", "HYDRA_LAUNCHER", "HYDRA_LAUNCH_EXTRA_ARGS",
                                 "HYDRA_LAUNCHER_EXTRA_ARGS"}
-    # without the operator's agent (ringrun's own images and manifests), the same hostfile keeps ssh
+    # without the operator's agent (ringrun's own images and manifests), the same hostfile keeps ssh; so does an
+    # MPIJob v2beta1 whose image or user sets an agent: mpi-operator v2 sets none
+    v2 = plan(specs.mpijob(), "launcher", environ=operator, hostfile=hostfile)
+    assert v2["wait_for"] == ["job-worker-0:22", "job-worker-1:22"] and v2["ssh_config"] == f"{RUN}/ssh_config"
     p = plan(obj, "launcher", environ={"OMPI_MCA_orte_default_hostfile": "/etc/mpi/hostfile"}, hostfile=hostfile)
     assert p["wait_for"] == ["job-worker-0:22", "job-worker-1:22"] and p["ssh_config"] == f"{RUN}/ssh_config"
 
@@ -255,3 +258,18 @@ def test_an_elastic_horovod_job_on_one_machine():
     assert local.discovery == () and local.wait_for == ()
     assert [n.split(":")[0] for n in local.notes] == ["/etc/mpi/discover_hosts.sh (mpi-operator's) is ringrun's "
                                                       f"{RUN}/discover_hosts.sh here", "added --network-interface lo"]
+
+
+def test_a_suspended_elastic_horovod_job_plans_nothing_to_run(tmp_path):
+    from conftest import run_cli
+
+    obj = specs.mpijob(runPolicy={"suspend": True})
+    obj["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["command"] = [
+        "horovodrun", "--min-np", "1", "python", "t.py"]
+    p = plan(obj, "launcher")
+    assert (p["argv"], p["discover_hosts"], p["discovery"], p["mode"]) == ([], None, [], "suspend")
+    spec = tmp_path / "job.json"
+    spec.write_text(json.dumps(obj))
+    code, out, err = run_cli(["run", str(spec)], environ={"PATH": "/usr/bin:/bin"})
+    assert code == 7 and "Traceback" not in err
+    assert json.loads(out)["status"]["conditions"][-1]["type"] == "Suspended"

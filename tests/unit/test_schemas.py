@@ -109,4 +109,14 @@ def test_schemas_name_their_source_and_convert_as_kubernetes_reads_them():
     assert "additionalProperties" not in out["properties"]["free"]
     assert "additionalProperties" not in out["properties"]["kept"]
     assert out["properties"]["kept"]["properties"]["c"]["maximum"] == 2**31 - 1
-    assert out["properties"]["q"]["type"] == ["integer", "number", "string"]
+    assert out["properties"]["q"]["type"] == ["integer", "string"]
+
+
+def test_a_fractional_quantity_is_refused_as_kube_apiserver_refuses_it():
+    obj = specs.mpijob()
+    obj["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["resources"] = {
+        "limits": {"cpu": 0.5, "memory": "1Gi"}, "requests": {"cpu": "500m"}}
+    with pytest.raises(SpecError) as caught:
+        parse_objects([obj])
+    assert caught.value.problems == ("spec.mpiReplicaSpecs.Worker.template.spec.containers[0].resources.limits.cpu: "
+                                     "must be an integer or a string, got 0.5 (number)",)
