@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Open MPI refuses root without both variables; several ranks per core need no binding and yielding when idle.
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
-MPIRUN := timeout 900 $(BIN)/mpirun --map-by :OVERSUBSCRIBE --bind-to none --mca mpi_yield_when_idle 1
+MPIRUN := timeout 900 $(BIN)/mpirun --map-by :OVERSUBSCRIBE --bind-to none --mca mpi_yield_when_idle 1 --mca osc ^ucx
 PYTEST_MPI := $(BIN)/python -m pytest --with-mpi -q --color=no -p no:cacheprovider tests/mpi
 
 MXNET_VENV := .venv-mxnet

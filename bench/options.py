@@ -16,8 +16,10 @@ KINDS = {
              "ringrun's ring, torch DDP over gloo and Horovod, side by side",
 }
 IMPL_HELP = {
-    "allreduce": "ring = ringrun's allreduce, mpi = MPI_Allreduce out of place as IMB times it, horovod, gloo; also "
-                 "ring_only, recursive_doubling, mpi_inplace",
+    "allreduce": "ring = ringrun's allreduce (algorithm auto), mpi = MPI_Allreduce out of place as IMB times it, "
+                 "horovod, gloo; also ring_only, recursive_doubling, shm (ringrun's algorithms forced), mpi_inplace, "
+                 "floor (the memory traffic alone, bench/floor.py: always added, every time is also shown as a ratio "
+                 "to it)",
     "fusion": "fused = ringrun's fusion, flat = one ring of the same bytes, mpi_per_tensor, horovod_grouped",
     "train": "ring, ddp, horovod",
 }

@@ -77,8 +77,12 @@ def bench_allreduce(world, impls, args, report):
         buf = np.ones(count, dtype=dtype)
         expected = exact_sum(count, dtype, world.size)
         for name, fn in built.items():
-            verified = world.all_true(np.array_equal(fn(rank_input(count, dtype, world.rank)), expected))
-            row = {"impl": name, "bytes": count * dtype.itemsize, "count": count, "verified": verified, "samples": []}
+            row = {"impl": name, "bytes": count * dtype.itemsize, "count": count, "samples": []}
+            if getattr(fn, "reference", False):  # the floor: nothing to verify (bench/floor.py)
+                verified = row["reference"] = True
+            else:
+                verified = world.all_true(np.array_equal(fn(rank_input(count, dtype, world.rank)), expected))
+            row["verified"] = verified
             if verified:
                 row["samples"] = time_calls(world, lambda: fn(buf), args.iters, args.warmup)
             results.append(row)

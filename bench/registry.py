@@ -8,7 +8,7 @@ callable to time. Adapters import their framework only in make(): listing the im
 import functools
 import importlib
 
-ADAPTERS = ("ring", "mpi", "horovod", "gloo")
+ADAPTERS = ("ring", "mpi", "horovod", "gloo", "floor")
 DEFAULT_IMPLS = {"allreduce": "ring,mpi,horovod,gloo", "fusion": "fused,flat,mpi_per_tensor,horovod_grouped",
                  "train": "ring,ddp,horovod"}
 # `bench train` times examples/train/digits.py: its --backend values, by the adapter whose ranks they need

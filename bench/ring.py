@@ -31,6 +31,6 @@ def flat(world):
 
 IMPLS = {
     "allreduce": {"ring": allreduce("auto"), "ring_only": allreduce("ring"),
-                  "recursive_doubling": allreduce("recursive_doubling")},
+                  "recursive_doubling": allreduce("recursive_doubling"), "shm": allreduce("shm")},
     "fusion": {"fused": fused, "flat": flat},
 }

@@ -34,12 +34,17 @@ class Communicator(Protocol):
 class MPIComm:
     """An mpi4py communicator seen through the protocol; data travels as raw bytes, so any dtype works."""
 
-    __slots__ = ("comm", "rank", "size", "library", "_byte", "_waitall")
+    __slots__ = ("comm", "rank", "size", "library", "node", "topology", "native_limit", "_byte", "_waitall")
 
-    def __init__(self, comm):
+    def __init__(self, comm, node=None):
+        """comm: an mpi4py communicator. node: the ranks of comm that share memory with this one, when they are to
+        be other than `Split_type(COMM_TYPE_SHARED)`'s (tests make two "hosts" of one machine this way)."""
         from mpi4py import MPI
 
         self.comm = comm
+        self.node = node
+        self.topology = None  # kernels.shm.Topology, made by the first allreduce that asks
+        self.native_limit = None  # set by kernels.allreduce.native_limit
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self.library = library_family()

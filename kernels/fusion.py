@@ -1,10 +1,10 @@
 """Tensor fusion (Horovod's idea, without most of its copies): many arrays, one collective per dtype.
 
 Arrays are grouped by dtype in the order given. Those smaller than `direct_bytes` are packed into fusion buffers (at
-most `threshold` bytes each); then the buffers and the large arrays are reduced together by ONE ring over all of
-them (`ring.Joined`: the large arrays are never copied, only cut into segments where they end). When the whole group
-is small enough that `allreduce` would not pick the ring (the MPI library's own allreduce, recursive doubling), each
-buffer and large array is reduced on its own with that algorithm instead. The sums are those of reducing every array
+most `threshold` bytes each); then the buffers and the large arrays are reduced together by ONE collective over all
+of them, the ring or the shared-memory allreduce (`ring.Joined`: the large arrays are never copied, only cut where
+they end). When the whole group is small enough that `allreduce` would pick neither (the MPI library's own
+allreduce, recursive doubling), each buffer and large array is reduced on its own with that algorithm instead. The sums are those of reducing every array
 alone (bitwise for exactly representable values; otherwise up to the order of floating-point additions, which any
 change of algorithm or chunking moves). A `Fusion` keeps its buffers between calls, so a training loop packs into the
 same memory every step.
@@ -13,10 +13,10 @@ same memory every step.
 import numpy as np
 
 from . import ops
-from .allreduce import allreduce, choose_algorithm
+from .allreduce import ALGORITHMS, allreduce, choose_algorithm, shared_memory
 from .comm import as_communicator
 from .native import has_native
-from .ring import Joined, ring_allreduce
+from .ring import Joined
 
 DEFAULT_THRESHOLD = 64 << 20
 DEFAULT_DIRECT_BYTES = 1 << 20  # from here a message runs at the ring's full speed: measured, BENCHMARKS.md
@@ -55,8 +55,9 @@ class Fusion:
             pieces = [buffer for buffer, _ in packs] + [f for f in group if f.nbytes >= self.direct_bytes]
             total = sum(p.nbytes for p in pieces)
             library = comm.library if has_native(pieces[0], comm) else None
-            if choose_algorithm(total, comm.size, algorithm, library) == "ring":
-                ring_allreduce(Joined(pieces), ufunc, comm)
+            name = choose_algorithm(total, comm.size, algorithm, library, shared_memory(comm, total, algorithm))
+            if name in ("ring", "shm"):  # both reduce a Joined buffer: one collective over every piece
+                ALGORITHMS[name](Joined(pieces), ufunc, comm)
                 for piece in pieces:
                     ops.finish(piece, op, comm.size)
             else:

@@ -30,5 +30,5 @@ def native_allreduce(flat, ufunc, comm):
     if not has_native(flat, comm):
         return ring_allreduce(flat, ufunc, comm)
     in_place, ops = _mpi()
-    comm.comm.Allreduce(in_place, flat, op=ops[ufunc])
+    comm.comm.Allreduce(in_place, flat, ops[ufunc])
     return flat

@@ -46,6 +46,16 @@ class Joined:
         assert span.stop <= self.starts[i + 1], "a segment crosses two arrays"
         return self.pieces[i][span.start - offset:span.stop - offset]
 
+    def spans(self, a, b):
+        """[(view, offset)]: the views of the arrays that hold [a, b), each with its offset from a."""
+        i = bisect.bisect_right(self.starts, a) - 1
+        origin, result = a, []
+        while a < b:
+            stop = min(b, self.starts[i + 1])
+            result.append((self.pieces[i][a - self.starts[i]:stop - self.starts[i]], a - origin))
+            a, i = stop, i + 1
+        return result
+
 
 def bounds(length, parts):
     """Offsets [0, ..., length] of `parts` near-equal pieces; the first `length % parts` are one longer."""

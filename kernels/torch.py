@@ -4,7 +4,7 @@
     rr.init()                                     # MPI.COMM_WORLD, or any communicator
     rr.broadcast_parameters(model.state_dict())   # every rank starts from rank 0's weights
     optimizer = rr.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters())
-    loss.backward(); optimizer.step()             # gradients averaged over the ranks (fused ring) before the step
+    loss.backward(); optimizer.step()             # gradients averaged over the ranks while backward runs
 
 CPU tensors share memory with numpy (`Tensor.numpy()`), so gradients are reduced where they are: small ones packed
 into the fusion buffer, large ones reduced in place by the same ring (`kernels.fusion`). No torch.distributed
@@ -14,6 +14,7 @@ process group is needed, and nothing here starts processes: run the script under
 from .collectives import broadcast
 from .comm import as_communicator
 from .fusion import Fusion
+from .overlap import Overlap, usable as overlap_usable
 
 _state = {"comm": None}
 
@@ -61,22 +62,42 @@ def broadcast_parameters(params, root=0):
 
 
 class DistributedOptimizer:
-    """Wraps a torch optimizer: `step()` first averages every parameter's gradient over the ranks (one fused
-    ring allreduce), then steps. Everything else (zero_grad, param_groups, state_dict, ...) is the wrapped one's.
+    """Wraps a torch optimizer: `step()` first averages every parameter's gradient over the ranks, then steps.
+    Everything else (zero_grad, param_groups, state_dict, ...) is the wrapped one's.
 
-    named_parameters: the model's named_parameters(), to name a tensor in errors (optional)."""
+    named_parameters: the model's named_parameters(), to name a tensor in errors (optional).
+    overlap: reduce gradients in buckets of `bucket_bytes` while backward still runs (`kernels/overlap.py`: a hook per
+    parameter, one background thread on a duplicate of the communicator), so `step()` waits only for what is still
+    in flight; needs an MPI communicator with MPI_THREAD_MULTIPLE, else (and with overlap=False) every gradient is
+    reduced in `step()` by one fused collective. backward_passes_per_step: backward calls between steps (gradient
+    accumulation; a gradient computed more often is a RuntimeError).
+    """
 
-    def __init__(self, optimizer, named_parameters=None, op="average", fusion=None):
+    def __init__(self, optimizer, named_parameters=None, op="average", fusion=None, overlap=True,
+                 bucket_bytes=8 << 20, backward_passes_per_step=1):
         self._optimizer = optimizer
         self._names = {id(p): n for n, p in (named_parameters or ())}
         self._op = op
         self._fusion = fusion or Fusion()
+        self._overlap = None
+        comm = _comm()
+        if overlap and comm.size > 1 and overlap_usable(comm):
+            from .comm import MPIComm
+
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            # collective: every rank builds its optimizer; the thread's communicator is its own
+            self._overlap = Overlap(params, MPIComm(comm.comm.Dup()), Fusion(), lambda named: _arrays(named,
+                                    "gradient of"), op, bucket_bytes, backward_passes_per_step)
+            self._overlap.names = self._names
 
     def __getattr__(self, name):
         return getattr(self._optimizer, name)
 
     def synchronize(self):
         """Average the gradients now (step() does it); the parameters without a gradient are left out."""
+        if self._overlap is not None:
+            self._overlap.finish()
+            return
         named = [(self._names.get(id(p), f"param {i}"), p.grad)
                  for i, p in enumerate(p for group in self._optimizer.param_groups for p in group["params"])
                  if p.grad is not None]

@@ -16,6 +16,7 @@ import sys
 import tempfile
 
 from ringrun.bench.registry import impls as adapters_of
+from ringrun.bench.report import add_floor_ratios
 from ringrun.runtime.commands import launch_argv
 from ringrun.runtime.errors import UsageError
 from ringrun.runtime.local import MAX_LOCAL_PROCESSES
@@ -27,7 +28,7 @@ from .readiness import free_loopback_port
 
 # adapter (ringrun.bench.registry) -> group: the impls of one group run in one set of ranks. Horovod gets an mpirun of
 # its own: once initialised, its background thread polls every cycle and would take CPU from the other impls' ranks.
-GROUPS = {"ring": "mpi", "mpi": "mpi", "horovod": "horovod", "gloo": "gloo"}
+GROUPS = {"ring": "mpi", "mpi": "mpi", "horovod": "horovod", "gloo": "gloo", "floor": "mpi"}
 BASELINE = {"allreduce": "mpi", "fusion": "flat", "train": "ring"}
 # `bench train` runs the digits example of a checkout: examples/train/digits.py beside this package's folders
 TRAIN_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "train",
@@ -78,6 +79,8 @@ class Bench:
     def __init__(self, args, environ, out, err):
         self.args, self.environ, self.out, self.err = args, environ, out, err
         self.impls = list(args.impl)  # checked by ringrun.bench.options
+        if args.bench == "allreduce" and "floor" not in self.impls:
+            self.impls.append("floor")  # every allreduce run is measured against the floor (bench/floor.py)
         if args.bench == "train" and not os.path.exists(TRAIN_SCRIPT):
             raise UsageError(f"bench train: {TRAIN_SCRIPT} not found (run ringrun from a checkout of its repository)")
         self.prefix = mpi_prefix(args.mpi, args.mpi_prefix)
@@ -103,7 +106,7 @@ class Bench:
             return None, "unavailable", {i: why for i in impls}
         out_path = os.path.join(workdir, f"{group}.json")
         argv = launch_argv(a.mpi, a.np, self.rank_argv(python, impls, out_path), hosts=a.H, hostfile=a.hostfile,
-                           is_root=os.geteuid() == 0, oversubscribed=a.np > (os.cpu_count() or 1), mpirun=mpirun,
+                           is_root=os.geteuid() == 0, yield_when_idle=a.np > (os.cpu_count() or 1), mpirun=mpirun,
                            tag=False)
         self.err.write(f"ringrun bench: {shlex.join(argv)}\n")
         code = run_commands([("mpirun", argv, mpi_env(a.mpi, self.prefix, self.environ))], self.out, self.err,
@@ -169,6 +172,8 @@ class Bench:
                     document["mpi"]["library"] = part["library"]
         order = {impl: i for i, impl in enumerate(self.impls)}
         document["results"].sort(key=lambda r: (r["bytes"], order[r["impl"]]))
+        if a.bench == "allreduce":
+            add_floor_ratios(document)
         return document
 
 
@@ -179,6 +184,7 @@ def plot(document, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ringrun.bench.options import format_size
     from ringrun.bench.report import summarize
 
     figure, axes = plt.subplots(figsize=(8, 5))
@@ -190,7 +196,11 @@ def plot(document, path):
         if points:
             axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=impl)
     axes.set_xscale("log", base=2)
-    axes.set_xlabel("message size (bytes)")
+    sizes = sorted({r["bytes"] for r in document["results"]})
+    if sizes:  # ticks at the measured sizes, labelled 4K, 64M as the table names them
+        axes.set_xticks(sizes, [format_size(size) for size in sizes], rotation=45 if len(sizes) > 8 else 0)
+        axes.minorticks_off()
+    axes.set_xlabel("message size (bytes: K = KiB, M = MiB)")
     axes.set_ylabel("busbw (GB/s)")
     library = document["mpi"].get("library", document["mpi"]["name"]).split(",")[0]
     axes.set_title(f"{document['bench']}, {document['ranks']} ranks, {library}"[:80])

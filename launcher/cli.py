@@ -245,7 +245,7 @@ def cmd_launch(args, environ, hostname, out, err):
     import shutil
 
     from ringrun.runtime import UsageError
-    from ringrun.runtime.commands import launch_argv
+    from ringrun.runtime.commands import launch_argv, thread_defaults
 
     from .execute import run_commands, with_python_on_path
 
@@ -260,10 +260,14 @@ def cmd_launch(args, environ, hostname, out, err):
         err.write(f"ringrun launch: cannot start {command[0]}: not found (or not executable)\n")
         return EXIT_NOT_FOUND
     mpirun = shutil.which("mpirun", path=env["PATH"]) or "mpirun"
+    export = list(args.x or ())
+    if local:  # every rank on this machine: its cores shared out among them (the other hosts' counts are unknown)
+        threads = thread_defaults(args.np, len(os.sched_getaffinity(0)), environ)
+        env.update(threads)
+        export += [name for name in threads if name not in export]
     try:
         argv = launch_argv(args.impl, args.np, command, hosts=args.H, hostfile=args.hostfile, mca=args.mca or (),
-                           export=args.x or (), is_root=os.geteuid() == 0,
-                           oversubscribed=args.np > (os.cpu_count() or 1), mpirun=mpirun)
+                           export=export, is_root=os.geteuid() == 0, mpirun=mpirun)
     except ValueError as exc:
         raise UsageError(f"launch: {exc}") from None
     return run_commands([("mpirun", argv, env)], out, err, "ringrun launch", grace=_grace(args, environ))
@@ -362,8 +366,10 @@ def build_parser():
     run.set_defaults(func=cmd_run)
 
     launch = sub.add_parser("launch", help="mpirun on local multi-process hosts with ringrun's defaults",
-                            description="mpirun with no binding, oversubscription allowed, yielding when ranks "
-                                        "outnumber cores, root allowed, each rank's output tagged; exit code passed on")
+                            description="mpirun with no binding, oversubscription allowed, ranks yielding when "
+                                        "idle (Open MPI), root allowed, each rank's output tagged; on this machine "
+                                        "alone, OMP_NUM_THREADS and MKL_NUM_THREADS = cores / ranks unless either is set; "
+                                        "exit code passed on")
     launch.add_argument("-np", "-n", dest="np", type=RANKS, required=True, help="number of ranks")
     launch.add_argument("-H", metavar="HOST:SLOTS,...", help="hosts and slots")
     launch.add_argument("--hostfile", metavar="FILE")

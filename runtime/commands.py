@@ -48,12 +48,14 @@ MPIRUN = {MPIImplementation.OPENMPI: openmpi_argv, MPIImplementation.INTEL: hydr
 
 
 def launch_argv(implementation, np, command, hosts=None, hostfile=None, mca=(), export=(), is_root=False,
-                oversubscribed=False, mpirun="mpirun", tag=True):
+                yield_when_idle=True, mpirun="mpirun", tag=True):
     """`ringrun launch` (and `ringrun bench`): mpirun for local multi-process hosts, ranks' output tagged with their
     rank unless `tag` is false.
 
     Open MPI: no binding (several "hosts" on one machine would all bind to core 0), oversubscription allowed,
-    `--mca mpi_yield_when_idle 1` when there are more ranks than cores, `--allow-run-as-root` for root.
+    `--mca mpi_yield_when_idle 1` unless `yield_when_idle` is false or `mca` sets it (a rank waiting in MPI gives its
+    core to the framework threads beside it: Horovod's background thread, torch's intra-op threads),
+    `--mca osc ^ucx` when every rank is on this machine, `--allow-run-as-root` for root.
     MPICH and Intel MPI (hydra): `-prepend-rank`, `-genvlist` for exported variables.
     """
     if not isinstance(implementation, MPIImplementation):
@@ -65,8 +67,10 @@ def launch_argv(implementation, np, command, hosts=None, hostfile=None, mca=(), 
             argv += ["--host", hosts]
         if hostfile:
             argv += ["--hostfile", hostfile]
-        if oversubscribed:
+        if yield_when_idle and not any(key == "mpi_yield_when_idle" for key, _ in mca):
             argv += ["--mca", "mpi_yield_when_idle", "1"]
+        if not (hosts or hostfile):
+            argv += ["--mca", "osc", "^ucx"]  # every rank here: windows in shared memory (UCX's prints an error)
         if is_root:
             argv += ["--allow-run-as-root"]
         for key, value in mca:
@@ -84,6 +88,23 @@ def launch_argv(implementation, np, command, hosts=None, hostfile=None, mca=(), 
     if export:
         argv += ["-genvlist", ",".join(export)]
     return argv + list(command)
+
+
+# Intra-op thread pools (torch, numpy's BLAS, MKL) size themselves by the machine's cores, each rank's as if it were
+# alone: ranks x threads then oversubscribe the cores. Measured with scripts/cnn_throughput.py under `ringrun launch`
+# (BENCHMARKS.md): on 2 cores, 2 ranks of 2 threads each ran 1.4x (ring) and 2.4x (Horovod) slower than 2 ranks of 1;
+# 1 rank of 2 threads, 2x faster than the 1 thread torch picks under mpirun. torch reads MKL_NUM_THREADS over OMP_NUM_THREADS, so a user who
+# sets either has decided: then neither is set.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_defaults(ranks_here, cores, environ):
+    """{variable: value} for THREAD_VARIABLES when the environment sets none of them: the cores shared out among
+    the ranks on this machine (at least 1 each), as torchrun sets OMP_NUM_THREADS; {} otherwise."""
+    if any(name in environ for name in THREAD_VARIABLES):
+        return {}
+    share = str(max(1, cores // max(1, ranks_here)))
+    return {name: share for name in THREAD_VARIABLES}
 
 
 # Horovod's elastic mode (horovodrun --min-np/--max-np/--host-discovery-script): the launcher's command finds its

@@ -6,7 +6,8 @@ import numpy as np
 DTYPES = ["float16", "float32", "float64", "int32", "int64"]
 OPS = ["sum", "prod", "min", "max", "average"]
 ALGORITHMS = ["ring", "recursive_doubling"]
-MPI_ALGORITHMS = ALGORITHMS + ["native"]  # the MPI library's own (the ring on the fake and for float16)
+# the MPI library's own (the ring on the fake and for float16), and shared memory (the ring on the fake)
+MPI_ALGORITHMS = ALGORITHMS + ["native", "shm"]
 
 
 def lengths(size):

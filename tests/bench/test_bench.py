@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from statistics import median
 from types import SimpleNamespace
 
 import pytest
@@ -34,18 +35,24 @@ def test_allreduce_every_impl_verified_with_raw_samples_and_a_plot(tmp_path):
                         "--iters", "3", "--warmup", "1", "--plot", str(plot))
     assert result.returncode == 0, result.stdout + result.stderr
     assert doc["unavailable"] == {} and doc["failed"] == {}, doc["unavailable"]
-    assert verified_impls(doc) == ["gloo", "horovod", "mpi", "ring"]
+    assert verified_impls(doc) == ["floor", "gloo", "horovod", "mpi", "ring"]  # the floor: added to every run
     assert sorted((r["impl"], r["bytes"]) for r in doc["results"]) == sorted(
-        (impl, size) for impl in ("ring", "mpi", "horovod", "gloo") for size in (4096, 65536))
+        (impl, size) for impl in ("ring", "mpi", "horovod", "gloo", "floor") for size in (4096, 65536))
+    floors = {r["bytes"]: median(r["samples"]) for r in doc["results"] if r["impl"] == "floor"}
+    for row in doc["results"]:
+        assert row["vs_floor"] == median(row["samples"]) / floors[row["bytes"]]
+        assert row.get("reference", False) == (row["impl"] == "floor")
     assert all(len(r["samples"]) == 3 and all(s > 0 for s in r["samples"]) for r in doc["results"])
     assert doc["ranks"] == 2 and doc["machine"]["cpus"] == os.cpu_count()
     assert doc["command"][:3] == ["ringrun", "bench", "allreduce"]
     assert "Open MPI" in doc["mpi"]["library"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["size", "count", "impl", "median_us", "min_us", "algbw_GB/s", "busbw_GB/s", "vs_mpi"]
-    assert [line.split()[2] for line in lines[1:]] == ["ring", "mpi", "horovod", "gloo"] * 2
-    assert all(line.split()[-1] == "1.00" for line in lines[1:] if line.split()[2] == "mpi")
+    assert lines[0].split() == ["size", "count", "impl", "median_us", "min_us", "algbw_GB/s", "busbw_GB/s", "vs_mpi",
+                                "vs_floor"]
+    assert [line.split()[2] for line in lines[1:]] == ["ring", "mpi", "horovod", "gloo", "floor"] * 2
+    assert all(line.split()[-2] == "1.00" for line in lines[1:] if line.split()[2] == "mpi")
+    assert all(line.split()[-1] == "1.00" for line in lines[1:] if line.split()[2] == "floor")
     # a progress line per size from each set of ranks: ring and mpi, horovod, gloo
     assert result.stderr.count("bench: 4K done") == 3 and result.stderr.count("bench: 64K done") == 3
     assert "terminate called" not in result.stderr
@@ -77,10 +84,10 @@ def test_train_steps_of_ring_ddp_and_horovod_side_by_side(tmp_path):
 def test_ring_and_mpi_on_each_library(tmp_path, library, name):
     if not (VENVS[library] / "bin" / "mpirun").exists():
         pytest.fail(f"{VENVS[library]} is missing: `make test` builds it")
-    result, doc = bench(tmp_path, "allreduce", "-np", "2", "--mpi", library, "--impl", "ring,mpi,horovod",
-                        "--sizes", "4K,1M", "--iters", "2", "--warmup", "1")
+    result, doc = bench(tmp_path, "allreduce", "-np", "2", "--mpi", library, "--impl", "ring,mpi,shm,horovod",
+                        "--sizes", "4K,1M,3M", "--iters", "2", "--warmup", "1")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert verified_impls(doc) == ["mpi", "ring"]
+    assert verified_impls(doc) == ["floor", "mpi", "ring", "shm"]  # shm: several rounds of its slots at 3M
     assert name in doc["mpi"]["library"] and {r["library"] for r in doc["results"]} == {doc["mpi"]["library"]}
     assert doc["mpi"]["prefix"] == str(VENVS[library])
     # Horovod is built against .venv's Open MPI: in another library's environment it is reported, not dropped
@@ -88,13 +95,13 @@ def test_ring_and_mpi_on_each_library(tmp_path, library, name):
 
 
 def test_intel_mpi_native_allreduce_of_a_large_message_is_exact(tmp_path):
-    """On 3 Intel MPI ranks `ring` uses the library's own allreduce up to 256 MiB."""
+    """On 3 Intel MPI ranks `ring` uses the library's own allreduce below 4 MiB (shared memory from there)."""
     if not (VENVS["intel"] / "bin" / "mpirun").exists():
         pytest.fail(f"{VENVS['intel']} is missing: `make test` builds it")
-    result, doc = bench(tmp_path, "allreduce", "-np", "3", "--mpi", "intel", "--impl", "ring", "--sizes", "32M",
+    result, doc = bench(tmp_path, "allreduce", "-np", "3", "--mpi", "intel", "--impl", "ring", "--sizes", "3M",
                         "--iters", "1", "--warmup", "0")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert verified_impls(doc) == ["ring"]
+    assert verified_impls(doc) == ["floor", "ring"]
 
 
 def test_a_missing_mpi_environment_is_reported_unavailable(tmp_path):
@@ -114,8 +121,8 @@ def test_ranks_that_fail_before_reporting_fail_the_run(tmp_path):
     result, doc = bench(tmp_path, "allreduce", "-np", "2", "--impl", "ring,mpi", "--sizes", "4K",
                         "--mpi-prefix", str(prefix.parent))
     assert result.returncode == 1
-    assert doc["failed"] == {"ring": "mpirun failed with exit code 7 before reporting",
-                             "mpi": "mpirun failed with exit code 7 before reporting"}
+    assert doc["failed"] == {impl: "mpirun failed with exit code 7 before reporting" for impl in ("ring", "mpi",
+                                                                                                "floor")}
     assert "mpi: failed (mpirun failed with exit code 7 before reporting)" in result.stdout
 
 
@@ -152,7 +159,20 @@ def test_a_wrong_result_is_reported_and_never_timed():
     assert (rows["off_by_one"]["verified"], rows["off_by_one"]["samples"]) == (False, [])
     assert rows["right"]["verified"] and len(rows["right"]["samples"]) == 3
     document["ranks"] = 1
-    assert "4K       1024       off_by_one WRONG RESULT - not timed" in table(document, baseline="right")
+    assert "4K       1024         off_by_one WRONG RESULT - not timed" in table(document, baseline="right")
+
+
+def test_the_floor_is_timed_beside_the_impls_and_marked_as_a_reference():
+    from ringrun.bench.floor import floor
+
+    document = rank_bench.bench_allreduce(OneRank(), {"right": lambda: lambda buf: buf,
+                                                      "floor": lambda: floor(OneRank())},
+                                          SimpleNamespace(sizes=[4096, 1 << 20], dtype="float32", iters=3, warmup=1),
+                                          report=lambda line: None)
+    rows = [(r["impl"], r["bytes"], r["verified"], r.get("reference", False), len(r["samples"]))
+            for r in document["results"]]
+    assert rows == [("right", 4096, True, False, 3), ("floor", 4096, True, True, 3),
+                    ("right", 1 << 20, True, False, 3), ("floor", 1 << 20, True, True, 3)]
 
 
 def test_an_impl_of_other_ranks_is_unavailable_there():

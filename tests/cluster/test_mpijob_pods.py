@@ -19,7 +19,9 @@ def test_mpijob_runs_across_pods_and_workers_exit(tmp_path, secret, name, slots)
         logs = job.logs()
         assert codes == {f"{JOB}-launcher": 0, f"{JOB}-worker-0": 0, f"{JOB}-worker-1": 0}, logs
         hosts = [f"{JOB}-worker-{i}" for i in range(2) for _ in range(slots)]
-        assert f"RANKCHECK size={2 * slots} hosts={','.join(hosts)} allreduce=exact" in logs, logs
+        # two pods x `slots` ranks: shared memory inside each pod, the ring between them
+        assert f"RANKCHECK size={2 * slots} hosts={','.join(hosts)} allreduce=exact shm=exact local={slots}" in logs, \
+            logs
         assert "the launcher finished with exit code 0" in job.worker_pods()[0].log()
         assert job.cluster.leftovers() == {}
 

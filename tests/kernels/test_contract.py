@@ -67,6 +67,27 @@ def test_auto_uses_the_mpi_librarys_own_allreduce_below_its_measured_threshold()
     assert choose_algorithm(100, 2, library=None) == "recursive_doubling"  # no native allreduce for this buffer
 
 
+def test_auto_uses_shared_memory_in_its_measured_ranges_when_the_ranks_can():
+    assert choose_algorithm(64 << 10, 2, library="openmpi", shared="openmpi") == "shm"
+    assert choose_algorithm((64 << 10) - 1, 2, library="openmpi", shared="openmpi") == "native"
+    assert choose_algorithm(2 << 20, 2, library="openmpi", shared="openmpi") == "recursive_doubling"  # ring's range
+    assert choose_algorithm(32 << 20, 2, library="openmpi", shared="openmpi") == "shm"
+    assert choose_algorithm(1 << 20, 4, library="openmpi", shared="openmpi") == "native"  # (openmpi, 2) is 2 only
+    assert choose_algorithm(1 << 30, 4, library="mpich", shared="mpich") == "shm"
+    assert choose_algorithm(1 << 20, 2, library="intel", shared="intel") == "native"
+    assert choose_algorithm(2 << 20, 2, library="intel", shared="intel") == "shm"
+    assert choose_algorithm(32 << 20, 2, library=None, shared="other") == "shm"  # float16: no native, shm
+    assert choose_algorithm(16 << 20, 2, library=None, shared="other") == "ring"
+    assert choose_algorithm(64 << 20, 2, library="openmpi", shared=None) == "ring"  # ranks that cannot share memory
+
+
+def test_shm_on_a_communicator_without_mpi_runs_the_ring():
+    def body(comm):
+        return allreduce(np.arange(10, dtype=np.float16) + comm.rank, comm=comm, algorithm="shm")
+    for result in run_world(3, body):
+        assert np.array_equal(result, 3 * np.arange(10, dtype=np.float16) + 3)
+
+
 def test_native_on_a_communicator_without_mpi_runs_the_ring():
     def body(comm):
         return allreduce(np.arange(10, dtype=np.float32) + comm.rank, comm=comm, algorithm="native")

@@ -296,6 +296,23 @@ def test_launch_four_ranks_on_two_cores(user):
     assert lines == [f"[1,{r}]<stdout>: hello from {r}" for r in range(4)]
 
 
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_launch_shares_the_cores_among_the_ranks_threads_unless_told(ranks):
+    cores = len(os.sched_getaffinity(0))
+    show = "import os; print('THREADS', os.environ.get('OMP_NUM_THREADS'), os.environ.get('MKL_NUM_THREADS'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    result = subprocess.run([RINGRUN, "launch", "-np", str(ranks), "--", PY, "-c", show], capture_output=True,
+                            text=True, timeout=120, env=env)
+    share = max(1, cores // ranks)
+    assert result.returncode == 0, result.stderr
+    assert sorted(line.split(": ", 1)[1] for line in result.stdout.splitlines() if "THREADS" in line) == \
+        [f"THREADS {share} {share}"] * ranks
+    result = subprocess.run([RINGRUN, "launch", "-np", str(ranks), "--", PY, "-c", show], capture_output=True,
+                            text=True, timeout=120, env=dict(env, OMP_NUM_THREADS="7"))
+    assert [line.split(": ", 1)[1] for line in result.stdout.splitlines() if "THREADS" in line] == \
+        ["THREADS 7 None"] * ranks  # the user chose: nothing added
+
+
 def test_launch_passes_the_exit_code_on():
     result = subprocess.run([RINGRUN, "launch", "-np", "2", "--", PY, "-c", "raise SystemExit(7)"],
                             capture_output=True, text=True, timeout=120)

@@ -1,8 +1,9 @@
 """The collectives under mpirun (run by `make test` with -np 1, 2, 3 and 4 oversubscribed), on MPI.COMM_WORLD.
 
-Lengths {0, 1, N-1, N, 1000, 10007, 2^20+3} x every dtype x every op x every algorithm (the MPI library's own
-included); inputs depend on rank and index; integers compared exactly, floats against a float64 reference; every
-rank must end bitwise identical."""
+Lengths {0, 1, N-1, N, 1000, 10007, 2^20+3} x every dtype x every op x every algorithm (the MPI library's own and
+shared memory included); inputs depend on rank and index; integers compared exactly, floats against a float64
+reference; every rank must end bitwise identical. The hierarchical allreduce (shared memory inside a host, the ring
+between hosts) runs on "hosts" made of this machine's ranks: 2 x 2 at 4 ranks, 1 + 2 (uneven: the ring) at 3."""
 
 import numpy as np
 import pytest
@@ -76,3 +77,55 @@ def test_broadcast_and_allgather(world, root):
     assert np.array_equal(buf, np.arange(10007, dtype=np.float32) + root)
     gathered = allgather(np.full((rank + 1, 2), rank, dtype=np.int64), comm=world)
     assert np.array_equal(gathered, np.concatenate([np.full((r + 1, 2), r) for r in range(size)]))
+
+
+def hosts_of(world, group):
+    """An MPIComm of `world` whose "hosts" are the ranks with the same `group(rank)`."""
+    from ringrun.kernels.comm import MPIComm
+
+    return MPIComm(world, node=world.Split(group(world.Get_rank()), world.Get_rank()))
+
+
+@pytest.mark.parametrize("group", [lambda r: r // 2, lambda r: r % 2], ids=["blocks", "interleaved"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_hierarchical_allreduce(world, group, dtype, op):
+    from ringrun.kernels import allreduce
+    from ringrun.kernels.shm import topology
+
+    size, rank = world.Get_size(), world.Get_rank()
+    comm = hosts_of(world, group)
+    for length in lengths(size) + [3 * (1 << 20) // np.dtype(dtype).itemsize + 5]:  # several rounds of a slot
+        buf = values(rank, length, dtype, op)
+        allreduce(buf, op, comm=comm, algorithm="shm")
+        check(buf, size, length, dtype, op)
+        first = world.bcast(buf if rank == 0 else None, root=0)
+        assert np.array_equal(first, buf), "ranks disagree"
+    where = topology(comm)
+    per_host = [sum(1 for r in range(size) if group(r) == group(rank))]
+    assert where.node.Get_size() == per_host[0]
+    uneven = size == 3
+    assert where.usable == (size > 1 and not uneven)
+    assert (where.cross.size if where.cross is not None else 1) == (1 if uneven or size == 1 else size // per_host[0])
+
+
+def test_shared_memory_allreduce_many_and_auto(world):
+    """Fusion through the shared-memory allreduce (its rounds cross the arrays' ends) equals each array alone; on
+    one host `auto` picks shared memory for large messages."""
+    from ringrun.kernels import allreduce, allreduce_many, choose_algorithm
+    from ringrun.kernels.allreduce import shared_memory
+    from ringrun.kernels.comm import as_communicator
+
+    rank, size = world.Get_rank(), world.Get_size()
+    shapes = [(3,), (70_001,), (5, 7), (300_007,), (1,), (2, 150_000)]
+    arrays = [values(rank, int(np.prod(s)), "float64", "sum").reshape(s) * (i + 1) for i, s in enumerate(shapes)]
+    singles = [a.copy() for a in arrays]
+    for a in singles:
+        allreduce(a, comm=world, algorithm="ring")
+    allreduce_many(arrays, comm=world, algorithm="shm", direct_bytes=1 << 20)
+    for fused, single in zip(arrays, singles):
+        np.testing.assert_allclose(fused, single, rtol=1e-12)
+    comm = as_communicator(world)
+    shared = shared_memory(comm, 64 << 20, "auto")
+    assert shared == (comm.library if size > 1 else None)
+    assert choose_algorithm(64 << 20, size, "auto", comm.library, shared) == ("shm" if size > 1 else "ring")

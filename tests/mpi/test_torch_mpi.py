@@ -75,3 +75,68 @@ def test_a_non_contiguous_gradient_is_refused_by_name(rr):
     optimizer = rr.DistributedOptimizer(torch.optim.SGD(net.parameters(), lr=0.1), net.named_parameters())
     with pytest.raises(TypeError, match="gradient of weight: only contiguous CPU tensors"):
         optimizer.synchronize()
+
+
+def train(rr, steps, overlap, passes=1, bucket_bytes=64 << 10):
+    """A 3-layer MLP (with a layer forward never uses) trained `steps` steps on rank-dependent data; its parameters."""
+    import torch
+
+    torch.manual_seed(7)
+    net = torch.nn.Sequential(torch.nn.Linear(30, 200), torch.nn.Tanh(), torch.nn.Linear(200, 100), torch.nn.Tanh(),
+                              torch.nn.Linear(100, 5))
+    unused = torch.nn.Linear(3, 3)
+    params = list(net.parameters()) + list(unused.parameters())
+    optimizer = rr.DistributedOptimizer(torch.optim.SGD(params, lr=0.1), list(net.named_parameters()),
+                                        overlap=overlap, bucket_bytes=bucket_bytes, backward_passes_per_step=passes)
+    assert (optimizer._overlap is not None) == (overlap and rr.size() > 1)
+    for step in range(steps):
+        for part in range(passes):
+            generator = torch.Generator().manual_seed(1000 * step + 10 * part + rr.rank())
+            x = torch.randn(16, 30, generator=generator)
+            y = torch.randn(16, 5, generator=generator)
+            (torch.nn.functional.mse_loss(net(x), y) / passes).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return [p.detach().clone() for p in params]
+
+
+@pytest.mark.parametrize("passes", [1, 2])
+def test_overlapped_buckets_train_as_the_step_time_reduction_and_as_one_process(rr, passes):
+    """Several buckets (64 KiB) reduced while backward runs: the same parameters as reducing in step(), within 1e-6,
+    and as one process on every rank's batch (the average of the ranks' gradients), within 1e-5."""
+    import torch
+
+    overlapped = train(rr, 4, True, passes)
+    stepped = train(rr, 4, False, passes)
+    for a, b in zip(overlapped, stepped):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-7)
+    torch.manual_seed(7)
+    net = torch.nn.Sequential(torch.nn.Linear(30, 200), torch.nn.Tanh(), torch.nn.Linear(200, 100), torch.nn.Tanh(),
+                              torch.nn.Linear(100, 5))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    for step in range(4):
+        for part in range(passes):
+            for rank in range(rr.size()):
+                generator = torch.Generator().manual_seed(1000 * step + 10 * part + rank)
+                x = torch.randn(16, 30, generator=generator)
+                y = torch.randn(16, 5, generator=generator)
+                (torch.nn.functional.mse_loss(net(x), y) / passes / rr.size()).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    for a, b in zip(overlapped, net.parameters()):
+        assert torch.allclose(a, b.detach(), rtol=1e-5, atol=1e-6)
+    assert torch.equal(overlapped[-1], stepped[-1])  # the unused layer: no gradient, never stepped
+
+
+def test_a_gradient_computed_more_often_than_declared_is_an_error(rr):
+    import torch
+
+    net = torch.nn.Linear(4, 2)
+    optimizer = rr.DistributedOptimizer(torch.optim.SGD(net.parameters(), lr=0.1), list(net.named_parameters()))
+    net(torch.ones(1, 4)).sum().backward()
+    if rr.size() == 1:  # one rank: nothing to reduce, no hooks; the gradients simply accumulate
+        net(torch.ones(1, 4)).sum().backward()
+        assert optimizer._overlap is None and torch.equal(net.weight.grad, torch.full((2, 4), 2.0))
+        return
+    with pytest.raises(RuntimeError, match="gradient of .* computed more than backward_passes_per_step=1 times"):
+        net(torch.ones(1, 4)).sum().backward()

@@ -6,7 +6,7 @@ import pytest
 
 import specs
 from ringrun.runtime import Context, Identity, SpecError, build_plan, parse_jobs
-from ringrun.runtime.commands import launch_argv
+from ringrun.runtime.commands import launch_argv, thread_defaults
 from ringrun.runtime.local import LOCAL_OPENMPI_ENV, apply_sets, localize, processes
 from ringrun.runtime.parse import parse_objects
 from ringrun.runtime.plan import OPENMPI_ROOT_ENV
@@ -87,10 +87,23 @@ def test_bad_sets(item, text):
 
 def test_launch_argv_openmpi():
     argv = launch_argv("openmpi", 4, ["python", "t.py"], hosts="a:2,b:2", mca=[("btl", "self,tcp")],
-                       export=["PATH"], is_root=True, oversubscribed=True)
+                       export=["PATH"], is_root=True)
     assert argv == ["mpirun", "-np", "4", "--tag-output", "--bind-to", "none", "--map-by", ":OVERSUBSCRIBE",
                     "--host", "a:2,b:2", "--mca", "mpi_yield_when_idle", "1", "--allow-run-as-root",
                     "--mca", "btl", "self,tcp", "-x", "PATH", "python", "t.py"]
+    # on this machine alone: one-sided windows without UCX; a user's own yield setting replaces ringrun's
+    assert launch_argv("openmpi", 2, ["x"], mca=[("mpi_yield_when_idle", "0")], tag=False) == [
+        "mpirun", "-np", "2", "--bind-to", "none", "--map-by", ":OVERSUBSCRIBE", "--mca", "osc", "^ucx",
+        "--mca", "mpi_yield_when_idle", "0", "x"]
+    assert "mpi_yield_when_idle" not in launch_argv("openmpi", 2, ["x"], yield_when_idle=False)
+
+
+def test_thread_defaults_share_the_cores_unless_set():
+    assert thread_defaults(2, 2, {}) == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    assert thread_defaults(3, 16, {"PATH": "/bin"}) == {"OMP_NUM_THREADS": "5", "MKL_NUM_THREADS": "5"}
+    assert thread_defaults(8, 2, {}) == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    assert thread_defaults(1, 16, {"MKL_NUM_THREADS": "3"}) == {}  # the user decided (torch reads MKL's over OMP's)
+    assert thread_defaults(1, 16, {"OMP_NUM_THREADS": ""}) == {}
 
 
 def test_launch_argv_mpich():
