@@ -48,8 +48,9 @@ class Overlap:
         with self.lock:
             seen = self.counts.get(id(param), 0)
             if seen >= self.passes:
-                raise RuntimeError(f"ringrun DistributedOptimizer: gradient of {self.names.get(id(param), 'a parameter')}"
-                                   f" computed more than backward_passes_per_step={self.passes} times before step()")
+                name = self.names.get(id(param), "a parameter")
+                raise RuntimeError(f"ringrun DistributedOptimizer: gradient of {name} computed more than "
+                                   f"backward_passes_per_step={self.passes} times before step()")
             self.counts[id(param)] = seen + 1
             self.missing[self.where[id(param)]] -= 1
             self.lock.notify_all()
