@@ -12,8 +12,10 @@ KINDS = {
                  "verified before it is timed",
     "fusion": "ResNet-50's 161 gradient tensors: ringrun's fusion vs one flat ring of the same bytes vs per-tensor "
               "MPI Allreduce vs Horovod's grouped allreduce",
-    "train": "time per training step of examples/train/digits.py (2-layer MLP on scikit-learn's digits) with "
-             "ringrun's ring, torch DDP over gloo and Horovod, side by side",
+    "train": "time per training step of examples/train/digits.py (2-layer MLP on scikit-learn's digits; --model "
+             "resnet50 adds ResNet-50's 161 parameter tensors to reduce) with ringrun's ring (overlapping backward, "
+             "and ring_sync without), torch DDP over gloo and Horovod, side by side; each verified against one "
+             "process training on the combined batch",
 }
 IMPL_HELP = {
     "allreduce": "ring = ringrun's allreduce (algorithm auto), mpi = MPI_Allreduce out of place as IMB times it, "
@@ -21,7 +23,7 @@ IMPL_HELP = {
                  "floor (the memory traffic alone, bench/floor.py: always added, every time is also shown as a ratio "
                  "to it)",
     "fusion": "fused = ringrun's fusion, flat = one ring of the same bytes, mpi_per_tensor, horovod_grouped",
-    "train": "ring, ddp, horovod",
+    "train": "ring, ring_sync, ddp, horovod",
 }
 
 
@@ -80,13 +82,15 @@ def impl_list(kind):
 
 def add_options(parser, kind):
     """Bench `kind`'s options that reach its ranks: --impl; allreduce: --sizes, --dtype; allreduce and fusion:
-    --iters, --warmup; train: --epochs."""
+    --iters, --warmup; train: --epochs, --model."""
     default = DEFAULT_IMPLS[kind]
     parser.add_argument("--impl", type=impl_list(kind), default=default,
                         help=f"comma-separated: {IMPL_HELP[kind]} (default: {default})")
     if kind == "train":
         parser.add_argument("--epochs", type=int, default=12, help="epochs of 21 steps each (default 12, as the "
                                                                     "example)")
+        parser.add_argument("--model", choices=("mlp", "resnet50"), default="mlp",
+                            help="mlp (default), or resnet50: ResNet-50's 25.6M parameters added (communication-heavy)")
         return
     if kind == "allreduce":
         parser.add_argument("--sizes", type=sizes, default="4K:256M", help="message sizes in bytes: a list "

@@ -10,9 +10,9 @@ import importlib
 
 ADAPTERS = ("ring", "mpi", "horovod", "gloo", "floor")
 DEFAULT_IMPLS = {"allreduce": "ring,mpi,horovod,gloo", "fusion": "fused,flat,mpi_per_tensor,horovod_grouped",
-                 "train": "ring,ddp,horovod"}
+                 "train": "ring,ring_sync,ddp,horovod"}
 # `bench train` times examples/train/digits.py: its --backend values, by the adapter whose ranks they need
-TRAIN = {"ring": "ring", "ddp": "gloo", "horovod": "horovod"}
+TRAIN = {"ring": "ring", "ring_sync": "ring", "ddp": "gloo", "horovod": "horovod"}
 
 
 class Unavailable(Exception):

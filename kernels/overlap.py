@@ -16,7 +16,7 @@ import threading
 
 
 class Overlap:
-    def __init__(self, params, comm, fusion, arrays, op="average", bucket_bytes=8 << 20, passes=1):
+    def __init__(self, params, comm, fusion, arrays, op="average", bucket_bytes=64 << 20, passes=1):
         """params: the parameters in registration order; comm: an `MPIComm` the thread alone uses; fusion: its
         `Fusion`; arrays(named) -> numpy views of the named gradients (raises TypeError for one it cannot reduce)."""
         self.comm, self.fusion, self.arrays, self.op, self.passes = comm, fusion, arrays, op, passes

@@ -68,23 +68,27 @@ class DistributedOptimizer:
     named_parameters: the model's named_parameters(), to name a tensor in errors (optional).
     overlap: reduce gradients in buckets of `bucket_bytes` while backward still runs (`kernels/overlap.py`: a hook per
     parameter, one background thread on a duplicate of the communicator), so `step()` waits only for what is still
-    in flight; needs an MPI communicator with MPI_THREAD_MULTIPLE, else (and with overlap=False) every gradient is
-    reduced in `step()` by one fused collective. backward_passes_per_step: backward calls between steps (gradient
-    accumulation; a gradient computed more often is a RuntimeError).
+    in flight; needs an MPI communicator with MPI_THREAD_MULTIPLE and more gradient bytes than one bucket, else (and
+    with overlap=False) every gradient is reduced in `step()` by one fused collective. bucket_bytes: 64 MiB by
+    default, Horovod's fusion threshold (smaller buckets start sooner but, on one host, their reduction takes the cores
+    backward needs: BENCHMARKS.md, "Training step"). backward_passes_per_step: backward calls between steps (gradient
+    accumulation; while overlapping, a gradient computed more often is a RuntimeError).
     """
 
     def __init__(self, optimizer, named_parameters=None, op="average", fusion=None, overlap=True,
-                 bucket_bytes=8 << 20, backward_passes_per_step=1):
+                 bucket_bytes=64 << 20, backward_passes_per_step=1):
         self._optimizer = optimizer
         self._names = {id(p): n for n, p in (named_parameters or ())}
         self._op = op
         self._fusion = fusion or Fusion()
         self._overlap = None
         comm = _comm()
-        if overlap and comm.size > 1 and overlap_usable(comm):
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        # one bucket would be reduced once backward ends, as step() does, plus a thread's hand-off (0.1 ms a step)
+        several = sum(p.numel() * p.element_size() for p in params if p.requires_grad) > bucket_bytes
+        if overlap and several and comm.size > 1 and overlap_usable(comm):
             from .comm import MPIComm
 
-            params = [p for group in optimizer.param_groups for p in group["params"]]
             # collective: every rank builds its optimizer; the thread's communicator is its own
             self._overlap = Overlap(params, MPIComm(comm.comm.Dup()), Fusion(), lambda named: _arrays(named,
                                     "gradient of"), op, bucket_bytes, backward_passes_per_step)

@@ -88,7 +88,8 @@ class Bench:
     def rank_argv(self, python, impls, out_path, world="mpi"):
         a = self.args
         if a.bench == "train":  # one impl per group: the example's --backend
-            return [python, TRAIN_SCRIPT, "--backend", impls[0], "--epochs", str(a.epochs), "--json", out_path]
+            return [python, TRAIN_SCRIPT, "--backend", impls[0], "--epochs", str(a.epochs), "--model", a.model,
+                    "--json", out_path]
         argv = [python, "-m", "ringrun.bench.rank", a.bench, "--world", world, "--impl", ",".join(impls),
                 "--iters", str(a.iters), "--warmup", str(a.warmup), "--out", out_path]
         if a.bench == "allreduce":
@@ -137,11 +138,16 @@ class Bench:
 
     @staticmethod
     def _collect(out_path, code, impls, what):
+        """The ranks' document, read once: the file is removed, so a later set of ranks that fails before writing
+        its own is never credited with this one's."""
         try:
             with open(out_path, encoding="utf-8") as handle:
                 return json.load(handle), None, {}
         except (OSError, ValueError):
             return None, "failed", {i: f"{what} failed with exit code {code} before reporting" for i in impls}
+        finally:
+            if os.path.exists(out_path):
+                os.unlink(out_path)
 
     def run(self):
         """Run every group; the merged document."""
@@ -157,19 +163,19 @@ class Bench:
                        "gloo": self.run_gloo}
             for world, runner in runners.items():
                 impls = [i for i in self.impls if GROUPS[adapters[i]] == world]
-                if not impls:
-                    continue
-                part, key, reasons = runner(impls, workdir)
-                if part is None:
-                    document[key].update(reasons)
-                    continue
-                for row in part["results"]:
-                    row["library"] = part["library"]
-                document["results"] += part["results"]
-                document["unavailable"].update(part["unavailable"])
-                document.setdefault("dtype", part["dtype"])
-                if world != "gloo":
-                    document["mpi"]["library"] = part["library"]
+                # bench train runs each impl in ranks of its own (the example's --backend); the others share them
+                for batch in ([[i] for i in impls] if a.bench == "train" else [impls] if impls else []):
+                    part, key, reasons = runner(batch, workdir)
+                    if part is None:
+                        document[key].update(reasons)
+                        continue
+                    for row in part["results"]:
+                        row["library"] = part["library"]
+                    document["results"] += part["results"]
+                    document["unavailable"].update(part["unavailable"])
+                    document.setdefault("dtype", part["dtype"])
+                    if world != "gloo":
+                        document["mpi"]["library"] = part["library"]
         order = {impl: i for i, impl in enumerate(self.impls)}
         document["results"].sort(key=lambda r: (r["bytes"], order[r["impl"]]))
         if a.bench == "allreduce":

@@ -128,11 +128,26 @@ def test_overlapped_buckets_train_as_the_step_time_reduction_and_as_one_process(
     assert torch.equal(overlapped[-1], stepped[-1])  # the unused layer: no gradient, never stepped
 
 
-def test_a_gradient_computed_more_often_than_declared_is_an_error(rr):
+def test_gradients_within_one_bucket_are_reduced_in_step_without_a_thread(rr):
+    """Nothing to overlap in one bucket: step() reduces it (no hooks, no thread), the average of the ranks'."""
     import torch
 
     net = torch.nn.Linear(4, 2)
     optimizer = rr.DistributedOptimizer(torch.optim.SGD(net.parameters(), lr=0.1), list(net.named_parameters()))
+    assert optimizer._overlap is None
+    net(torch.full((1, 4), float(rr.rank() + 1))).sum().backward()
+    net(torch.full((1, 4), float(rr.rank() + 1))).sum().backward()  # accumulates, as torch does
+    optimizer.synchronize()
+    assert torch.equal(net.weight.grad, torch.full((2, 4), float(rr.size() + 1)))  # mean of 2 * (rank + 1)
+    assert torch.equal(net.bias.grad, torch.full((2,), 2.0))
+
+
+def test_a_gradient_computed_more_often_than_declared_is_an_error(rr):
+    import torch
+
+    net = torch.nn.Linear(4, 2)
+    optimizer = rr.DistributedOptimizer(torch.optim.SGD(net.parameters(), lr=0.1), list(net.named_parameters()),
+                                        bucket_bytes=16)  # 40 bytes of gradients: several buckets, overlapped
     net(torch.ones(1, 4)).sum().backward()
     if rr.size() == 1:  # one rank: nothing to reduce, no hooks; the gradients simply accumulate
         net(torch.ones(1, 4)).sum().backward()
