@@ -13,9 +13,9 @@ KINDS = {
     "fusion": "ResNet-50's 161 gradient tensors: ringrun's fusion vs one flat ring of the same bytes vs per-tensor "
               "MPI Allreduce vs Horovod's grouped allreduce",
     "train": "time per training step of examples/train/digits.py (2-layer MLP on scikit-learn's digits; --model "
-             "resnet50 adds ResNet-50's 161 parameter tensors to reduce) with ringrun's ring (overlapping backward, "
-             "and ring_sync without), torch DDP over gloo and Horovod, side by side; each verified against one "
-             "process training on the combined batch",
+             "resnet50 adds ResNet-50's 161 parameter tensors to reduce) with ringrun's ring (overlapping backward "
+             "when the gradients fill more than one bucket), ring_sync (never), torch DDP over gloo and Horovod, side "
+             "by side; each verified against one process training on the combined batch",
 }
 IMPL_HELP = {
     "allreduce": "ring = ringrun's allreduce (algorithm auto), mpi = MPI_Allreduce out of place as IMB times it, "

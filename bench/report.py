@@ -77,8 +77,9 @@ def train_table(document, baseline="ring"):
     for row in document["results"]:
         step = median(row["samples"])
         ratio = f"{step / base:.2f}" if base else "-"
+        flag = "" if row["verified"] else "  (not verified: differs from one process)"
         lines.append(f"{row['impl']:>10} {row['ranks']:>5} {step * 1e3:>9.3f} {min(row['samples']) * 1e3:>8.3f} "
-                     f"{ratio:>8} {row['accuracy']:>8.4f}" + ("" if row["verified"] else "  (below 0.95)"))
+                     f"{ratio:>8} {row['accuracy']:>8.4f}{flag}")
     for impl, reason in sorted(document.get("unavailable", {}).items()):
         lines.append(f"{impl}: unavailable ({reason})")
     return "\n".join(lines) + "\n"

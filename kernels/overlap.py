@@ -20,19 +20,13 @@ class Overlap:
         """params: the parameters in registration order; comm: an `MPIComm` the thread alone uses; fusion: its
         `Fusion`; arrays(named) -> numpy views of the named gradients (raises TypeError for one it cannot reduce)."""
         self.comm, self.fusion, self.arrays, self.op, self.passes = comm, fusion, arrays, op, passes
-        self.buckets, size = [[]], 0
-        for param in reversed([p for p in params if p.requires_grad]):
-            nbytes = param.numel() * param.element_size()
-            if self.buckets[-1] and size + nbytes > bucket_bytes:
-                self.buckets.append([])
-                size = 0
-            self.buckets[-1].append(param)
-            size += nbytes
+        self.buckets = buckets(params, bucket_bytes)
         self.where = {id(p): b for b, bucket in enumerate(self.buckets) for p in bucket}
         self.names = {}
         self.lock = threading.Condition()
         self._reset()
         self.error = None
+        self.held = None
         self.handles = [p.register_post_accumulate_grad_hook(self._hook) for bucket in self.buckets for p in bucket]
         self.thread = threading.Thread(target=self._run, name="ringrun-overlap", daemon=True)
         self.thread.start()
@@ -61,11 +55,17 @@ class Overlap:
                 while not (self.next < len(self.buckets) and (self.missing[self.next] == 0 or self.closing)):
                     self.lock.wait()
                 bucket = self.buckets[self.next]
+            self.held = None
             try:
                 named = [(self.names.get(id(p), "a parameter"), p.grad) for p in bucket if p.grad is not None]
                 arrays = self.arrays(named)
                 if arrays:
                     self.fusion.allreduce_many(arrays, self.op, comm=self.comm)
+                # the bucket's gradients stay referenced until the next bucket is taken: the last bucket's across
+                # zero_grad(), which keeps glibc from giving the freed gradient memory back to the kernel, so the
+                # next backward reuses it instead of faulting in ~70 MB of fresh pages a step for ResNet-50's
+                # gradients (BENCHMARKS.md, "Training step"); the cost is at most one bucket held a little longer
+                self.held = named
             except BaseException as exc:  # reported by finish(); the step goes on so no rank hangs waiting
                 self.error = self.error or exc
             with self.lock:
@@ -85,6 +85,20 @@ class Overlap:
             self._reset()
         if error is not None:
             raise error
+
+
+def buckets(params, bucket_bytes):
+    """The parameters that need a gradient, in reverse order, cut into lists of at most `bucket_bytes` (a parameter
+    larger than that is a bucket of its own)."""
+    cut, size = [[]], 0
+    for param in reversed([p for p in params if p.requires_grad]):
+        nbytes = param.numel() * param.element_size()
+        if cut[-1] and size + nbytes > bucket_bytes:
+            cut.append([])
+            size = 0
+        cut[-1].append(param)
+        size += nbytes
+    return cut
 
 
 def usable(comm):

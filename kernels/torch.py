@@ -4,7 +4,7 @@
     rr.init()                                     # MPI.COMM_WORLD, or any communicator
     rr.broadcast_parameters(model.state_dict())   # every rank starts from rank 0's weights
     optimizer = rr.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters())
-    loss.backward(); optimizer.step()             # gradients averaged over the ranks while backward runs
+    loss.backward(); optimizer.step()             # gradients averaged over the ranks (while backward runs)
 
 CPU tensors share memory with numpy (`Tensor.numpy()`), so gradients are reduced where they are: small ones packed
 into the fusion buffer, large ones reduced in place by the same ring (`kernels.fusion`). No torch.distributed
@@ -14,7 +14,7 @@ process group is needed, and nothing here starts processes: run the script under
 from .collectives import broadcast
 from .comm import as_communicator
 from .fusion import Fusion
-from .overlap import Overlap, usable as overlap_usable
+from .overlap import Overlap, buckets as overlap_buckets, usable as overlap_usable
 
 _state = {"comm": None}
 
@@ -68,11 +68,11 @@ class DistributedOptimizer:
     named_parameters: the model's named_parameters(), to name a tensor in errors (optional).
     overlap: reduce gradients in buckets of `bucket_bytes` while backward still runs (`kernels/overlap.py`: a hook per
     parameter, one background thread on a duplicate of the communicator), so `step()` waits only for what is still
-    in flight; needs an MPI communicator with MPI_THREAD_MULTIPLE and more gradient bytes than one bucket, else (and
-    with overlap=False) every gradient is reduced in `step()` by one fused collective. bucket_bytes: 64 MiB by
-    default, Horovod's fusion threshold (smaller buckets start sooner but, on one host, their reduction takes the cores
-    backward needs: BENCHMARKS.md, "Training step"). backward_passes_per_step: backward calls between steps (gradient
-    accumulation; while overlapping, a gradient computed more often is a RuntimeError).
+    in flight; needs an MPI communicator with MPI_THREAD_MULTIPLE and more than one bucket, else (and with
+    overlap=False) every gradient is reduced in `step()` by one fused collective. bucket_bytes: 64 MiB by default,
+    measured best on one host, where the reduction is work for the cores that run backward (BENCHMARKS.md, "Training
+    step"); across hosts, smaller buckets (DDP's 25 MiB) start the network sooner. backward_passes_per_step: backward
+    calls between steps (gradient accumulation; while overlapping, a gradient computed more often is a RuntimeError).
     """
 
     def __init__(self, optimizer, named_parameters=None, op="average", fusion=None, overlap=True,
@@ -84,9 +84,9 @@ class DistributedOptimizer:
         self._overlap = None
         comm = _comm()
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        # one bucket would be reduced once backward ends, as step() does, plus a thread's hand-off (0.1 ms a step)
-        several = sum(p.numel() * p.element_size() for p in params if p.requires_grad) > bucket_bytes
-        if overlap and several and comm.size > 1 and overlap_usable(comm):
+        # a single bucket is complete only when backward ends: reduced then by step(), without the thread's hand-off
+        # (0.1 ms a step for a small model). Every rank has the same parameters, so all decide alike.
+        if overlap and comm.size > 1 and overlap_usable(comm) and len(overlap_buckets(params, bucket_bytes)) > 1:
             from .comm import MPIComm
 
             # collective: every rank builds its optimizer; the thread's communicator is its own
