@@ -158,7 +158,9 @@ MODELS = {"mlp": 64 * 64 + 64 + 64 * 10 + 10, "resnet50": 64 * 64 + 64 + 64 * 10
 
 
 def train(backend, epochs, batch, lr, seed, out=sys.stdout, kind="mlp"):
-    """Train; returns (per-epoch losses, test accuracy, each step's seconds on this rank, the trained model)."""
+    """Train; returns (per-epoch losses, test accuracy, each step's seconds on this rank, copies of the trained
+    parameters). The model itself is not returned: a DDP wrapper outliving its process group aborts the interpreter at
+    exit (see DDP.close)."""
     import numpy as np
     import torch
 
@@ -193,7 +195,7 @@ def train(backend, epochs, batch, lr, seed, out=sys.stdout, kind="mlp"):
     if backend.rank == 0:
         print(f"test accuracy {accuracy:.4f} ({backend.size} ranks, {sorted(seconds)[len(seconds) // 2] * 1e3:.3f} "
               "ms/step median)", file=out, flush=True)
-    return losses, accuracy, seconds, net
+    return losses, accuracy, seconds, [p.detach().clone() for p in getattr(net, "module", net).parameters()]
 
 
 def main(argv=None):
@@ -214,14 +216,14 @@ def main(argv=None):
         if not args.json:
             raise
         return write_json(args.json, {"results": [], "unavailable": {args.backend: f"cannot import: {exc}"}})
-    losses, accuracy, seconds, net = train(backend, args.epochs, args.batch, args.lr, args.seed, kind=args.model)
+    losses, accuracy, seconds, params = train(backend, args.epochs, args.batch, args.lr, args.seed, kind=args.model)
     getattr(backend, "close", lambda: None)()
     if args.json and backend.rank == 0:
         values = MODELS[args.model]
         with open(os.devnull, "w", encoding="utf-8") as quiet:
             reference = train(Single(), args.epochs, args.batch, args.lr, args.seed, out=quiet, kind=args.model)
         verified = (matches(losses, accuracy, reference, len(load(args.seed)[3]))
-                    and same_parameters(net, reference[3]))
+                    and same_parameters(params, reference[3]))
         row = {"impl": args.backend, "model": args.model, "bytes": 4 * values, "count": values, "ranks": backend.size,
                "verified": verified, "accuracy": accuracy, "losses": losses, "reference_losses": reference[0],
                "reference_accuracy": reference[1], "samples": seconds,
@@ -238,13 +240,11 @@ def matches(losses, accuracy, reference, test_samples):
             and abs(accuracy - ref_accuracy) <= 1.0 / test_samples + 1e-12)
 
 
-def same_parameters(net, reference, rtol=1e-4):
-    """True if every parameter tensor of `net` is within `rtol` of the reference model's, relative to the largest
-    magnitude in the reference tensor (DDP's wrapper looked through)."""
+def same_parameters(mine, theirs, rtol=1e-4):
+    """True if every parameter tensor in `mine` is within `rtol` of the reference's in `theirs`, relative to the
+    largest magnitude in the reference tensor."""
     import torch
 
-    mine = list(getattr(net, "module", net).parameters())
-    theirs = list(reference.parameters())
     with torch.no_grad():
         return len(mine) == len(theirs) and all(
             a.shape == b.shape and float((a.double() - b.double()).abs().max()) <= rtol * float(b.double().abs().max())
