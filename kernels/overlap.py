@@ -16,11 +16,12 @@ import threading
 
 
 class Overlap:
-    def __init__(self, params, comm, fusion, arrays, op="average", bucket_bytes=64 << 20, passes=1):
-        """params: the parameters in registration order; comm: an `MPIComm` the thread alone uses; fusion: its
-        `Fusion`; arrays(named) -> numpy views of the named gradients (raises TypeError for one it cannot reduce)."""
+    def __init__(self, cut, comm, fusion, arrays, op="average", passes=1):
+        """cut: the parameters in buckets, as `buckets()` returns them; comm: an `MPIComm` the thread alone uses;
+        fusion: its `Fusion`; arrays(named) -> numpy views of the named gradients (raises TypeError for one it cannot
+        reduce)."""
         self.comm, self.fusion, self.arrays, self.op, self.passes = comm, fusion, arrays, op, passes
-        self.buckets = buckets(params, bucket_bytes)
+        self.buckets = cut
         self.where = {id(p): b for b, bucket in enumerate(self.buckets) for p in bucket}
         self.names = {}
         self.lock = threading.Condition()

@@ -83,15 +83,17 @@ class DistributedOptimizer:
         self._fusion = fusion or Fusion()
         self._overlap = None
         comm = _comm()
-        params = [p for group in optimizer.param_groups for p in group["params"]]
+        cut = []
+        if overlap and comm.size > 1 and overlap_usable(comm):
+            cut = overlap_buckets([p for group in optimizer.param_groups for p in group["params"]], bucket_bytes)
         # a single bucket is complete only when backward ends: reduced then by step(), without the thread's hand-off
         # (0.1 ms a step for a small model). Every rank has the same parameters, so all decide alike.
-        if overlap and comm.size > 1 and overlap_usable(comm) and len(overlap_buckets(params, bucket_bytes)) > 1:
+        if len(cut) > 1:
             from .comm import MPIComm
 
             # collective: every rank builds its optimizer; the thread's communicator is its own
-            self._overlap = Overlap(params, MPIComm(comm.comm.Dup()), Fusion(), lambda named: _arrays(named,
-                                    "gradient of"), op, bucket_bytes, backward_passes_per_step)
+            self._overlap = Overlap(cut, MPIComm(comm.comm.Dup()), Fusion(), lambda named: _arrays(named,
+                                    "gradient of"), op, backward_passes_per_step)
             self._overlap.names = self._names
 
     def __getattr__(self, name):

@@ -23,6 +23,7 @@ order by backward, for the cost of a few memory passes.
 """
 
 import argparse
+import collections
 import os
 import sys
 import time
@@ -46,16 +47,18 @@ def model(seed, kind="mlp"):
 
     torch.manual_seed(seed)
     mlp = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
-    return mlp if kind == "mlp" else Ballasted(mlp)
+    return mlp if kind == "mlp" else ballasted_class()(mlp)
 
 
 def ballasted_class():
+    """The resnet50 model's class, made on use so that importing this file needs no torch."""
     import torch
 
     from ringrun.bench.models import RESNET50_SHAPES
 
     class Ballasted(torch.nn.Module):
-        """The MLP plus ResNet-50's parameter shapes, each adding its mean to every logit (see the module doc)."""
+        """The MLP plus ResNet-50's parameter shapes, tensor i adding its mean to class i mod 10's logit (see the
+        module doc)."""
 
         def __init__(self, mlp):
             super().__init__()
@@ -66,10 +69,6 @@ def ballasted_class():
             means = torch.stack([parameter.mean() for parameter in self.ballast])
             return self.mlp(x) + torch.stack([means[c::10].sum() for c in range(10)])
     return Ballasted
-
-
-def Ballasted(mlp):  # noqa: N802 - a class made on first use, so that importing this file needs no torch
-    return ballasted_class()(mlp)
 
 
 class Single:
@@ -154,13 +153,14 @@ class RingSync(Ring):
 
 
 BACKENDS = {"single": Single, "ring": Ring, "ring_sync": RingSync, "ddp": DDP, "horovod": Horovod}
-MODELS = {"mlp": 64 * 64 + 64 + 64 * 10 + 10, "resnet50": 64 * 64 + 64 + 64 * 10 + 10 + 25_557_032}  # -> values
+MODELS = ("mlp", "resnet50")
+Run = collections.namedtuple("Run", "losses accuracy seconds params tests")
 
 
 def train(backend, epochs, batch, lr, seed, out=sys.stdout, kind="mlp"):
-    """Train; returns (per-epoch losses, test accuracy, each step's seconds on this rank, copies of the trained
-    parameters). The model itself is not returned: a DDP wrapper outliving its process group aborts the interpreter at
-    exit (see DDP.close)."""
+    """Train; returns a `Run`: per-epoch losses, test accuracy, each step's seconds on this rank, copies of the trained
+    parameters and the number of test images. The model itself is not returned: a DDP wrapper outliving its process
+    group aborts the interpreter at exit (see DDP.close)."""
     import numpy as np
     import torch
 
@@ -195,7 +195,8 @@ def train(backend, epochs, batch, lr, seed, out=sys.stdout, kind="mlp"):
     if backend.rank == 0:
         print(f"test accuracy {accuracy:.4f} ({backend.size} ranks, {sorted(seconds)[len(seconds) // 2] * 1e3:.3f} "
               "ms/step median)", file=out, flush=True)
-    return losses, accuracy, seconds, [p.detach().clone() for p in getattr(net, "module", net).parameters()]
+    params = [p.detach().clone() for p in getattr(net, "module", net).parameters()]
+    return Run(losses, accuracy, seconds, params, len(y_test))
 
 
 def main(argv=None):
@@ -205,7 +206,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64, help="global batch, split evenly between the ranks")
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", choices=tuple(MODELS), default="mlp", help="mlp (default), or resnet50: the same "
+    parser.add_argument("--model", choices=MODELS, default="mlp", help="mlp (default), or resnet50: the same "
                         "MLP with ResNet-50's 161 parameter tensors to reduce every step (communication-heavy)")
     parser.add_argument("--json", metavar="FILE", help="rank 0 writes losses, accuracy and every step's time here "
                                                         "(what `ringrun bench train` reads)")
@@ -216,39 +217,34 @@ def main(argv=None):
         if not args.json:
             raise
         return write_json(args.json, {"results": [], "unavailable": {args.backend: f"cannot import: {exc}"}})
-    losses, accuracy, seconds, params = train(backend, args.epochs, args.batch, args.lr, args.seed, kind=args.model)
+    run = train(backend, args.epochs, args.batch, args.lr, args.seed, kind=args.model)
     getattr(backend, "close", lambda: None)()
     if args.json and backend.rank == 0:
-        values = MODELS[args.model]
+        values = sum(p.numel() for p in run.params)  # one step's allreduce
         with open(os.devnull, "w", encoding="utf-8") as quiet:
             reference = train(Single(), args.epochs, args.batch, args.lr, args.seed, out=quiet, kind=args.model)
-        verified = (matches(losses, accuracy, reference, len(load(args.seed)[3]))
-                    and same_parameters(params, reference[3]))
         row = {"impl": args.backend, "model": args.model, "bytes": 4 * values, "count": values, "ranks": backend.size,
-               "verified": verified, "accuracy": accuracy, "losses": losses, "reference_losses": reference[0],
-               "reference_accuracy": reference[1], "samples": seconds,
-               "overlapped": getattr(backend, "overlapped", None)}
+               "verified": agrees(run, reference), "accuracy": run.accuracy, "losses": run.losses,
+               "reference_losses": reference.losses, "reference_accuracy": reference.accuracy,
+               "samples": run.seconds, "overlapped": getattr(backend, "overlapped", None)}
         write_json(args.json, {"results": [row], "unavailable": {}})
     return 0
 
 
-def matches(losses, accuracy, reference, test_samples):
-    """True if a run's per-epoch losses are within 1e-4 (relative) of the single-process reference's and its test
-    accuracy within one of the `test_samples` test images of the reference's."""
-    ref_losses, ref_accuracy = reference[0], reference[1]
-    return (len(losses) == len(ref_losses) and all(abs(a - b) <= 1e-4 * abs(b) for a, b in zip(losses, ref_losses))
-            and abs(accuracy - ref_accuracy) <= 1.0 / test_samples + 1e-12)
-
-
-def same_parameters(mine, theirs, rtol=1e-4):
-    """True if every parameter tensor in `mine` is within `rtol` of the reference's in `theirs`, relative to the
-    largest magnitude in the reference tensor."""
+def agrees(run, reference, rtol=1e-4):
+    """True if a `Run` computed what the single-process reference did: every epoch's loss within `rtol` (relative),
+    the test accuracy within one test image, every trained parameter tensor within `rtol` of the reference's
+    (relative to its largest magnitude)."""
     import torch
 
+    losses = len(run.losses) == len(reference.losses) and all(
+        abs(a - b) <= rtol * abs(b) for a, b in zip(run.losses, reference.losses))
+    accuracy = abs(run.accuracy - reference.accuracy) <= 1.0 / reference.tests + 1e-12
     with torch.no_grad():
-        return len(mine) == len(theirs) and all(
+        params = len(run.params) == len(reference.params) and all(
             a.shape == b.shape and float((a.double() - b.double()).abs().max()) <= rtol * float(b.double().abs().max())
-            + 1e-12 for a, b in zip(mine, theirs))
+            + 1e-12 for a, b in zip(run.params, reference.params))
+    return losses and accuracy and params
 
 
 def write_json(path, document):
