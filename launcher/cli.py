@@ -295,6 +295,14 @@ def _capacity(text):
     return cpu, memory
 
 
+def _uid_range(text):
+    """--job-uids FIRST-LAST: an argparse type (1 <= FIRST <= LAST < 2**32 - 1)."""
+    first, _, last = text.partition("-")
+    if not (first.isdigit() and last.isdigit() and 1 <= int(first) <= int(last) < 2**32 - 1):
+        raise argparse.ArgumentTypeError(f"must be FIRST-LAST, two uids from 1 to 4294967294, got {text!r}")
+    return int(first), int(last)
+
+
 def default_data_dir(environ):
     """$XDG_DATA_HOME/ringrun/serve, else ~/.local/share/ringrun/serve."""
     base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
@@ -311,7 +319,8 @@ def cmd_serve(args, environ, hostname, out, err):
     settings = Settings(data_dir=args.data_dir or default_data_dir(environ), host=args.host, port=args.port,
                         token_files=tuple(args.token_auth_file or ()), policy_file=args.policy,
                         capacity=_capacity(args.capacity) if args.capacity else None,
-                        grace=_grace(args, environ), watch_history=args.watch_history)
+                        grace=_grace(args, environ), watch_history=args.watch_history, jobs_dir=args.jobs_dir,
+                        **({"job_uids": args.job_uids} if args.job_uids else {}))
     return serve(settings, environ, out, err)
 
 
@@ -432,6 +441,12 @@ def build_parser():
     serve.add_argument("--watch-history", type=_bounded(int, 256, 10**7, "a number of events from 256 to 10000000"),
                        default=20000, metavar="N", help="changes kept for watches (default 20000); a watch from an "
                                                         "older resourceVersion gets 410 Expired")
+    serve.add_argument("--jobs-dir", metavar="DIR", help="where each job gets a folder of its own (its HOME and "
+                                                         "default workingDir; default /var/lib/ringrun/jobs as root, "
+                                                         "DATA/jobs otherwise)")
+    serve.add_argument("--job-uids", type=_uid_range, metavar="FIRST-LAST",
+                       help="as root: the uids given to namespaces, one each, for their jobs (default "
+                            "1000000000-1000099999)")
     serve.set_defaults(func=cmd_serve)
 
     serve_bench = kinds.add_parser("serve", help="load on `ringrun serve`: create -> Running, concurrent creations, "

@@ -19,6 +19,7 @@ layer (`Supervisor`, or a fake in tests) and an injected clock:
 """
 
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -92,20 +93,24 @@ class Execution:
     environ: the variables every replica inherits; on_state(JobState) on every change; log(plan, message) for
     problems and note(plan, message) for progress; wait_timeout: the one deadline of each readiness wait;
     adjust_argv(plan, argv, env) -> (argv, warnings) for an MPI launcher's command (launcher/mpirun.py: Open MPI 4's
-    options under Open MPI 5, an elastic horovodrun's discovery script and ssh).
+    options under Open MPI 5, an elastic horovodrun's discovery script and ssh); run_as: the supervise.RunAs the
+    job's processes run as (the same `processes` starts them so): the programs set-up runs for the job (its
+    Python asked for its framework, its mpirun for its version) run as that user too, never as this one.
     """
 
     def __init__(self, replicas, processes, policy, environ, *, is_root=False,
                  wait_timeout=readiness.DEFAULT_WAIT_SECONDS, on_state=None, log=None, note=None, clock=time.monotonic,
                  sleep=time.sleep, now=utc_now, poll_seconds=POLL_SECONDS, python_on_path=True,
-                 adjust_argv=mpirun.for_launcher):
+                 adjust_argv=mpirun.for_launcher, run_as=None):
         self.replicas = {spec.key: spec for spec in replicas}
         self.processes, self.policy, self.environ = processes, policy, dict(environ)
         self.is_root, self.wait_timeout = is_root, wait_timeout
         self.on_state, self.log, self.note = on_state, log or _quiet, note or _quiet
         self.clock, self.sleep, self.now, self.poll_seconds = clock, sleep, now, poll_seconds
         self.python_on_path = python_on_path  # False: each replica's env is exactly its plan's (run_commands)
-        self.adjust_argv = adjust_argv  # (plan, argv, env) -> (argv, [warning]) for an MPI launcher's command
+        # (plan, argv, env) -> (argv, [warning]) for an MPI launcher's command
+        self.adjust_argv = functools.partial(adjust_argv, run_as=run_as) if run_as else adjust_argv
+        self.run_as = run_as
         self.interrupted = None
         self.report_error = None
         self.failures = 0
@@ -169,7 +174,7 @@ class Execution:
             key = (plan.argv, env.get("PATH"), env.get("PYTHONPATH"))
             if plan.argv and key not in checked:
                 checked.add(key)
-                frameworks.check(self.policy.framework, plan.role, plan.argv, env)
+                frameworks.check(self.policy.framework, plan.role, plan.argv, env, self.run_as, plan.working_dir)
 
     def run(self):
         """Run to the end; returns an Outcome. Raises SetupError (exit 5) and WaitTimeout (exit 4) from set-up."""

@@ -39,10 +39,10 @@ def write_files(files, mode=0o644, executable=()):
             raise SetupError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def hold_lock(path, busy):
-    """An open file holding an exclusive lock on `path` (created, never through a link) until it is closed.
+def hold_lock(path, busy, mode=0o600):
+    """An open file holding an exclusive lock on `path` (created `mode`, never through a link) until it is closed.
     Raises OSError when it cannot be opened, BlockingIOError with the message `busy` when another process holds it."""
-    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644), "w")
+    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode), "w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

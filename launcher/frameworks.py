@@ -20,17 +20,18 @@ _PYTHON = re.compile(r"python[0-9.]*")
 _FIND_SPEC = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
 
 
-def check(framework, role, argv, env):
-    """Raise SetupError when `argv`, run with `env`, cannot reach `framework`'s module. No-op for MPI jobs."""
+def check(framework, role, argv, env, run_as=None, cwd=None):
+    """Raise SetupError when `argv`, run with `env` (as `run_as`, a supervise.RunAs, in `cwd`), cannot reach
+    `framework`'s module. No-op for MPI jobs."""
     if framework not in FRAMEWORKS or not argv:
         return
-    _check_one(framework, role, argv, env)
+    _check_one(framework, role, argv, env, run_as, cwd)
     target = torchrun_target(argv)
     if target:  # the command torchrun will start
-        _check_one(framework, role, target, env)
+        _check_one(framework, role, target, env, run_as, cwd)
 
 
-def _check_one(framework, role, argv, env):
+def _check_one(framework, role, argv, env, run_as, cwd):
     module, extra = FRAMEWORKS[framework]
     hint = f"install ringrun's `{extra}` extra where the command runs (pip install 'ringrun[{extra}]')"
     program = shutil.which(argv[0], path=env.get("PATH"))
@@ -43,7 +44,8 @@ def _check_one(framework, role, argv, env):
         return
     try:
         found = subprocess.run([program, "-c", _FIND_SPEC, module], env=env, stdin=subprocess.DEVNULL,
-                               capture_output=True, timeout=60)
+                               capture_output=True, timeout=60, cwd=cwd,
+                               **(run_as.subprocess_args() if run_as else {}))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SetupError(f"{framework} {role}: cannot run {program}: {exc}") from None
     if found.returncode != 0:

@@ -1,6 +1,6 @@
 """The keeper: one small process per replica that owns the replica's whole process tree, so nothing outlives it.
 
-    python -E -S keeper.py PARENT GRACE -- CMD [ARGS...]
+    python -E -S keeper.py PARENT GRACE [--user UID:GID] [--cwd DIR] -- CMD [ARGS...]
 
 The Supervisor starts every replica through a keeper (standard library only, run as a file: it starts in
 milliseconds). The keeper
@@ -12,7 +12,9 @@ milliseconds). The keeper
   ends kills whatever CMD left behind;
 - on SIGTERM, SIGINT, SIGHUP or SIGQUIT (or its parent's death), sends SIGTERM to CMD's group and every descendant,
   then SIGKILL to what is left after GRACE seconds, and exits with CMD's code (128+N when the signal ended it).
-CMD starts with the default disposition of SIGPIPE and SIGXFSZ (Python itself ignores them).
+CMD starts with the default disposition of SIGPIPE and SIGXFSZ (Python itself ignores them). With `--user` (a root
+keeper) CMD runs as that uid and gid with no supplementary groups, and enters `--cwd` only after it dropped root, so
+the kernel decides whether that user may be there; the keeper stays root, out of the reach of CMD's signals.
 Its name (comm) is `ringrun`. 127 when CMD cannot be started (the reason on stderr).
 """
 
@@ -75,8 +77,52 @@ def reap(main):
             code = 128 - code if code < 0 else code
 
 
+def _options(argv):
+    """(parent pid, grace, (uid, gid) or None, cwd or None, command) from the keeper's argv."""
+    parent, grace, rest = int(argv[0]), float(argv[1]), list(argv[2:])
+    user = cwd = None
+    while rest and rest[0] != "--":
+        flag, value, rest = rest[0], rest[1], rest[2:]
+        if flag == "--user":
+            user = tuple(int(v) for v in value.split(":"))
+        elif flag == "--cwd":
+            cwd = value
+    return parent, grace, user, cwd, rest[1:]
+
+
+def _spawn_as(command, user, cwd):
+    """Start CMD in a process group of its own as `user` (uid, gid), in `cwd` once it is that user. Raises OSError
+    (the child's own failure to change user, enter cwd or exec is reported through a pipe)."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # the child: nothing here may return into the keeper's code
+        try:
+            os.close(read_end)
+            os.setpgid(0, 0)
+            for sig in DEFAULT_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            os.setgroups([])
+            os.setgid(user[1])
+            os.setuid(user[0])
+            if cwd is not None:
+                os.chdir(cwd)
+            os.execvp(command[0], command)
+        except OSError as exc:
+            os.write(write_end, f"{exc.errno}:{exc.filename or ''}".encode())
+        finally:
+            os._exit(127)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        failure = pipe.read()
+    if failure:
+        os.waitpid(pid, 0)
+        number, _, name = failure.decode().partition(":")
+        raise OSError(int(number), os.strerror(int(number)), name or None)
+    return pid
+
+
 def main(argv):
-    parent, grace, command = int(argv[0]), float(argv[1]), argv[3:]
+    parent, grace, user, cwd, command = _options(argv)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -87,9 +133,15 @@ def main(argv):
     if os.getppid() != parent:  # the parent died before PR_SET_PDEATHSIG took effect
         return 128 + signal.SIGTERM
     try:
-        child = os.posix_spawnp(command[0], command, os.environ, setpgroup=0, setsigdef=DEFAULT_SIGNALS)
+        if user is None:
+            if cwd is not None:
+                os.chdir(cwd)
+            child = os.posix_spawnp(command[0], command, os.environ, setpgroup=0, setsigdef=DEFAULT_SIGNALS)
+        else:
+            child = _spawn_as(command, user, cwd)
     except OSError as exc:
-        sys.stderr.write(f"ringrun: cannot start {command[0]}: {exc.strerror}\n")
+        where = f" ({exc.filename})" if exc.filename and exc.filename != command[0] else ""
+        sys.stderr.write(f"ringrun: cannot start {command[0]}: {exc.strerror}{where}\n")
         return 127
     code, stopped_at = None, None
     while code is None:

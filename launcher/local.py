@@ -9,6 +9,7 @@ Fields accepted but not acted on here (ttlSecondsAfterFinished, schedulingPolicy
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from ringrun.runtime.status import job_status
 from . import files
 from .execute import Execution, ReplicaSpec
 from .readiness import free_loopback_port
-from .supervise import DEFAULT_GRACE_SECONDS, Supervisor, stop_signals
+from .supervise import DEFAULT_GRACE_SECONDS, RunAs, Supervisor, stop_signals
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,15 @@ class Options:
     is_root: bool = False
     run_parent: str | None = None  # where the job's private run directory is made (default: the temp folder)
     combined_logs: bool = False  # one <replica>.log per replica (stdout and stderr), as the server serves them
+    run_as: RunAs | None = None  # the user every replica runs as (a root server's jobs); None: this process's
+    working_dir: str | None = None  # where a replica without a workingDir runs (a relative one is below it)
+
+
+def _in_working_dir(plan, base):
+    """`plan` with its workingDir made absolute from `base` (the job's own folder); `base` when it gives none."""
+    if base is None:
+        return plan
+    return dataclasses.replace(plan, working_dir=os.path.join(base, plan.working_dir or ""))
 
 
 def local_plans(job, run_dir, port=None):
@@ -69,14 +79,18 @@ def run_job(job, environ, options, out, err, on_state=None, attach=None, signals
     run_dir = tempfile.mkdtemp(prefix=f"ringrun-{job.name}-", dir=options.run_parent)
     lock = None
     try:
+        if options.run_as is not None:  # the job's user reads its hostfile there; no one else may
+            os.chown(run_dir, -1, options.run_as.gid)
+            os.chmod(run_dir, 0o750)
         roles = deciders(job)
         # a rendezvous port of this job's own: two jobs on one machine never meet at the default 23456 / 9091
         port = free_loopback_port() if job.framework in ("pytorch", "mxnet") else None
-        specs = [ReplicaSpec(plan, job.replica(role).restart_policy, role in roles)
+        specs = [ReplicaSpec(_in_working_dir(plan, options.working_dir), job.replica(role).restart_policy,
+                             role in roles)
                  for (role, _), plan in local_plans(job, run_dir, port).items()]
         lock = _lock_log_dir(options.log_dir) if options.log_dir else None
         supervisor = Supervisor(out, err, log_dir=options.log_dir, grace=options.grace,
-                                combined=options.combined_logs)
+                                combined=options.combined_logs, run_as=options.run_as)
 
         def publish(state):
             if options.status_path:
@@ -94,7 +108,7 @@ def run_job(job, environ, options, out, err, on_state=None, attach=None, signals
             err.flush()
 
         execution = Execution(specs, supervisor, job_policy(job, options.timeout), environ, is_root=options.is_root,
-                              on_state=publish, log=log)
+                              on_state=publish, log=log, run_as=options.run_as)
         if attach is not None:
             attach(execution)
         with stop_signals(execution.interrupt) if signals else contextlib.nullcontext():

@@ -9,6 +9,7 @@ single-dash forms, `-np`, `-mca`, `-x`, `-tag-output`, `-oversubscribe`, `-npern
 mpirun a launcher's command starts is Open MPI 5, those three are written with two dashes, and a warning names each.
 """
 
+import functools
 import os
 import re
 import shutil
@@ -29,33 +30,35 @@ _VALUES = {"-np": 1, "-n": 1, "-c": 1, "-N": 1, "-H": 1, "-host": 1, "--host": 1
            "-path": 1, "--path": 1}
 
 
-_VERSIONS = {}  # mpirun path -> whether it is Open MPI 5 (asked once per process)
+_VERSIONS = {}  # (mpirun path, user) -> whether it is Open MPI 5 (asked once per process)
 
 
-def is_open_mpi_5(path, env=None):
+def is_open_mpi_5(path, env=None, run_as=None):
     """Whether the mpirun at `path` is Open MPI 5 or later (`mpirun --version`: "mpirun (Open MPI) 5.0.11"), asked
-    with the replica's `env` (its libraries' path) once per path."""
-    if path not in _VERSIONS:
-        _VERSIONS[path] = _ask_version(path, env)
-    return _VERSIONS[path]
+    with the replica's `env` (its libraries' path), as the replica's user (`run_as`), once per path and user."""
+    key = (path, run_as)
+    if key not in _VERSIONS:
+        _VERSIONS[key] = _ask_version(path, env, run_as)
+    return _VERSIONS[key]
 
 
-def _ask_version(path, env):
+def _ask_version(path, env, run_as):
     try:
         result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
-                                stdin=subprocess.DEVNULL, env=env)
+                                stdin=subprocess.DEVNULL, env=env, **(run_as.subprocess_args() if run_as else {}))
     except (OSError, subprocess.SubprocessError):
         return False
     found = re.search(r"\(Open MPI\) (\d+)\.", result.stdout + result.stderr)
     return found is not None and int(found.group(1)) >= 5
 
 
-def for_launcher(plan, argv, env, is_5=is_open_mpi_5, exists=os.path.exists):
+def for_launcher(plan, argv, env, is_5=is_open_mpi_5, exists=os.path.exists, run_as=None):
     """(argv, [warning]) of an MPI launcher's command: `for_installed` for mpirun, `for_horovod` for horovodrun.
-    Relative paths are the replica's, from its workingDir."""
+    Relative paths are the replica's, from its workingDir; mpirun is asked its version as `run_as` (the job's
+    user)."""
     if plan.discover_hosts is not None:
         return for_horovod(plan, argv, lambda path: exists(os.path.join(plan.working_dir or os.getcwd(), path)))
-    return for_installed(argv, env, is_5, cwd=plan.working_dir)
+    return for_installed(argv, env, functools.partial(is_5, run_as=run_as) if run_as else is_5, cwd=plan.working_dir)
 
 
 def for_horovod(plan, argv, exists=os.path.exists):

@@ -30,43 +30,47 @@ def default_run_dir(job_name, environ, uid):
     return None
 
 
-def _refuse(path, why):
-    raise SetupError(f"run directory {path}: {why}; ringrun will not use it (remove it, or give another with "
-                     "--run-dir / RINGRUN_RUN_DIR)")
+RUN_DIR = ("run directory", "--run-dir / RINGRUN_RUN_DIR")
 
 
-def _check_dir(path, st, uid, strict, last):
+def _refuse(path, why, what=RUN_DIR):
+    raise SetupError(f"{what[0]} {path}: {why}; ringrun will not use it (remove it, or give another with "
+                     f"{what[1]})")
+
+
+def _check_dir(path, st, uid, strict, last, what=RUN_DIR):
     if not stat.S_ISDIR(st.st_mode):
-        _refuse(path, "is not a directory")
+        _refuse(path, "is not a directory", what)
     if last and st.st_uid != uid:
-        _refuse(path, f"belongs to uid {st.st_uid}, not to this user (uid {uid})")
+        _refuse(path, f"belongs to uid {st.st_uid}, not to this user (uid {uid})", what)
     if st.st_uid not in (0, uid):
-        _refuse(path, f"a directory on its path belongs to uid {st.st_uid}")
+        _refuse(path, f"a directory on its path belongs to uid {st.st_uid}", what)
     writable_by_others = st.st_mode & 0o022
     if writable_by_others and (last or strict or not st.st_mode & stat.S_ISVTX):
-        what = "it is" if last else "a directory on its path is"
+        who = "it is" if last else "a directory on its path is"
         rule = " (sshd's StrictModes refuses keys below it)" if strict and not last else ""
-        _refuse(path, f"{what} writable by other users{rule}")
+        _refuse(path, f"{who} writable by other users{rule}", what)
 
 
-def secure(path, uid=None, strict=False):
+def secure(path, uid=None, strict=False, what=RUN_DIR):
     """Check (and create, 0700) run directory `path` as the module doc says; returns its absolute path.
 
     strict: sshd's StrictModes rule for authorized_keys below it: no directory on the way may be writable by others,
-    sticky or not (so not below /tmp). Raises SetupError.
+    sticky or not (so not below /tmp); what: (what it is, the options that give another) for the message.
+    Raises SetupError.
     """
     uid = os.geteuid() if uid is None else uid
     path = os.path.abspath(path)
     try:
-        return _secure(path, uid, strict)
+        return _secure(path, uid, strict, what)
     except OSError as exc:  # cannot be made, or a link on the way leads nowhere
-        _refuse(path, f"cannot be checked or made: {exc.strerror or exc} ({exc.filename or path})")
+        _refuse(path, f"cannot be checked or made: {exc.strerror or exc} ({exc.filename or path})", what)
 
 
-def _secure(path, uid, strict):
+def _secure(path, uid, strict, what):
     parts = [p for p in path.split("/") if p]
     current = "/"
-    _check_dir("/", os.stat("/"), uid, strict, last=not parts)
+    _check_dir("/", os.stat("/"), uid, strict, not parts, what)
     for i, part in enumerate(parts):
         candidate = os.path.join(current, part)
         last = i == len(parts) - 1
@@ -80,20 +84,20 @@ def _secure(path, uid, strict):
             st = os.lstat(candidate)
         if stat.S_ISLNK(st.st_mode):
             if last:
-                _refuse(candidate, "is a symbolic link")
+                _refuse(candidate, "is a symbolic link", what)
             if st.st_uid not in (0, uid):
-                _refuse(candidate, f"is a symbolic link owned by uid {st.st_uid}")
+                _refuse(candidate, f"is a symbolic link owned by uid {st.st_uid}", what)
             target = os.path.realpath(candidate)
-            secure_ancestors(target, uid, strict)
+            secure_ancestors(target, uid, strict, what)
             candidate, st = target, os.stat(target)
-        _check_dir(candidate, st, uid, strict, last)
+        _check_dir(candidate, st, uid, strict, last, what)
         current = candidate
     return path
 
 
-def secure_ancestors(path, uid, strict):
+def secure_ancestors(path, uid, strict, what=RUN_DIR):
     """Every directory from / down to `path` (a resolved path) as `secure` checks the ones on the way."""
     current = "/"
     for part in [p for p in path.split("/") if p]:
         current = os.path.join(current, part)
-        _check_dir(current, os.stat(current), uid, strict, last=False)
+        _check_dir(current, os.stat(current), uid, strict, False, what)

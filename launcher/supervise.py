@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 DEFAULT_GRACE_SECONDS = 5.0
 KEEPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keeper.py")
@@ -41,6 +42,19 @@ def stop_signals(callback):
             signal.signal(sig, handler)
 
 
+@dataclass(frozen=True)
+class RunAs:
+    """The user a job's processes run as when ringrun is root and the job must not be (`ringrun serve`'s jobs): a
+    uid and gid, and no supplementary groups. The keepers stay root (the job cannot signal them)."""
+
+    uid: int
+    gid: int
+
+    def subprocess_args(self):
+        """subprocess.run / Popen keyword arguments that start a program as this user."""
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+
 class Child:
     __slots__ = ("name", "proc", "threads", "code")
 
@@ -55,11 +69,14 @@ class Child:
 class Supervisor:
     """Starts and watches children. `out`/`err` are text streams for prefixed lines; `log_dir` adds per-child files."""
 
-    def __init__(self, out, err, log_dir=None, grace=DEFAULT_GRACE_SECONDS, prefix=True, combined=False):
+    def __init__(self, out, err, log_dir=None, grace=DEFAULT_GRACE_SECONDS, prefix=True, combined=False,
+                 run_as=None):
         """combined: one `<name>.log` per child with stdout and stderr together (as `kubectl logs` shows a pod);
         when the child is started again, the last run's file becomes `<name>.previous.log`. Otherwise
-        `<name>.stdout.log` and `<name>.stderr.log`, appended to on a restart."""
+        `<name>.stdout.log` and `<name>.stderr.log`, appended to on a restart. run_as: a RunAs for every child
+        (its keeper stays this process's user)."""
         self.out, self.err, self.log_dir, self.grace, self.prefix = out, err, log_dir, grace, prefix
+        self.run_as = run_as
         self.combined = combined
         self.children = []
         self._lock = threading.Lock()
@@ -70,8 +87,11 @@ class Supervisor:
         cannot be executed (not found on the env's PATH, or not executable)."""
         if not _executable(argv[0], env, cwd):
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
-        keeper = [sys.executable, "-E", "-S", KEEPER, str(os.getpid()), repr(float(self.grace)), "--", *argv]
-        proc = subprocess.Popen(keeper, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        keeper = [sys.executable, "-E", "-S", KEEPER, str(os.getpid()), repr(float(self.grace))]
+        if self.run_as is not None:  # the command enters cwd as that user: the kernel says whether it may
+            keeper += ["--user", f"{self.run_as.uid}:{self.run_as.gid}"] + (["--cwd", cwd] if cwd else [])
+            cwd = None
+        proc = subprocess.Popen([*keeper, "--", *argv], env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         child = Child(name, proc)
         shared = self._combined_log(name) if self.log_dir and self.combined else None
@@ -92,7 +112,7 @@ class Supervisor:
                 os.replace(path, os.path.join(self.log_dir, f"{name}.previous.log"))
         self._logged.add(path)
         try:
-            return _SharedLog(_open_log(path, "wb"), self._lock, users=2)
+            return _SharedLog(_open_log(path, "wb", 0o600), self._lock, users=2)
         except OSError as exc:
             self.err.write(f"ringrun: cannot write the log file {path}: {exc.strerror or exc}\n")
             return None
@@ -188,7 +208,7 @@ def _executable(program, env, cwd):
     return shutil.which(program, path=env.get("PATH", os.defpath)) is not None
 
 
-def _open_log(path, mode):
+def _open_log(path, mode, permissions=0o644):
     """A replica's log file, never through a link: "wb" starts it anew, "ab" appends."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
-    return os.fdopen(os.open(path, flags, 0o644), "wb")
+    return os.fdopen(os.open(path, flags, permissions), "wb")

@@ -51,6 +51,13 @@ def processes(job):
     return tuple((r.role, i) for r in job.replicas for i in range(r.replicas))
 
 
+def working_dirs(job):
+    """(role, workingDir) of every role that runs as a local process and names one (as the spec gives it)."""
+    name = job.mpi.main_container if job.mpi else job.framework
+    roles = dict.fromkeys(role for role, _ in processes(job))
+    return tuple((role, path) for role in roles if (path := job.replica(role).container(name).working_dir))
+
+
 @functools.lru_cache(maxsize=8)
 def replica_names(job):
     """Every name a replica of `job` is reached by in a cluster (computed once per job: plans are made per replica)."""

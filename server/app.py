@@ -3,6 +3,7 @@
 nothing half-way (each store write is one transaction)."""
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -15,13 +16,15 @@ from aiohttp import web
 
 from ringrun.runtime import apierrors, resources
 from ringrun.runtime.apierrors import ApiError, Target
+from ringrun.runtime.errors import SetupError, UsageError
 
-from . import auth, tls
+from . import auth, datadir, tls
 from .controller import Controller
 from .core import Core
 from .http import Call, error_response
 from .jobs import Jobs
-from .store import Store
+from .jobusers import JOB_UIDS, ROOT_JOBS_DIR, JobUsers, JobUsersError
+from .store import Store, StoreError
 
 MAX_BODY = 3 * 1024 * 1024 + 4096
 UNAUTHENTICATED = {("version",), ("healthz",), ("livez",), ("readyz",)}
@@ -38,10 +41,13 @@ class Settings:
     capacity: tuple | None = None
     grace: float = 5.0
     watch_history: int = 20000
+    jobs_dir: str | None = None  # default: ROOT_JOBS_DIR as root, DATA/jobs otherwise
+    job_uids: tuple = JOB_UIDS
 
 
 class Server:
     def __init__(self, store, controller, users, rules, address, log):
+        """rules: the policy's authorization rules (auth.Rule)."""
         self.store, self.controller, self.users, self.rules, self.log = store, controller, users, rules, log
         self.jobs = Jobs(store)
         self.core = Core(store, controller, address)
@@ -185,25 +191,34 @@ ADMIN_TOKENS = "tokens.csv"
 
 def _admin_token(data_dir):
     """The admin token from DATA/tokens.csv, written on first start (user admin, group system:masters)."""
+    from ringrun.launcher import files
+
     path = os.path.join(data_dir, ADMIN_TOKENS)
     if not os.path.exists(path):
         token = secrets.token_urlsafe(32)
-        from ringrun.launcher import files
-
         files.write_atomic(path, f'{token},admin,admin,"system:masters"\n'.encode(), mode=0o600)
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
-    users = auth.read_tokens(text, path)
+    users = auth.read_tokens(_read_text(path, SetupError), path)
     token = next((t for t, u in users.items() if u.name == "admin" and auth.MASTERS in u.groups), None)
     if token is None:
-        raise auth.AuthFileError(f"{path}: has no line for the user admin in the group {auth.MASTERS}")
+        raise SetupError(f"{path}: has no line for the user admin in the group {auth.MASTERS}")
     return token, users
+
+
+def _read_text(path, error):
+    """The UTF-8 text of `path`; `error` (UsageError for a file named on the command line, SetupError for one in
+    the data directory) naming the file and what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
 def _lock(data_dir):
     """Hold DATA for this server (one server per data directory). Raises UsageError when another holds it."""
     from ringrun.launcher import files
-    from ringrun.runtime import UsageError
 
     try:
         return files.hold_lock(os.path.join(data_dir, ".lock"), f"--data-dir {data_dir!r}: another ringrun serve "
@@ -212,29 +227,41 @@ def _lock(data_dir):
         raise UsageError(str(exc)) from None
 
 
-def serve(settings, environ, out, err):
-    """Run the server until SIGTERM or SIGINT; returns the exit code (0 after a clean stop)."""
-    from ringrun.launcher import files
-    from ringrun.runtime import UsageError
-
-    data_dir = os.path.abspath(settings.data_dir)
-    os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    lock = _lock(data_dir)
+def _users_and_policy(settings, data_dir):
+    """({token: User}, auth.Policy) from DATA/tokens.csv, --token-auth-file and --policy."""
+    token, users = _admin_token(data_dir)
     try:
-        token, users = _admin_token(data_dir)
         for path in settings.token_files:
-            with open(path, encoding="utf-8") as handle:
-                extra = auth.read_tokens(handle.read(), path)
-            users.update(extra)
-        rules = []
+            users.update(auth.read_tokens(_read_text(path, UsageError), path))
+        policy = auth.Policy()
         if settings.policy_file:
-            with open(settings.policy_file, encoding="utf-8") as handle:
-                rules = auth.read_policy(handle.read(), settings.policy_file)
-    except OSError as exc:
-        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+            policy = auth.read_policy(_read_text(settings.policy_file, UsageError), settings.policy_file)
     except auth.AuthFileError as exc:
         raise UsageError(str(exc)) from None
-    ca, cert, key = tls.ensure(data_dir, [settings.host])
+    return token, users, policy
+
+
+def _one_user_warning(settings, log):
+    """Not root: jobs are this user's processes, so whoever may create one has this user's power: said at start."""
+    if os.geteuid() != 0 and (settings.token_files or settings.policy_file):
+        log(f"warning: not running as root, so every job runs as this user (uid {os.geteuid()}) with this "
+            "user's files in reach, the data directory's tokens included: --token-auth-file users who may create "
+            "jobs get this user's power, whatever --policy says (run the server as root to give each namespace's "
+            "jobs a uid of their own)")
+
+
+def _open_store(data_dir, history):
+    """The store DATA/store.db (made 0600). Raises SetupError when the file is not a store."""
+    path = os.path.join(data_dir, "store.db")
+    datadir.private_file(path)
+    try:
+        return Store(path, history=history)
+    except StoreError as exc:
+        raise SetupError(f"{path}: {exc}") from None
+
+
+def _listen(settings):
+    """A listening socket on --host and --port. Raises UsageError."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -244,32 +271,49 @@ def serve(settings, environ, out, err):
         sock.close()
         raise UsageError(f"--port {settings.port}: cannot listen on {settings.host}: {exc.strerror}") from None
     sock.listen(512)
-    port = sock.getsockname()[1]
-    host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
-    url = f"https://{host}:{port}"
-    store = Store(os.path.join(data_dir, "store.db"), history=settings.watch_history)
-    kubeconfig = os.path.join(data_dir, "kubeconfig")
-    files.write_atomic(kubeconfig, tls.kubeconfig(url, ca, token).encode(), mode=0o600)
+    return sock
+
+
+def serve(settings, environ, out, err):
+    """Run the server until SIGTERM or SIGINT; returns the exit code (0 after a clean stop). Raises UsageError
+    (exit 2) for bad options and files they name, SetupError (exit 5) for a data directory, store, certificate or
+    jobs folder that cannot be used."""
+    from ringrun.launcher import files
 
     def log(message):
         err.write(f"ringrun serve: {message}\n")
         err.flush()
 
-    controller = Controller(store, data_dir, environ, capacity=settings.capacity, grace=settings.grace,
-                            is_root=os.geteuid() == 0, log=log)
-    controller.start()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    server = Server(store, controller, users, rules, f"{settings.host}:{port}", log)
-    out.write(f"ringrun serve: listening on {url} (data in {data_dir})\n"
-              f"export KUBECONFIG={kubeconfig}\n")
-    out.flush()
-    try:
+    with contextlib.ExitStack() as held:  # released in reverse order, whatever stops the server
+        data_dir = datadir.secure(os.path.abspath(settings.data_dir))
+        held.enter_context(_lock(data_dir))
+        token, users, policy = _users_and_policy(settings, data_dir)
+        _one_user_warning(settings, log)
+        ca, cert, key = tls.ensure(data_dir, [settings.host])
+        store = _open_store(data_dir, settings.watch_history)
+        held.callback(store.close)
+        jobs_dir = settings.jobs_dir or (ROOT_JOBS_DIR if os.geteuid() == 0 else os.path.join(data_dir, "jobs"))
+        try:
+            job_users = JobUsers(store, os.path.abspath(jobs_dir), environ, os.geteuid() == 0, settings.job_uids)
+        except JobUsersError as exc:
+            raise SetupError(str(exc)) from None
+        sock = held.enter_context(_listen(settings))
+        port = sock.getsockname()[1]
+        host = f"[{settings.host}]" if sock.family == socket.AF_INET6 else settings.host
+        url = f"https://{host}:{port}"
+        kubeconfig = os.path.join(data_dir, "kubeconfig")
+        files.write_atomic(kubeconfig, tls.kubeconfig(url, ca, token).encode(), mode=0o600)
+        controller = Controller(store, data_dir, job_users, capacity=settings.capacity, grace=settings.grace,
+                                host_paths=policy.paths_of, log=log)
+        controller.start()
+        held.callback(controller.stop)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        server = Server(store, controller, users, policy.rules, f"{settings.host}:{port}", log)
+        out.write(f"ringrun serve: listening on {url} (data in {data_dir})\n"
+                  f"export KUBECONFIG={kubeconfig}\n")
+        out.flush()
         asyncio.run(_run(server.app(), sock, context))
-    finally:
-        controller.stop()
-        store.close()
-        lock.close()
     return 0
 
 

@@ -10,12 +10,17 @@ Policy (YAML or JSON, `--policy FILE`): a list of rules under `rules:`, each
 (resources default "*"; a subresource is named on its own, as in RBAC: `mpijobs` does not grant `mpijobs/status`,
 `pods` does not grant `pods/log`); a request is allowed when one rule matches. Verbs are kube-apiserver's: get, list, watch,
 create, update, patch, delete, deletecollection.
+
+Host paths (`hostPaths:` beside `rules:`, a list of `{namespaces: [NS... | "*"], paths: [/ABSOLUTE...]}`): where a
+namespace's jobs may work besides their own folder (a workingDir inside one of the paths). Nothing by default, for
+everyone: an admin's job is a job too.
 """
 
 import csv
 import hmac
 import io
 import json
+import os
 from dataclasses import dataclass
 
 MASTERS = "system:masters"
@@ -79,34 +84,69 @@ def _any(allowed, value):
     return "*" in allowed or value in allowed
 
 
+@dataclass(frozen=True)
+class Policy:
+    rules: tuple = ()
+    host_paths: tuple = ()  # (namespaces, paths) pairs
+
+    def paths_of(self, namespace):
+        """The host paths granted to `namespace`'s jobs."""
+        return tuple(p for namespaces, paths in self.host_paths if _any(namespaces, namespace) for p in paths)
+
+
 def read_policy(text, source):
-    """[Rule] from a policy document. Raises AuthFileError naming the rule and field."""
+    """The Policy of a policy document. Raises AuthFileError naming the rule and field."""
     import yaml
 
     try:
         doc = yaml.safe_load(text) if text.strip() else {"rules": []}
     except yaml.YAMLError as exc:
         raise AuthFileError(f"{source}: not valid YAML or JSON: {exc}") from None
-    rules = doc.get("rules") if isinstance(doc, dict) else None
-    if not isinstance(rules, list):
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules", []), list) or not (
+            "rules" in doc or "hostPaths" in doc):
         raise AuthFileError(f"{source}: expected a mapping with a list `rules`")
+    unknown = set(doc) - {"rules", "hostPaths"}
+    if unknown:
+        raise AuthFileError(f"{source}: unknown field {sorted(map(str, unknown))[0]!r} (rules, hostPaths)")
+    return Policy(_read_rules(doc.get("rules", []), source), _read_host_paths(doc.get("hostPaths", []), source))
+
+
+def _strings(value, where, field):
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise AuthFileError(f"{where}.{field}: must be a non-empty list of strings, got {json.dumps(value)}")
+    return tuple(value)
+
+
+def _read_host_paths(items, source):
+    if not isinstance(items, list):
+        raise AuthFileError(f"{source}: hostPaths: must be a list")
+    result = []
+    for i, item in enumerate(items):
+        where = f"{source}: hostPaths[{i}]"
+        if not isinstance(item, dict) or set(item) != {"namespaces", "paths"}:
+            raise AuthFileError(f"{where}: needs exactly the fields namespaces and paths")
+        paths = _strings(item["paths"], where, "paths")
+        for path in paths:
+            if not os.path.isabs(path) or os.path.normpath(path) != path:
+                raise AuthFileError(f"{where}.paths: must be absolute clean paths, got {path!r}")
+        result.append((_strings(item["namespaces"], where, "namespaces"), paths))
+    return tuple(result)
+
+
+def _read_rules(rules, source):
     result = []
     for i, item in enumerate(rules):
         where = f"{source}: rules[{i}]"
         if not isinstance(item, dict) or ("user" in item) == ("group" in item):
             raise AuthFileError(f"{where}: needs exactly one of user or group")
-        lists = {}
-        for field in ("namespaces", "verbs", "resources"):
-            value = item.get(field, ["*"] if field == "resources" else None)
-            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-                raise AuthFileError(f"{where}.{field}: must be a non-empty list of strings, got {json.dumps(value)}")
-            lists[field] = tuple(value)
+        lists = {field: _strings(item.get(field, ["*"] if field == "resources" else None), where, field)
+                 for field in ("namespaces", "verbs", "resources")}
         unknown = set(item) - {"user", "group", "namespaces", "verbs", "resources"}
         if unknown:
             raise AuthFileError(f"{where}: unknown field {sorted(unknown)[0]!r}")
         result.append(Rule(item.get("user"), item.get("group"), lists["namespaces"], lists["verbs"],
                            lists["resources"]))
-    return result
+    return tuple(result)
 
 
 def allowed(rules, user, verb, resource, namespace):

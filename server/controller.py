@@ -8,10 +8,13 @@ their status back to the store as it changes.
   no one. Then the job starts whole.
 - Each admitted job runs `ringrun.launcher.local.run_job` in a thread of its own that lives as long as the job
   (every replica's keeper has that thread as its parent: if the server dies, even by SIGKILL, the keepers stop
-  the replicas), with its own run directory (`DATA/run/`), rendezvous port and logs (`DATA/logs/<uid>/`).
+  the replicas), as the user, in the folder and with the environment server/jobusers.py gives it (never root's),
+  with its own run directory, rendezvous port and logs (`DATA/logs/<uid>/`, written by the server). A workingDir
+  outside the job's folder and the host paths the policy grants its namespace fails the job before it starts.
 - A replace takes effect on a running job: a new activeDeadlineSeconds moves its deadline, cleanPodPolicy
   applies when it ends; a suspended job starts when `suspend` is set false. A delete stops the job's replicas
   (SIGTERM, SIGKILL after the grace period).
+- A deleted job's folder is removed once its replicas are gone.
 - Recovery at start: a job the store shows running was lost with the server that ran it (its replicas were
   stopped by their keepers): it is marked Failed, saying so; jobs not yet started are queued again.
 - Stop (SIGTERM of the server): running jobs are stopped (Failed, interrupted by signal 15); queued ones stay queued.
@@ -20,7 +23,6 @@ their status back to the store as it changes.
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -29,12 +31,15 @@ from ringrun.launcher import files
 from ringrun.launcher.execute import utc_now
 from ringrun.launcher.local import Options, run_job
 from ringrun.runtime import RingrunError
-from ringrun.runtime.local import processes
+from ringrun.runtime.local import processes, working_dirs
 from ringrun.runtime.objects import requests
 from ringrun.runtime.parse import parse_object
 from ringrun.runtime.policy import job_policy
 from ringrun.runtime.resources import resource_of
 from ringrun.runtime.status import JobState, finished, job_status, lost_status, queued_status
+
+from .datadir import private_dir
+from .jobusers import JobUsersError, granted
 
 
 class _Discard:
@@ -90,17 +95,19 @@ def parse_job(obj):
 
 
 class Controller:
-    def __init__(self, store, data_dir, environ, capacity=None, grace=5.0, is_root=False, log=None, now=utc_now):
-        self.store, self.data_dir, self.environ = store, data_dir, dict(environ)
+    def __init__(self, store, data_dir, job_users, capacity=None, grace=5.0, host_paths=lambda namespace: (),
+                 log=None, now=utc_now):
+        """job_users: a jobusers.JobUsers (who each job runs as, where); host_paths(namespace) -> the host paths
+        the policy grants that namespace's jobs."""
+        self.store, self.data_dir, self.job_users, self.host_paths = store, data_dir, job_users, host_paths
         self.capacity = capacity or machine_capacity()
-        self.grace, self.is_root, self.now = grace, is_root, now
+        self.grace, self.now = grace, now
         self.log = log or (lambda message: None)
         self.runs, self.queue, self.held = {}, [], {}
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = False
         self._thread = None
-        self.run_parent = os.path.join(data_dir, "run")
 
     def logs_of(self, uid):
         return os.path.join(self.data_dir, "logs", uid)
@@ -108,8 +115,7 @@ class Controller:
     # -- life --------------------------------------------------------------------------------------------------
     def start(self):
         """Recover what the store holds, then follow its changes and admit jobs."""
-        shutil.rmtree(self.run_parent, ignore_errors=True)  # run directories of a server that died
-        os.makedirs(self.run_parent, mode=0o700, exist_ok=True)
+        self.job_users.clear_run_dirs()  # run directories of a server that died
         self._recover()
         self.store.listen(self._on_event)
         self._thread = threading.Thread(target=self._admit_loop, name="ringrun-admission", daemon=True)
@@ -177,9 +183,11 @@ class Controller:
                 self.queue = [q for q in self.queue if q[3] != uid]
                 self.held.pop(uid, None)
                 run = self.runs.get(uid)
-                if run is not None:
+                if run is not None:  # its folder goes when its replicas are gone
                     run.stopped = True
                     self._interrupt(run)
+                else:
+                    self.job_users.remove(meta["namespace"], uid)
             elif kind == "MODIFIED":
                 run = self.runs.get(uid)
                 generation = meta.get("generation", 1)
@@ -283,11 +291,14 @@ class Controller:
         try:
             job = parse_job(obj)
             processes(job)
-        except RingrunError as exc:
+            placement = self.job_users.place(run.namespace, run.uid)
+            self._check_paths(job, placement.home)
+        except (RingrunError, JobUsersError, OSError) as exc:
             self._dequeue(entry)
             self._write_failure(run, obj, str(exc))
             return False
-        run.thread = threading.Thread(target=self._run, args=(run, job), name=f"job-{run.name}", daemon=True)
+        run.thread = threading.Thread(target=self._run, args=(run, job, placement), name=f"job-{run.name}",
+                                      daemon=True)
         with self._lock:
             if entry not in self.queue:  # deleted since it was read
                 return False
@@ -295,6 +306,17 @@ class Controller:
             self.runs[run.uid] = run
         run.thread.start()
         return True
+
+    def _check_paths(self, job, home):
+        """Raise SpecError when a replica's workingDir is outside the job's folder and the namespace's grants."""
+        from ringrun.runtime import SpecError
+
+        grants = self.host_paths(job.namespace)
+        refused = [f"{role}: workingDir {path!r} is outside the job's own folder and no hostPaths rule of the "
+                   f"server's --policy grants it to namespace {job.namespace!r}"
+                   for role, path in working_dirs(job) if not granted(os.path.join(home, path), home, grants)]
+        if refused:
+            raise SpecError(refused)
 
     # -- one job -----------------------------------------------------------------------------------------------
     def _write_status(self, run, status):
@@ -322,11 +344,12 @@ class Controller:
             for r, name in ((r, _replica_name(job, r.role, r.index)) for r in state.replicas)]}
         files.write_atomic(os.path.join(log_dir, "pods.json"), json.dumps(pods).encode("utf-8"), mode=0o600)
 
-    def _run(self, run, job):
+    def _run(self, run, job, placement):
         log_dir = self.logs_of(run.uid)
-        os.makedirs(log_dir, mode=0o700, exist_ok=True)
-        options = Options(log_dir=log_dir, grace=self.grace, is_root=self.is_root, run_parent=self.run_parent,
-                          combined_logs=True)
+        private_dir(log_dir)
+        options = Options(log_dir=log_dir, grace=self.grace, is_root=os.geteuid() == 0 and placement.run_as is None,
+                          run_parent=placement.run_parent, combined_logs=True, run_as=placement.run_as,
+                          working_dir=placement.home)
 
         def on_state(state):
             self._write_pods(run, job, state, log_dir)
@@ -339,8 +362,8 @@ class Controller:
                     execution.interrupt(signal.SIGTERM)
 
         try:
-            code, _ = run_job(job, self.environ, options, _Discard(), _Discard(), on_state=on_state, attach=attach,
-                              signals=False)
+            code, _ = run_job(job, placement.environ, options, _Discard(), _Discard(), on_state=on_state,
+                              attach=attach, signals=False)
             if code == 7:  # held (suspended, paused): started again when a replace changes it
                 with self._lock:
                     if not run.stopped:
@@ -357,6 +380,9 @@ class Controller:
         finally:
             with self._lock:
                 self.runs.pop(run.uid, None)
+                deleted = run.stopped
+            if deleted:
+                self.job_users.remove(run.namespace, run.uid)
             self._wake.set()
             time.sleep(0)
 

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS events (rv INTEGER PRIMARY KEY, resource TEXT NOT NUL
     type TEXT NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('rv', 0), ('compacted', 0);
+CREATE TABLE IF NOT EXISTS job_users (namespace TEXT PRIMARY KEY, uid INTEGER NOT NULL UNIQUE);
 """
 
 
@@ -49,10 +50,13 @@ class TooOld(StoreError):
 class Store:
     def __init__(self, path, history=HISTORY):
         self.path, self.history = path, history
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a process crash loses no committed write
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a process crash loses no committed write
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:  # not a database, or one another program made
+            raise StoreError(f"not a ringrun store: {exc}") from None
         self._lock = threading.RLock()
         self._listeners = []
 
@@ -225,6 +229,22 @@ class Store:
                              (resource, namespace, name))
             return "DELETED", {**old, "metadata": {**old["metadata"], "resourceVersion": str(rv)}}
         return self._write(resource, change)
+
+    # -- the uids of namespaces' jobs (server/jobusers.py) ------------------------------------------------------
+    def job_uid(self, namespace):
+        """The uid namespace's jobs run as, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT uid FROM job_users WHERE namespace=?", (namespace,)).fetchone()
+        return row[0] if row else None
+
+    def job_uids(self):
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT uid FROM job_users")]
+
+    def take_job_uid(self, namespace, uid):
+        """Record that namespace's jobs run as uid (for good: it is never given to another namespace)."""
+        with self._lock:
+            self._db.execute("INSERT INTO job_users VALUES (?, ?)", (namespace, uid))
 
     def all_objects(self):
         """[(resource, object)] of everything stored (the controller's view at start)."""

@@ -51,10 +51,8 @@ def ensure(data_dir, hosts):
     now = datetime.datetime.now(datetime.timezone.utc)
     hosts = sorted(set(hosts) | {"127.0.0.1", "::1", "localhost"})
     if os.path.exists(paths[CA_CERT]) and os.path.exists(paths[CA_KEY]):
-        with open(paths[CA_CERT], "rb") as handle:
-            ca_cert = x509.load_pem_x509_certificate(handle.read())
-        with open(paths[CA_KEY], "rb") as handle:
-            ca_key = serialization.load_pem_private_key(handle.read(), None)
+        ca_cert = _load(paths[CA_CERT], x509.load_pem_x509_certificate, "a PEM certificate")
+        ca_key = _load(paths[CA_KEY], lambda data: serialization.load_pem_private_key(data, None), "a PEM private key")
     else:
         ca_key = _key()
         ca_cert = (x509.CertificateBuilder().subject_name(_name("ringrun-ca")).issuer_name(_name("ringrun-ca"))
@@ -66,13 +64,18 @@ def ensure(data_dir, hosts):
                                   critical=True)
                    .sign(ca_key, hashes.SHA256()))
         files.write_atomic(paths[CA_KEY], _pem_key(ca_key), mode=0o600)
-        files.write_atomic(paths[CA_CERT], ca_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+        files.write_atomic(paths[CA_CERT], ca_cert.public_bytes(serialization.Encoding.PEM), mode=0o600)
         for stale in (paths[SERVER_CERT], paths[SERVER_KEY]):
             if os.path.exists(stale):
                 os.unlink(stale)
+    cert = None
     if os.path.exists(paths[SERVER_CERT]) and os.path.exists(paths[SERVER_KEY]):
-        with open(paths[SERVER_CERT], "rb") as handle:
-            cert = x509.load_pem_x509_certificate(handle.read())
+        try:  # the server certificate is made again when it cannot be read
+            with open(paths[SERVER_CERT], "rb") as handle:
+                cert = x509.load_pem_x509_certificate(handle.read())
+        except ValueError:
+            cert = None
+    if cert is not None:
         covered = {str(v) for v in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
                    .get_values_for_type(x509.IPAddress)} | set(cert.extensions.get_extension_for_class(
                        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
@@ -88,8 +91,22 @@ def ensure(data_dir, hosts):
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     files.write_atomic(paths[SERVER_KEY], _pem_key(key), mode=0o600)
-    files.write_atomic(paths[SERVER_CERT], cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    files.write_atomic(paths[SERVER_CERT], cert.public_bytes(serialization.Encoding.PEM), mode=0o600)
     return paths[CA_CERT], paths[SERVER_CERT], paths[SERVER_KEY]
+
+
+def _load(path, load, what):
+    """load(bytes of `path`); SetupError naming the file when it is not `what`."""
+    from ringrun.runtime.errors import SetupError
+
+    try:
+        with open(path, "rb") as handle:
+            return load(handle.read())
+    except (ValueError, TypeError) as exc:
+        raise SetupError(f"{path}: not {what} ({exc}); remove ca.crt and ca.key to make a new CA (every client then "
+                         "needs the new kubeconfig)") from None
+    except OSError as exc:
+        raise SetupError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _is_ip(host):

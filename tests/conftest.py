@@ -63,6 +63,16 @@ def trusted_path():
 
 
 @pytest.fixture
+def exchange(trusted_path):
+    """A folder every user may write (sticky, like /tmp) where a served job, which runs as a uid of its own when the
+    tests run as root, leaves pid files and reads gates the test makes."""
+    folder = trusted_path / "exchange"
+    folder.mkdir()
+    os.chmod(folder, 0o1777)
+    return folder
+
+
+@pytest.fixture
 def cli():
     return run_cli
 
@@ -80,13 +90,17 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def fresh_server(tmp_path):
-    """start(*args, data_dir=None): a server of this test's own, stopped afterwards whatever the test did to it."""
+    """start(*args, data_dir=None, after=None, env=None): a server of this test's own, stopped afterwards whatever
+    the test did to it; `after`: a server stopped with keep_jobs whose data and jobs folders this one takes over;
+    `env`: more variables for its environment."""
     from serverproc import ServerProcess
 
     procs = []
 
-    def start(*args, data_dir=None):
-        proc = ServerProcess(data_dir or tmp_path / "data", args).start()
+    def start(*args, data_dir=None, after=None, env=None):
+        if after is not None:
+            data_dir = after.data_dir
+        proc = ServerProcess(data_dir or tmp_path / "data", args, after.jobs_base if after else None, env).start()
         procs.append(proc)
         return proc
     yield start

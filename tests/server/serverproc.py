@@ -2,9 +2,11 @@
 made from the kubeconfig it writes, stopped by PID (SIGTERM, or SIGKILL to simulate a crash)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import yaml
@@ -24,11 +26,29 @@ def wait_until(predicate, timeout=30.0, interval=0.05, what="the condition"):
         time.sleep(interval)
 
 
+def jobs_folder():
+    """A fresh --jobs-dir: as root in a folder every level of which other users may pass through (the jobs run as
+    uids of their own) and only root may write, else None (DATA/jobs)."""
+    if os.geteuid() != 0:
+        return None
+    base = "/var/lib/ringrun-tests"
+    os.makedirs(base, mode=0o755, exist_ok=True)
+    folder = tempfile.mkdtemp(dir=base, prefix="jobs-")
+    os.chmod(folder, 0o711)
+    return folder
+
+
 class ServerProcess:
-    def __init__(self, data_dir, args=()):
-        self.data_dir, self.args = str(data_dir), list(args)
+    def __init__(self, data_dir, args=(), jobs_base=None, env=None):
+        """jobs_base: an earlier server's (stopped with keep_jobs) to run on its jobs folder, removed at stop; env:
+        more variables for the server's environment."""
+        self.data_dir, self.args, self.env = str(data_dir), list(args), {**os.environ, **(env or {})}
         self.proc = None
         self.kubeconfig = os.path.join(self.data_dir, "kubeconfig")
+        self.jobs_base = jobs_base or (jobs_folder() if "--jobs-dir" not in self.args else None)
+        self.jobs_dir = os.path.join(self.jobs_base, "jobs") if self.jobs_base else None
+        if self.jobs_dir:
+            self.args += ["--jobs-dir", self.jobs_dir]
 
     def start(self):
         if os.path.exists(self.kubeconfig):
@@ -36,7 +56,7 @@ class ServerProcess:
         self.log = open(os.path.join(os.path.dirname(self.data_dir), f"serve-{time.monotonic_ns()}.log"), "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "ringrun.launcher", "serve", "--data-dir", self.data_dir,
                                       "--port", "0", "--grace", "2", *self.args], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, env=self.env)
         wait_until(lambda: os.path.exists(self.kubeconfig) or self.proc.poll() is not None, what="the kubeconfig")
         assert self.proc.poll() is None, self.output()
         return self
@@ -74,17 +94,22 @@ class ServerProcess:
             api.configuration.refresh_api_key_hook = None
         return client.ApiClient(api.configuration) if token is not None else api
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
+    def stop(self, sig=signal.SIGTERM, timeout=30, keep_jobs=False):
+        """Stop the server with `sig` (its exit code); its jobs folder goes too unless `keep_jobs` (a restart on
+        the same data directory follows)."""
         try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+            if self.proc is None or self.proc.poll() is not None:
+                return self.proc.returncode if self.proc else None
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait(10)
         finally:
             self.log.close()
+            if self.jobs_base and not keep_jobs:
+                shutil.rmtree(self.jobs_base, ignore_errors=True)
 
 
 def alive(pid):

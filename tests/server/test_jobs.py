@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("aiohttp", reason="the server extra (aiohttp) is installed by `make test`")
 pytest.importorskip("kubernetes", reason="the server-test extra (the kubernetes client) is installed by `make test`")
 
+import glob
 import os
 
 from jobspecs import condition, finished, mpijob, pytorchjob
@@ -31,9 +32,9 @@ def wait_for(server, name, test, what, plural="mpijobs", version=V, timeout=60):
                       timeout=timeout, interval=0.1, what=f"{name}: {what}")
 
 
-def pid_command(tmp_path, name, then):
+def pid_command(folder, name, then):
     """A launcher command that records its pid in a file, then runs `then` (shell)."""
-    pid_file = tmp_path / f"{name}.pid"
+    pid_file = folder / f"{name}.pid"
     return ["sh", "-c", f'echo $$ > "{pid_file}"; {then}'], pid_file
 
 
@@ -41,8 +42,8 @@ def read_pid(pid_file):
     return int(wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the pid file"))
 
 
-def test_success_seen_through_watch_pods_and_logs(server, tmp_path):
-    command, pid_file = pid_command(tmp_path, "ok", "echo hello from the launcher; echo to stderr >&2")
+def test_success_seen_through_watch_pods_and_logs(server, exchange):
+    command, pid_file = pid_command(exchange, "ok", "echo hello from the launcher; echo to stderr >&2")
     made = api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("ok", command))
     seen = []
     stream = watch.Watch()
@@ -79,8 +80,8 @@ def test_failure_names_the_exit_code(server):
     assert pod.status.phase == "Failed" and pod.status.container_statuses[0].state.terminated.exit_code == 3
 
 
-def test_restarts_until_the_backoff_limit_with_the_previous_log(server, tmp_path):
-    counter = tmp_path / "runs"
+def test_restarts_until_the_backoff_limit_with_the_previous_log(server, exchange):
+    counter = exchange / "runs"
     command = ["sh", "-c", f'echo run >> "{counter}"; echo "attempt $(wc -l < "{counter}")"; exit 1']
     api(server).create_namespaced_custom_object(G, V, NS, "mpijobs",
                                                 mpijob("retry", command, restart="OnFailure", backoffLimit=1))
@@ -94,15 +95,15 @@ def test_restarts_until_the_backoff_limit_with_the_previous_log(server, tmp_path
     assert core.read_namespaced_pod_log("retry-launcher", NS, previous=True) == "attempt 1\n"
 
 
-def test_deadline_and_a_deadline_moved_by_replace(server, tmp_path):
-    command, pid_file = pid_command(tmp_path, "late", "exec sleep 120")
+def test_deadline_and_a_deadline_moved_by_replace(server, exchange):
+    command, pid_file = pid_command(exchange, "late", "exec sleep 120")
     api(server).create_namespaced_custom_object(G, V, NS, "mpijobs",
                                                 mpijob("late", command, activeDeadlineSeconds=2))
     obj = wait_for(server, "late", finished, "finished")
     assert condition(obj, "Failed")["reason"] == "DeadlineExceeded"
     assert not alive(read_pid(pid_file))
 
-    command, pid_file = pid_command(tmp_path, "moved", "exec sleep 120")
+    command, pid_file = pid_command(exchange, "moved", "exec sleep 120")
     api(server).create_namespaced_custom_object(G, V, NS, "mpijobs",
                                                 mpijob("moved", command, activeDeadlineSeconds=3600))
     pid = read_pid(pid_file)
@@ -115,12 +116,12 @@ def test_deadline_and_a_deadline_moved_by_replace(server, tmp_path):
     wait_until(lambda: not alive(pid), what="the replica gone")
 
 
-def test_delete_mid_run_stops_every_process(server, tmp_path):
-    command, pid_file = pid_command(tmp_path, "doomed", "sleep 120 & echo $! > \"$0.child\"; wait")
-    command = ["sh", "-c", command[2].replace('"$0.child"', f'"{tmp_path}/doomed.child"')]
+def test_delete_mid_run_stops_every_process(server, exchange):
+    command, pid_file = pid_command(exchange, "doomed", "sleep 120 & echo $! > \"$0.child\"; wait")
+    command = ["sh", "-c", command[2].replace('"$0.child"', f'"{exchange}/doomed.child"')]
     made = api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("doomed", command))
     pid = read_pid(pid_file)
-    child = int(wait_until(lambda: (tmp_path / "doomed.child").exists() and (tmp_path / "doomed.child")
+    child = int(wait_until(lambda: (exchange / "doomed.child").exists() and (exchange / "doomed.child")
                            .read_text().strip(), what="the child's pid"))
     assert alive(pid) and alive(child)
     status = api(server).delete_namespaced_custom_object(G, V, NS, "mpijobs", "doomed")
@@ -155,9 +156,9 @@ def test_suspended_job_starts_when_resumed(server):
     assert condition(obj, "Succeeded") is not None
 
 
-def test_admission_waits_for_cpu_in_order(fresh_server, tmp_path):
+def test_admission_waits_for_cpu_in_order(fresh_server, exchange):
     server = fresh_server("--capacity", "cpu=1,memory=4Gi")
-    gate = tmp_path / "gate"
+    gate = exchange / "gate"
     first = mpijob("first", ["sh", "-c", f'while [ ! -e "{gate}" ]; do sleep 0.05; done'], requests={"cpu": "1"})
     api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", first)
     wait_for(server, "first", lambda o: condition(o, "Running"), "running")
@@ -195,17 +196,17 @@ def test_two_pytorchjobs_get_their_own_rendezvous(server):
     assert len(ports) == 2 and "23456" not in ports
 
 
-def test_server_killed_mid_job_and_restarted(fresh_server, tmp_path):
+def test_server_killed_mid_job_and_restarted(fresh_server, exchange):
     server = fresh_server()
-    command, pid_file = pid_command(tmp_path, "crash", "exec sleep 120")
+    command, pid_file = pid_command(exchange, "crash", "exec sleep 120")
     api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("done-before", ["echo", "kept"]))
     wait_for(server, "done-before", finished, "finished")
     api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("crash", command))
     pid = read_pid(pid_file)
     wait_for(server, "crash", lambda o: condition(o, "Running"), "running")
-    server.stop(signal_kill())
+    server.stop(signal_kill(), keep_jobs=True)
     wait_until(lambda: not alive(pid), timeout=30, what="the replica stopped by its keeper")
-    again = fresh_server(data_dir=server.data_dir)
+    again = fresh_server(after=server)
     obj = wait_for(again, "crash", finished, "marked failed after the restart")
     assert "the ringrun server that ran it stopped" in condition(obj, "Failed")["message"]
     kept = get(again, "done-before")
@@ -216,7 +217,7 @@ def test_server_killed_mid_job_and_restarted(fresh_server, tmp_path):
         "crash-launcher", NS).status.phase == "Failed"
     api(again).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("after", ["true"]))
     assert condition(wait_for(again, "after", finished, "finished"), "Succeeded") is not None
-    assert not os.listdir(os.path.join(server.data_dir, "run"))
+    assert not glob.glob(os.path.join(again.jobs_dir or os.path.join(again.data_dir, "jobs"), "*", "ringrun-*"))
 
 
 def signal_kill():
@@ -225,9 +226,9 @@ def signal_kill():
     return signal.SIGKILL
 
 
-def test_sigterm_stops_running_jobs_and_keeps_queued_ones(fresh_server, tmp_path):
+def test_sigterm_stops_running_jobs_and_keeps_queued_ones(fresh_server, exchange):
     server = fresh_server("--capacity", "cpu=1")
-    command, pid_file = pid_command(tmp_path, "term", "exec sleep 120")
+    command, pid_file = pid_command(exchange, "term", "exec sleep 120")
     api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("term", command, requests={"cpu": "1"}))
     pid = read_pid(pid_file)
     api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("later", ["true"], requests={"cpu": "1"}))
@@ -261,11 +262,11 @@ def test_tensorstack_and_mxnet_jobs_report_their_own_status(server):
     assert log[0] == "worker" and log[1] != "9091"
 
 
-def test_a_followed_log_goes_on_across_a_restart(server, tmp_path):
+def test_a_followed_log_goes_on_across_a_restart(server, exchange):
     from rawhttp import request as raw
 
-    marker = tmp_path / "first"
-    gate = tmp_path / "gate"
+    marker = exchange / "first"
+    gate = exchange / "gate"
     command = ["sh", "-c", f'if [ ! -e "{marker}" ]; then touch "{marker}"; echo "attempt 1"; '
                            f'while [ ! -e "{gate}" ]; do sleep 0.05; done; exit 1; fi; echo "attempt 2"']
     api(server).create_namespaced_custom_object(G, V, NS, "mpijobs",

@@ -1,0 +1,145 @@
+"""A served job never has the server's power (as root): each namespace's jobs run as a uid of their own, in a folder
+of their own, with a clean environment; they cannot read the data directory (the admin token), another namespace's
+folders, or root's; a workingDir outside the job's folder needs the policy's grant. What set-up runs for a job (its
+Python asked for its framework, its mpirun for its version) runs as the job's user too."""
+
+import pytest
+
+pytest.importorskip("aiohttp", reason="the server extra (aiohttp) is installed by `make test`")
+pytest.importorskip("kubernetes", reason="the server-test extra (the kubernetes client) is installed by `make test`")
+
+import os
+import subprocess
+import sys
+
+from jobspecs import condition, finished, mpijob
+from kubernetes import client
+from serverproc import ROOT, wait_until
+
+from ringrun.launcher import frameworks, mpirun
+from ringrun.launcher.supervise import RunAs
+
+G, V = "kubeflow.org", "v2beta1"
+UIDS = (1_234_500, 1_234_509)
+SECRET = "ringrun-test-secret-in-the-servers-environment"
+
+
+@pytest.fixture
+def as_root():
+    if os.geteuid() != 0:
+        pytest.skip("jobs change user only under a root server: `make test` runs the tests as root")
+
+
+def run_job(server, namespace, name, command, **container):
+    job = mpijob(name, command)
+    job["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0].update(container)
+    api = client.CustomObjectsApi(server.client())
+    made = api.create_namespaced_custom_object(G, V, namespace, "mpijobs", job)
+    obj = wait_until(lambda: (lambda o: o if finished(o) else None)(
+        api.get_namespaced_custom_object(G, V, namespace, "mpijobs", name)), timeout=60, what=f"{name} finished")
+    try:
+        log = client.CoreV1Api(server.client()).read_namespaced_pod_log(f"{name}-launcher", namespace)
+    except client.ApiException as exc:  # a job refused before it started has no pod
+        assert exc.status == 404
+        log = None
+    return made["metadata"]["uid"], obj, log
+
+
+def lines(log):
+    return dict(line.split("=", 1) for line in log.splitlines() if "=" in line)
+
+
+PROBE = ('echo uid=$(id -u); echo gid=$(id -g); echo groups=$(id -G); echo pwd=$(pwd); echo home=$HOME; '
+         'echo tmp=$TMPDIR; cat "$1/tokens.csv" >/dev/null 2>&1; echo tokens=$?; ls "$1" >/dev/null 2>&1; echo ls=$?; '
+         'touch /root/ringrun-probe 2>/dev/null; echo root=$?; ls "$2" >/dev/null 2>&1; echo other=$?; '
+         'echo secret=$(env | grep -c ringrun-test-secret); echo kubeconfig=${KUBECONFIG:-none}')
+
+
+def test_each_namespace_runs_as_its_own_uid_and_reaches_nothing_of_the_server(fresh_server, as_root):
+    server = fresh_server("--job-uids", f"{UIDS[0]}-{UIDS[1]}", env={"RINGRUN_TEST": SECRET,
+                                                                     "KUBECONFIG": "/root/.kube/config"})
+    jobs = server.jobs_dir
+    uid_a, obj, log = run_job(server, "team-a", "probe", ["sh", "-c", PROBE, "probe", server.data_dir, "/nowhere"])
+    assert condition(obj, "Succeeded") is not None, log
+    seen = lines(log)
+    home = os.path.join(jobs, str(UIDS[0]), uid_a)
+    assert (seen["uid"], seen["gid"], seen["groups"]) == (str(UIDS[0]), str(UIDS[0]), str(UIDS[0]))
+    assert seen["pwd"] == seen["home"] == seen["tmp"] == home
+    assert seen["tokens"] != "0" and seen["ls"] != "0" and seen["root"] != "0"  # data directory, /root: refused
+    assert (seen["secret"], seen["kubeconfig"]) == ("0", "none")  # nothing of the server's environment
+    assert not os.path.exists("/root/ringrun-probe")
+    st = os.stat(home)
+    assert (st.st_uid, st.st_mode & 0o777) == (UIDS[0], 0o700)
+    # another namespace: the next uid, and team-a's folders are closed to it
+    uid_b, obj, log = run_job(server, "team-b", "probe", ["sh", "-c", PROBE, "probe", server.data_dir, home])
+    seen = lines(log)
+    assert seen["uid"] == str(UIDS[0] + 1) and seen["other"] != "0", log
+    # the same namespace again: the same uid, every time
+    _, _, log = run_job(server, "team-a", "again", ["id", "-u"])
+    assert log == f"{UIDS[0]}\n"
+    # a deleted job's folder goes with it
+    client.CustomObjectsApi(server.client()).delete_namespaced_custom_object(G, V, "team-a", "mpijobs", "probe")
+    wait_until(lambda: not os.path.exists(home), timeout=30, what="the deleted job's folder removed")
+
+
+def test_a_working_dir_outside_the_job_folder_needs_the_policy(fresh_server, as_root, tmp_path, exchange):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"rules: []\nhostPaths:\n- namespaces: [granted]\n  paths: [{exchange}]\n")
+    server = fresh_server("--job-uids", f"{UIDS[0]}-{UIDS[1]}", "--policy", str(policy))
+    _, obj, _ = run_job(server, "team-a", "root", ["sh", "-c", "touch here"], workingDir="/root")
+    failed = condition(obj, "Failed")
+    assert failed is not None and "launcher: workingDir '/root' is outside the job's own folder and no hostPaths " \
+                                  "rule of the server's --policy grants it to namespace 'team-a'" in failed["message"]
+    assert not os.path.exists("/root/here")
+    _, obj, _ = run_job(server, "team-a", "up", ["true"], workingDir="../../..")  # relative: from the job's folder
+    assert "outside the job's own folder" in condition(obj, "Failed")["message"]
+    _, obj, _ = run_job(server, "granted", "fine", ["sh", "-c", "pwd; touch made-here"], workingDir=str(exchange))
+    assert condition(obj, "Succeeded") is not None
+    assert os.stat(exchange / "made-here").st_uid == UIDS[0] + 1  # the second namespace to run a job
+    uid, obj, _ = run_job(server, "team-a", "sub", ["pwd"], workingDir="work")  # inside its own folder, missing
+    home = os.path.join(server.jobs_dir, str(UIDS[0]), uid)
+    assert f"its workingDir '{home}/work' does not exist" in condition(obj, "Failed")["message"]
+
+
+def test_set_up_runs_the_jobs_programs_as_its_user(as_root, exchange):
+    """The framework check and mpirun's version are asked as the job's user: a program the job names never runs as
+    root."""
+    bin_dir = exchange / "bin"
+    bin_dir.mkdir()
+    for name in ("python3", "mpirun"):
+        (bin_dir / name).write_text(f"#!/bin/sh\n/usr/bin/id -u > {exchange}/{name}.uid\necho 'mpirun (Open MPI) 5.0.0'\n")
+        (bin_dir / name).chmod(0o755)
+    user = RunAs(UIDS[0], UIDS[0])
+    frameworks.check("pytorch", "master", ("python3", "train.py"), {"PATH": str(bin_dir)}, run_as=user)
+    assert (exchange / "python3.uid").read_text() == f"{UIDS[0]}\n"
+    assert mpirun.is_open_mpi_5(str(bin_dir / "mpirun"), {"PATH": str(bin_dir)}, run_as=user)
+    assert (exchange / "mpirun.uid").read_text() == f"{UIDS[0]}\n"
+
+
+def test_a_servers_jobs_cannot_kill_their_keeper(fresh_server, as_root, exchange):
+    """The keeper stays root: a job that signals its parent (the keeper) gets EPERM and goes on being kept."""
+    server = fresh_server("--job-uids", f"{UIDS[0]}-{UIDS[1]}")
+    _, obj, log = run_job(server, "team-a", "parricide",
+                          ["python3", "-c", "import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+                                            "except PermissionError:\n    print('refused')"])
+    assert log == "refused\n" and condition(obj, "Succeeded") is not None
+
+
+def test_not_root_warns_that_jobs_are_the_servers_user(trusted_path, as_root):
+    """A non-root server with other users or a policy says at start that its jobs are its own user's processes."""
+    folder = trusted_path / "nobody"
+    folder.mkdir()
+    os.chown(folder, 65534, 65534)
+    policy = folder / "policy.yaml"
+    policy.write_text("rules: []\n")
+    proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", sys.executable,
+                             "-m", "ringrun.launcher", "serve", "--data-dir", str(folder / "data"), "--port", "0",
+                             "--policy", str(policy)], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert line.startswith("ringrun serve: warning: not running as root, so every job runs as this user "
+                           "(uid 65534)"), line
