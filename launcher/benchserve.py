@@ -14,6 +14,9 @@ import time
 import yaml
 
 
+BENCH_UIDS = "1000100000-1000199999"
+
+
 def _rss(pid):
     with open(f"/proc/{pid}/status", encoding="ascii") as handle:
         for line in handle:
@@ -28,9 +31,14 @@ def main(args, environ, out, err):
     from .bench import machine
 
     data = tempfile.mkdtemp(prefix="ringrun-bench-serve-")
+    # as root the jobs run as other uids: their folders where those may pass (not below the private `data`), and
+    # uids of the bench's own range, never a real server's
+    jobs = tempfile.mkdtemp(prefix="ringrun-bench-jobs-", dir="/var/tmp" if os.geteuid() == 0 else data)
+    os.chmod(jobs, 0o711 if os.geteuid() == 0 else 0o700)
     log = open(os.path.join(data, "serve.log"), "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen([sys.executable, "-m", "ringrun.launcher", "serve", "--data-dir",
-                               os.path.join(data, "d"), "--port", "0", "--capacity", "cpu=100000,memory=1000Ti"],
+                               os.path.join(data, "d"), "--port", "0", "--capacity", "cpu=100000,memory=1000Ti",
+                               "--jobs-dir", os.path.join(jobs, "jobs"), "--job-uids", BENCH_UIDS],
                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=dict(environ))
     kubeconfig = os.path.join(data, "d", "kubeconfig")
     try:
@@ -63,3 +71,4 @@ def main(args, environ, out, err):
             server.wait(10)
         log.close()
         shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(jobs, ignore_errors=True)
