@@ -19,7 +19,7 @@ import re
 
 from . import apierrors, compat, schema
 from .apierrors import Target
-from .parse import MAX_DEPTH, parse_object
+from .parse import MAX_DEPTH, nesting, parse_object
 from .quantity import parse_quantity
 
 SERVER_FIELDS = ("uid", "creationTimestamp", "resourceVersion", "generation", "selfLink", "managedFields",
@@ -34,16 +34,43 @@ def target(resource, name=""):
     return Target(resource.plural, resource.group, name, resource.kind)
 
 
-def decode(body, limit=3 * 1024 * 1024):
-    """Request body bytes -> a JSON value. Raises ApiError 400 (not JSON) or 413 (over `limit`)."""
+class _Duplicates(list):
+    """The duplicate keys one decode found, in order (the last value of each is kept, as Go's decoder keeps it)."""
+
+    def hook(self, pairs):
+        obj = {}
+        for key, value in pairs:
+            if key in obj:
+                self.append(key)
+            obj[key] = value
+        return obj
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decode(body, limit=3 * 1024 * 1024, duplicates=None):
+    """Request body bytes -> a JSON value, read as kube-apiserver reads it. Raises ApiError 413 (over `limit`) or 400:
+    not UTF-8 JSON, NaN / Infinity (not JSON numbers), nested deeper than MAX_DEPTH, or a duplicate key when
+    `duplicates` is None; a list given as `duplicates` collects them instead (for fieldValidation Warn / Ignore)."""
     if len(body) > limit:
         raise apierrors.too_large(limit)
+    found = _Duplicates()
     try:
-        return json.loads(body.decode("utf-8"))
+        value = json.loads(body.decode("utf-8"), object_pairs_hook=found.hook, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise apierrors.bad_request(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
-        raise apierrors.bad_request(f"the request body nests deeper than {MAX_DEPTH} levels") from None
+        value = None
+        found = None
+    if found is None or nesting(value) > MAX_DEPTH:
+        raise apierrors.bad_request(f"the request body nests deeper than {MAX_DEPTH} levels")
+    if found and duplicates is None:
+        raise apierrors.bad_request(f'strict decoding error: duplicate field "{found[0]}"')
+    if duplicates is not None:
+        duplicates.extend(found)
+    return value
 
 
 def _require_object(obj):

@@ -59,7 +59,7 @@ def _no_duplicates(pairs):
     return dict(pairs)
 
 
-def _depth(value):
+def nesting(value):
     """How deep `value` nests (an iterative walk: a deep document cannot exhaust the stack here)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -104,7 +104,7 @@ def load_documents(text, source="<spec>"):
             raise SpecError([f"{source}: nested deeper than {MAX_DEPTH} levels"]) from None
         except ValueError as exc:
             raise SpecError([f"{source}: not valid YAML or JSON: {exc}"]) from None
-    if any(_depth(d) > MAX_DEPTH for d in data):
+    if any(nesting(d) > MAX_DEPTH for d in data):
         raise SpecError([f"{source}: nested deeper than {MAX_DEPTH} levels"])
     if not data:
         raise SpecError([f"{source}: holds no job spec (the file is empty)"])

@@ -2,10 +2,18 @@
 resources) and JSON patch (RFC 6902). Both return a new document and never touch their arguments."""
 
 import copy
+import json
+
+MAX_OPERATIONS = 10000  # kube-apiserver's maxJSONPatchOperations
+COPY_LIMIT = 3 * 1024 * 1024  # json-patch's AccumulatedCopySizeLimit as kube-apiserver sets it (its body limit)
 
 
 class PatchError(ValueError):
     """A patch that cannot be applied: its message says which operation and path."""
+
+
+class PatchTooLarge(PatchError):
+    """More operations than MAX_OPERATIONS, or copies that add up to more than COPY_LIMIT bytes."""
 
 
 def merge_patch(target, patch):
@@ -85,10 +93,16 @@ def _remove(doc, path):
 
 
 def json_patch(target, operations):
-    """RFC 6902: add, remove, replace, move, copy, test, applied in order to a copy of `target`. Raises PatchError."""
+    """RFC 6902: add, remove, replace, move, copy, test, applied in order to a copy of `target`. Bounded as
+    kube-apiserver bounds it: at most MAX_OPERATIONS operations, and what `copy` duplicates adds up to at most
+    COPY_LIMIT bytes of JSON (each copy is measured before it is made), so a short patch cannot grow a document
+    exponentially. Raises PatchError (PatchTooLarge for the bounds)."""
     if not isinstance(operations, list):
         raise PatchError("a JSON patch is a list of operations")
+    if len(operations) > MAX_OPERATIONS:
+        raise PatchTooLarge(f"the allowed operations count is limited to {MAX_OPERATIONS}, got {len(operations)}")
     doc = copy.deepcopy(target)
+    copied = 0
     for i, op in enumerate(operations):
         if not isinstance(op, dict) or not isinstance(op.get("op"), str) or "path" not in op:
             raise PatchError(f"operation {i}: needs 'op' and 'path'")
@@ -110,7 +124,15 @@ def json_patch(target, operations):
             source = op.get("from")
             if not isinstance(source, str):
                 raise PatchError(f"operation {i} ({name} {path}): needs 'from'")
-            value = _remove(doc, source) if name == "move" else copy.deepcopy(_get(doc, source))
+            if name == "copy":
+                value = _get(doc, source)
+                copied += len(json.dumps(value, separators=(",", ":")))
+                if copied > COPY_LIMIT:
+                    raise PatchTooLarge(f"operation {i} (copy {source} to {path}): unable to complete the copy, "
+                                        f"the accumulated copy size exceeds the limit of {COPY_LIMIT} bytes")
+                value = copy.deepcopy(value)
+            else:
+                value = _remove(doc, source)
             doc = _add(doc, path, value)
         elif name == "test":
             if _get(doc, path) != op["value"]:

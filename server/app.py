@@ -24,7 +24,7 @@ from .core import Core
 from .http import Call, error_response
 from .jobs import Jobs
 from .jobusers import JOB_UIDS, ROOT_JOBS_DIR, JobUsers, JobUsersError
-from .store import Store, StoreError
+from .store import Store, StoreError, TooLarge
 
 MAX_BODY = 3 * 1024 * 1024 + 4096
 UNAUTHENTICATED = {("version",), ("healthz",), ("livez",), ("readyz",)}
@@ -72,6 +72,9 @@ class Server:
             return error_response(error, pretty)
         except web.HTTPRequestEntityTooLarge:
             return error_response(apierrors.too_large(MAX_BODY), pretty)
+        except TooLarge as exc:  # the object a write would store (etcd's limit)
+            return error_response(ApiError(413, "RequestEntityTooLarge", f"the object cannot be stored: {exc}", {}),
+                                  pretty)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:  # noqa: BLE001 - answered as a Status 500; the store is untouched (one transaction)

@@ -18,6 +18,7 @@ class Call:
     user: object
     query: dict
     parts: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # `Warning` header values for the response (`299 - "text"`)
 
     @property
     def method(self):
@@ -29,6 +30,15 @@ class Call:
     @property
     def pretty(self):
         return self.flag("pretty")
+
+    @property
+    def field_validation(self):
+        """fieldValidation: Strict, Warn (the default, as kube-apiserver's) or Ignore; 400 for anything else."""
+        value = self.query.get("fieldValidation") or "Warn"
+        if value not in ("Strict", "Warn", "Ignore"):
+            raise apierrors.bad_request(f'fieldValidation: Unsupported value: "{value}": supported values: '
+                                        '"Ignore", "Strict", "Warn"')
+        return value
 
     @property
     def dry_run(self):

@@ -3,6 +3,7 @@ kube-apiserver's conventions (runtime/objects.py holds the rules; this module re
 
 import asyncio
 import base64
+import collections
 import json
 import secrets
 import uuid
@@ -13,7 +14,7 @@ from multidict import MultiDict
 
 from ringrun.launcher.execute import utc_now
 from ringrun.runtime import apierrors, objects, table
-from ringrun.runtime.patch import PatchError, json_patch, merge_patch
+from ringrun.runtime.patch import PatchError, PatchTooLarge, json_patch, merge_patch
 from ringrun.runtime.selectors import field_selector, label_selector
 
 from . import store as store_module
@@ -37,14 +38,75 @@ def _names_version(patch):
                for op in patch) if isinstance(patch, list) else False
 
 
-def _warned(obj):
-    """`Warning` headers for the fields of `obj` accepted in another form than its CRD's (kubectl prints them)."""
-    values = objects.warnings(obj)
+def _warned(obj, call):
+    """`Warning` headers: the request's own (duplicate fields) and the fields of `obj` accepted in another form than
+    its CRD's (kubectl prints them)."""
+    values = call.warnings + objects.warnings(obj)
     return MultiDict(("Warning", v) for v in values) if values else None
 
 
 def _now():
     return datetime.now(timezone.utc)
+
+
+WATCH_EVENTS = 1000  # events waiting for one watcher at most ...
+WATCH_BYTES = 32 * 1024 * 1024  # ... and their bytes: past either, the watcher is too slow and its watch ends
+WATCH_WRITE_SECONDS = 60  # a watcher that has not taken one event in this long is dropped
+
+
+class _TooSlow(Exception):
+    """A watcher did not take an event within WATCH_WRITE_SECONDS, or fell so far behind that its mailbox
+    overflowed while an event was being written to it."""
+
+
+async def _write(response, data, box=None):
+    """Write `data`; raises _TooSlow when that takes WATCH_WRITE_SECONDS, or when `box` overflows meanwhile."""
+    write = asyncio.ensure_future(response.write(data))
+    waits = {write} | ({asyncio.ensure_future(box.overflow.wait())} if box is not None else set())
+    done, pending = await asyncio.wait(waits, timeout=WATCH_WRITE_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if write not in done:
+        raise _TooSlow()
+    write.result()
+
+
+class _Mailbox:
+    """The events waiting for one watcher, bounded by WATCH_EVENTS and WATCH_BYTES: past either the box overflows
+    (it drops what it holds and takes nothing more) and the watch ends, as kube-apiserver ends a watcher that falls
+    behind; clients watch again from a list. put() runs in the event loop (the store's writer calls it through
+    call_soon_threadsafe)."""
+
+    def __init__(self, events=WATCH_EVENTS, size=WATCH_BYTES):
+        self.limit, self.size_limit = events, size
+        self.items, self.size, self.overflowed = collections.deque(), 0, False
+        self.ready, self.overflow = asyncio.Event(), asyncio.Event()
+
+    def put(self, event):
+        if self.overflowed:
+            return
+        if len(self.items) >= self.limit or self.size + event.get("size", 0) > self.size_limit:
+            self.overflowed = True
+            self.items.clear()
+            self.overflow.set()
+        else:
+            self.items.append(event)
+            self.size += event.get("size", 0)
+        self.ready.set()
+
+    async def get(self, timeout):
+        """The next event, or None after `timeout` seconds or when the box overflowed."""
+        if not self.items and not self.overflowed:
+            self.ready.clear()
+            try:
+                await asyncio.wait_for(self.ready.wait(), timeout)
+            except asyncio.TimeoutError:
+                return None
+        if self.overflowed or not self.items:
+            return None
+        event = self.items.popleft()
+        self.size -= event.get("size", 0)
+        return event
 
 
 class Jobs:
@@ -62,7 +124,13 @@ class Jobs:
         return obj
 
     async def _body(self, call):
-        return objects.decode(await call.request.read())
+        """The request's JSON; duplicate keys as fieldValidation says: 400 under Strict, a warning under Warn."""
+        mode = call.field_validation
+        duplicates = None if mode == "Strict" else []
+        body = objects.decode(await call.request.read(), duplicates=duplicates)
+        if mode == "Warn":
+            call.warnings += ["299 - " + json.dumps(f'duplicate field "{key}"') for key in duplicates]
+        return body
 
     # -- reads -------------------------------------------------------------------------------------------------
     @staticmethod
@@ -136,11 +204,11 @@ class Jobs:
             raise apierrors.bad_request(f"resourceVersion: Invalid value: {given!r}: must be an integer")
         as_table = self._table(call)
         loop = asyncio.get_running_loop()
-        queue = asyncio.Queue()
+        box = _Mailbox()
 
         def listener(event):  # in the writer's thread: only this resource's events, never after the loop closed
             if event["resource"] == resource.qualified and not loop.is_closed():
-                loop.call_soon_threadsafe(queue.put_nowait, event)
+                loop.call_soon_threadsafe(box.put, event)
 
         def wanted(obj):
             meta = obj["metadata"]
@@ -154,46 +222,46 @@ class Jobs:
             await response.prepare(call.request)
             if given in ("", "0"):
                 items, last = self.store.list(resource.qualified, namespace)
-                backlog = [{"type": "ADDED", "object": o, "rv": last} for o in items]
+                backlog = ({"type": "ADDED", "object": o, "rv": last} for o in items)
             else:
                 last = int(given)
-                try:
-                    backlog = self.store.events_since(last, resource.qualified)
-                except store_module.TooOld as exc:
-                    error = apierrors.expired(exc.requested, exc.oldest).status()
-                    await response.write(dumps({"type": "ERROR", "object": error}).encode())
-                    return response
-            for event in backlog:
+                backlog = self.store.events_since(last, resource.qualified)
+            for event in backlog:  # the history is read a page at a time, as it is sent
                 if wanted(event["object"]):
-                    await self._send(response, event, resource, version, as_table)
+                    await self._send(response, event, resource, version, as_table, box)
                 last = max(last, event["rv"])
             deadline = loop.time() + timeout
-            while True:
+            while not box.overflowed:
                 remaining = min(deadline - loop.time(), 5.0)
                 transport = call.request.transport
                 if remaining <= 0 or transport is None or transport.is_closing():
                     break
-                try:
-                    event = await asyncio.wait_for(queue.get(), remaining)
-                except asyncio.TimeoutError:
-                    continue
-                if event["resource"] != resource.qualified or event["rv"] <= last:
+                event = await box.get(remaining)
+                if event is None or event["rv"] <= last:
                     continue
                 last = event["rv"]
                 if wanted(event["object"]):
-                    await self._send(response, event, resource, version, as_table)
+                    await self._send(response, event, resource, version, as_table, box)
+            if box.overflowed:
+                raise _TooSlow()
+        except store_module.TooOld as exc:
+            error = apierrors.expired(exc.requested, exc.oldest).status()
+            await _write(response, dumps({"type": "ERROR", "object": error}).encode())
         except ConnectionResetError:
             pass
+        except _TooSlow:  # a client that does not read: its connection dropped, nothing more buffered for it
+            if call.request.transport is not None:
+                call.request.transport.abort()
         finally:
             self.store.unlisten(listener)
         return response
 
-    async def _send(self, response, event, resource, version, as_table=False):
+    async def _send(self, response, event, resource, version, as_table=False, box=None):
         obj = self._serve(event["object"], resource, version)
         if as_table:
             obj = table.job_table([obj], obj["metadata"]["resourceVersion"], _now())
         line = dumps({"type": event["type"], "object": obj})
-        await response.write(line.encode())
+        await _write(response, line.encode(), box)
 
     # -- writes ------------------------------------------------------------------------------------------------
     async def create(self, call, resource, version, namespace):
@@ -208,25 +276,25 @@ class Jobs:
             if dry_run:
                 if self.store.get(resource.qualified, namespace, obj["metadata"]["name"]) is not None:
                     raise apierrors.already_exists(objects.target(resource, obj["metadata"]["name"]))
-                return respond(self._serve(obj, resource, version), 201, call.pretty, _warned(obj))
+                return respond(self._serve(obj, resource, version), 201, call.pretty, _warned(obj, call))
             try:
                 stored = self.store.create(resource.qualified, obj)
             except store_module.Exists:
                 if generate and attempt < 7:
                     continue
                 raise apierrors.already_exists(objects.target(resource, obj["metadata"]["name"])) from None
-            return respond(self._serve(stored, resource, version), 201, call.pretty, _warned(stored))
+            return respond(self._serve(stored, resource, version), 201, call.pretty, _warned(stored, call))
 
     def _commit(self, call, resource, version, old, new):
         """Store `new` in place of `old` (checked against old's resourceVersion); 200 with the result. Raises
         store.Stale when old is no longer current (409 for the caller, or a retry)."""
         if call.dry_run:
-            return respond(self._serve(new, resource, version), pretty=call.pretty, headers=_warned(new))
+            return respond(self._serve(new, resource, version), pretty=call.pretty, headers=_warned(new, call))
         try:
             stored = self.store.update(resource.qualified, new, expect_rv=old["metadata"]["resourceVersion"])
         except store_module.Missing:
             raise apierrors.not_found(objects.target(resource, new["metadata"]["name"])) from None
-        return respond(self._serve(stored, resource, version), pretty=call.pretty, headers=_warned(stored))
+        return respond(self._serve(stored, resource, version), pretty=call.pretty, headers=_warned(stored, call))
 
     def _commit_or_conflict(self, call, resource, version, old, new):
         try:
@@ -254,6 +322,9 @@ class Jobs:
             served = objects.at_version(old, resource, version)
             try:
                 patched = merge_patch(served, patch) if kind == MERGE else json_patch(served, patch)
+            except PatchTooLarge as exc:
+                raise apierrors.ApiError(413, "RequestEntityTooLarge", f"the patch cannot be applied: {exc}",
+                                         {}) from None
             except PatchError as exc:
                 raise apierrors.ApiError(422, "Invalid", f"the patch cannot be applied: {exc}", {}) from None
             if not isinstance(patched, dict):

@@ -4,7 +4,10 @@
   global counter, bumped by every write, so versions order all changes of all resources.
 - Every write is one transaction (BEGIN IMMEDIATE ... COMMIT) that changes the object, the counter and the watch
   history together: a crash (even kill -9) leaves the store as it was before or after the write, never between.
-- The watch history keeps the last HISTORY events; a watch from a version older than that gets 410 Expired.
+- An object is at most MAX_OBJECT bytes of JSON (etcd's request limit, which bounds kube-apiserver's objects):
+  a write of a larger one raises TooLarge and changes nothing.
+- The watch history keeps the last HISTORY events and at most HISTORY_BYTES of them (the oldest go first); a watch
+  from a version older than what it keeps gets 410 Expired. It is read in pages (`events_since` yields), never whole.
 - Listeners (the watch streams, the controller) are called after each commit, in the writer's thread.
 """
 
@@ -13,6 +16,9 @@ import sqlite3
 import threading
 
 HISTORY = 20000
+HISTORY_BYTES = 256 * 1024 * 1024
+MAX_OBJECT = 1536 * 1024  # etcd's --max-request-bytes default, 1.5 MiB
+PAGE = 64  # events read from the history at a time
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
@@ -20,7 +26,7 @@ CREATE TABLE IF NOT EXISTS objects (resource TEXT NOT NULL, namespace TEXT NOT N
 CREATE TABLE IF NOT EXISTS events (rv INTEGER PRIMARY KEY, resource TEXT NOT NULL, namespace TEXT NOT NULL,
     type TEXT NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO counters VALUES ('rv', 0), ('compacted', 0);
+INSERT OR IGNORE INTO counters VALUES ('rv', 0), ('compacted', 0), ('history_bytes', -1);
 CREATE TABLE IF NOT EXISTS job_users (namespace TEXT PRIMARY KEY, uid INTEGER NOT NULL UNIQUE);
 """
 
@@ -41,6 +47,12 @@ class Stale(StoreError):
     """The object's resourceVersion (or uid) is not the one the write expected."""
 
 
+class TooLarge(StoreError):
+    def __init__(self, size, limit):
+        super().__init__(f"the object is {size} bytes of JSON, more than the {limit} bytes an object may have")
+        self.size, self.limit = size, limit
+
+
 class TooOld(StoreError):
     def __init__(self, requested, oldest):
         super().__init__(f"{requested} < {oldest}")
@@ -48,13 +60,16 @@ class TooOld(StoreError):
 
 
 class Store:
-    def __init__(self, path, history=HISTORY):
-        self.path, self.history = path, history
+    def __init__(self, path, history=HISTORY, history_bytes=HISTORY_BYTES, max_object=MAX_OBJECT):
+        self.path, self.history, self.history_bytes, self.max_object = path, history, history_bytes, max_object
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a process crash loses no committed write
             self._db.executescript(_SCHEMA)
+            if self._counter("history_bytes") < 0:  # a store of an earlier version: its history measured once
+                total = self._db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM events").fetchone()[0]
+                self._db.execute("UPDATE counters SET value=? WHERE name='history_bytes'", (total,))
         except sqlite3.Error as exc:  # not a database, or one another program made
             raise StoreError(f"not a ringrun store: {exc}") from None
         self._lock = threading.RLock()
@@ -84,6 +99,9 @@ class Store:
                 import sys
 
                 sys.stderr.write(f"ringrun serve: a store listener failed: {type(exc).__name__}: {exc}\n")
+
+    def _counter(self, name):
+        return self._db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()[0]
 
     # -- reads -------------------------------------------------------------------------------------------------
     def current(self):
@@ -130,39 +148,75 @@ class Store:
             return [r[0] for r in self._db.execute("SELECT DISTINCT namespace FROM objects ORDER BY namespace")]
 
     def events_since(self, rv, resource=None):
-        """Events after `rv`, oldest first. Raises TooOld when some of them are no longer kept."""
+        """Events after `rv`, oldest first, read PAGE at a time as the caller goes (a generator; the first
+        `next` raises TooOld when some of them are no longer kept). A page compacted away while the caller was
+        still reading ends the generator with TooOld too."""
         with self._lock:
-            compacted = self._db.execute("SELECT value FROM counters WHERE name='compacted'").fetchone()[0]
-            if rv < compacted:
-                raise TooOld(rv, compacted + 1)
-            query, args = "SELECT rv, type, body, resource FROM events WHERE rv > ?", [rv]
-            if resource is not None:
-                query += " AND resource=?"
-                args.append(resource)
-            rows = self._db.execute(query + " ORDER BY rv", args).fetchall()
-        return [{"rv": r[0], "type": r[1], "object": json.loads(r[2]), "resource": r[3]} for r in rows]
+            compacted = self._counter("compacted")
+        if rv < compacted:
+            raise TooOld(rv, compacted + 1)
+        return self._pages(rv, resource)
+
+    def _pages(self, rv, resource):
+        query, args = "SELECT rv, type, body, resource FROM events WHERE rv > ?", [rv]
+        if resource is not None:
+            query += " AND resource=?"
+            args.append(resource)
+        query += f" ORDER BY rv LIMIT {PAGE}"
+        while True:
+            with self._lock:
+                if args[0] < self._counter("compacted"):
+                    raise TooOld(args[0], self._counter("compacted") + 1)
+                rows = self._db.execute(query, args).fetchall()
+            for r in rows:
+                yield {"rv": r[0], "type": r[1], "object": json.loads(r[2]), "resource": r[3], "size": len(r[2])}
+            if len(rows) < PAGE:
+                return
+            args[0] = rows[-1][0]
 
     # -- writes ------------------------------------------------------------------------------------------------
+    def _text(self, obj):
+        """The JSON of an object to store. Raises TooLarge."""
+        text = json.dumps(obj)
+        if len(text) > self.max_object:
+            raise TooLarge(len(text), self.max_object)
+        return text
+
     def _write(self, resource, change):
-        """Run change(next_rv) -> (event type, object or None, namespace) in one transaction; returns the object."""
+        """Run change(next_rv) -> (event type, object, its JSON) in one transaction; returns the object."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                rv = self._db.execute("SELECT value FROM counters WHERE name='rv'").fetchone()[0] + 1
-                kind, obj = change(rv)
+                rv = self._counter("rv") + 1
+                kind, obj, text = change(rv)
                 meta = obj["metadata"]
                 self._db.execute("UPDATE counters SET value=? WHERE name='rv'", (rv,))
-                self._db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-                                 (rv, resource, meta["namespace"], kind, json.dumps(obj)))
-                if rv % 256 == 0 and rv > self.history:
-                    self._db.execute("DELETE FROM events WHERE rv <= ?", (rv - self.history,))
-                    self._db.execute("UPDATE counters SET value=? WHERE name='compacted'", (rv - self.history,))
+                self._db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (rv, resource, meta["namespace"], kind,
+                                                                           text))
+                self._db.execute("UPDATE counters SET value=value+? WHERE name='history_bytes'", (len(text),))
+                self._compact(rv)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._notify({"type": kind, "object": obj, "resource": resource, "rv": rv})
+            self._notify({"type": kind, "object": obj, "resource": resource, "rv": rv, "size": len(text)})
         return obj
+
+    def _compact(self, rv):
+        """Drop the oldest events past HISTORY (every 256 writes) or past HISTORY_BYTES (at once)."""
+        keep_from = rv - self.history if rv % 256 == 0 and rv > self.history else 0
+        if self._counter("history_bytes") > self.history_bytes:
+            # the oldest events whose bytes bring the history to half its bound: few deletes, each a batch
+            excess = self._counter("history_bytes") - self.history_bytes // 2
+            row = self._db.execute("SELECT rv FROM (SELECT rv, SUM(LENGTH(body)) OVER (ORDER BY rv) AS upto "
+                                   "FROM events) WHERE upto >= ? ORDER BY rv LIMIT 1", (excess,)).fetchone()
+            keep_from = max(keep_from, row[0] if row else rv)
+        if keep_from:
+            dropped = self._db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM events WHERE rv <= ?",
+                                       (keep_from,)).fetchone()[0]
+            self._db.execute("DELETE FROM events WHERE rv <= ?", (keep_from,))
+            self._db.execute("UPDATE counters SET value=value-? WHERE name='history_bytes'", (dropped,))
+            self._db.execute("UPDATE counters SET value=MAX(value, ?) WHERE name='compacted'", (keep_from,))
 
     def _row(self, resource, namespace, name):
         return self._db.execute("SELECT body FROM objects WHERE resource=? AND namespace=? AND name=?",
@@ -176,9 +230,10 @@ class Store:
             if self._row(resource, meta["namespace"], meta["name"]):
                 raise Exists(meta["name"])
             stored = {**obj, "metadata": {**meta, "resourceVersion": str(rv)}}
+            text = self._text(stored)
             self._db.execute("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?)",
-                             (resource, meta["namespace"], meta["name"], meta["uid"], rv, json.dumps(stored)))
-            return "ADDED", stored
+                             (resource, meta["namespace"], meta["name"], meta["uid"], rv, text))
+            return "ADDED", stored, text
         return self._write(resource, change)
 
     def update(self, resource, obj, expect_rv=None, expect_uid=None):
@@ -195,9 +250,10 @@ class Store:
                     expect_uid is not None and old["uid"] != expect_uid):
                 raise Stale(meta["name"])
             stored = {**obj, "metadata": {**meta, "resourceVersion": str(rv)}}
+            text = self._text(stored)
             self._db.execute("UPDATE objects SET rv=?, body=?, uid=? WHERE resource=? AND namespace=? AND name=?",
-                             (rv, json.dumps(stored), meta["uid"], resource, meta["namespace"], meta["name"]))
-            return "MODIFIED", stored
+                             (rv, text, meta["uid"], resource, meta["namespace"], meta["name"]))
+            return "MODIFIED", stored, text
         return self._write(resource, change)
 
     def modify(self, resource, namespace, name, edit, expect_uid=None):
@@ -227,7 +283,8 @@ class Store:
                 raise Stale(name)
             self._db.execute("DELETE FROM objects WHERE resource=? AND namespace=? AND name=?",
                              (resource, namespace, name))
-            return "DELETED", {**old, "metadata": {**old["metadata"], "resourceVersion": str(rv)}}
+            gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(rv)}}
+            return "DELETED", gone, json.dumps(gone)
         return self._write(resource, change)
 
     # -- the uids of namespaces' jobs (server/jobusers.py) ------------------------------------------------------
