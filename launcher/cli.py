@@ -320,7 +320,7 @@ def cmd_serve(args, environ, hostname, out, err):
                         token_files=tuple(args.token_auth_file or ()), policy_file=args.policy,
                         capacity=_capacity(args.capacity) if args.capacity else None,
                         grace=_grace(args, environ), watch_history=args.watch_history, jobs_dir=args.jobs_dir,
-                        **({"job_uids": args.job_uids} if args.job_uids else {}))
+                        max_connections=args.max_connections, **({"job_uids": args.job_uids} if args.job_uids else {}))
     return serve(settings, environ, out, err)
 
 
@@ -444,6 +444,10 @@ def build_parser():
     serve.add_argument("--jobs-dir", metavar="DIR", help="where each job gets a folder of its own (its HOME and "
                                                          "default workingDir; default /var/lib/ringrun/jobs as root, "
                                                          "DATA/jobs otherwise)")
+    serve.add_argument("--max-connections", type=_bounded(int, 2, 1_000_000, "a count from 2 to 1000000"),
+                       default=4096, metavar="N", help="client connections at once, TLS handshakes included (default "
+                                                       "4096, fewer when RLIMIT_NOFILE leaves fewer); half of them "
+                                                       "from one address at most")
     serve.add_argument("--job-uids", type=_uid_range, metavar="FIRST-LAST",
                        help="as root: the uids given to namespaces, one each, for their jobs (default "
                             "1000000000-1000099999)")

@@ -18,7 +18,7 @@ from ringrun.runtime import apierrors, resources
 from ringrun.runtime.apierrors import ApiError, Target
 from ringrun.runtime.errors import SetupError, UsageError
 
-from . import auth, datadir, tls
+from . import auth, connections, datadir, tls
 from .controller import Controller
 from .core import Core
 from .http import Call, error_response
@@ -42,6 +42,7 @@ class Settings:
     grace: float = 5.0
     watch_history: int = 20000
     jobs_dir: str | None = None  # default: ROOT_JOBS_DIR as root, DATA/jobs otherwise
+    max_connections: int = connections.MAX_CONNECTIONS
     job_uids: tuple = JOB_UIDS
 
 
@@ -316,19 +317,25 @@ def serve(settings, environ, out, err):
         out.write(f"ringrun serve: listening on {url} (data in {data_dir})\n"
                   f"export KUBECONFIG={kubeconfig}\n")
         out.flush()
-        asyncio.run(_run(server.app(), sock, context))
+        asyncio.run(_run(server.app(), sock, context, log, settings.max_connections))
     return 0
 
 
-async def _run(application, sock, context):
+async def _run(application, sock, context, log, max_connections):
     # handler_cancellation: a client that goes away ends its watch or log follow at once
-    runner = web.AppRunner(application, handle_signals=False, access_log=None, handler_cancellation=True)
+    runner = web.AppRunner(application, handle_signals=False, access_log=None, handler_cancellation=True,
+                           keepalive_timeout=connections.IDLE_SECONDS, shutdown_timeout=2.0)
     await runner.setup()
-    site = web.SockSite(runner, sock, ssl_context=context, shutdown_timeout=2.0)
-    await site.start()
-    stop = asyncio.Event()
+    report = connections.RateLimitedLog(log)
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: report(
+        "loop", f"{context.get('message')}: {context.get('exception') or ''}".rstrip(": ")))
+    gate = connections.Gate(total=connections.raise_fd_limit(max_connections))
+    acceptor = asyncio.ensure_future(connections.accept(sock, runner.server, context, gate, log))
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    acceptor.cancel()
+    sock.close()
     await runner.cleanup()
