@@ -295,6 +295,19 @@ def _capacity(text):
     return cpu, memory
 
 
+def _log_size(text):
+    """--log-max-size: a quantity of bytes (10Mi, 1M, 65536) from 4Ki to 1Ti."""
+    from ringrun.runtime.quantity import parse_quantity
+
+    try:
+        amount = parse_quantity(text)
+    except ValueError:
+        amount = None
+    if amount is None or not 4096 <= amount <= 2**40:
+        raise argparse.ArgumentTypeError(f"must be a size from 4Ki to 1Ti (e.g. 10Mi), got {text!r}")
+    return int(amount)
+
+
 def _uid_range(text):
     """--job-uids FIRST-LAST: an argparse type (1 <= FIRST <= LAST < 2**32 - 1)."""
     first, _, last = text.partition("-")
@@ -311,6 +324,7 @@ def default_data_dir(environ):
 
 def cmd_serve(args, environ, hostname, out, err):
     try:
+        from ringrun.launcher.logfiles import Rotation
         from ringrun.server.app import Settings, serve
     except ImportError as exc:
         from ringrun.runtime.errors import SetupError
@@ -320,7 +334,8 @@ def cmd_serve(args, environ, hostname, out, err):
                         token_files=tuple(args.token_auth_file or ()), policy_file=args.policy,
                         capacity=_capacity(args.capacity) if args.capacity else None,
                         grace=_grace(args, environ), watch_history=args.watch_history, jobs_dir=args.jobs_dir,
-                        max_connections=args.max_connections, **({"job_uids": args.job_uids} if args.job_uids else {}))
+                        max_connections=args.max_connections, log_rotation=Rotation(args.log_max_size, args.log_max_files),
+                        **({"job_uids": args.job_uids} if args.job_uids else {}))
     return serve(settings, environ, out, err)
 
 
@@ -448,6 +463,10 @@ def build_parser():
                        default=4096, metavar="N", help="client connections at once, TLS handshakes included (default "
                                                        "4096, fewer when RLIMIT_NOFILE leaves fewer); half of them "
                                                        "from one address at most")
+    serve.add_argument("--log-max-size", type=_log_size, default=10 * 1024 * 1024, metavar="QUANTITY",
+                       help="each replica's log is rotated past this size (default 10Mi, kubelet's)")
+    serve.add_argument("--log-max-files", type=_bounded(int, 1, 100, "a count from 1 to 100"), default=5, metavar="N",
+                       help="log files kept per replica, the current one included (default 5, kubelet's)")
     serve.add_argument("--job-uids", type=_uid_range, metavar="FIRST-LAST",
                        help="as root: the uids given to namespaces, one each, for their jobs (default "
                             "1000000000-1000099999)")

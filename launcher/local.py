@@ -25,6 +25,7 @@ from ringrun.runtime.status import job_status
 
 from . import files
 from .execute import Execution, ReplicaSpec
+from .logfiles import Rotation
 from .readiness import free_loopback_port
 from .supervise import DEFAULT_GRACE_SECONDS, RunAs, Supervisor, stop_signals
 
@@ -40,7 +41,7 @@ class Options:
     grace: float = DEFAULT_GRACE_SECONDS
     is_root: bool = False
     run_parent: str | None = None  # where the job's private run directory is made (default: the temp folder)
-    combined_logs: bool = False  # one <replica>.log per replica (stdout and stderr), as the server serves them
+    log_rotation: Rotation | None = None  # one rotated <replica>.log (stdout and stderr), as the server serves them
     run_as: RunAs | None = None  # the user every replica runs as (a root server's jobs); None: this process's
     working_dir: str | None = None  # where a replica without a workingDir runs (a relative one is below it)
 
@@ -90,7 +91,7 @@ def run_job(job, environ, options, out, err, on_state=None, attach=None, signals
                  for (role, _), plan in local_plans(job, run_dir, port).items()]
         lock = _lock_log_dir(options.log_dir) if options.log_dir else None
         supervisor = Supervisor(out, err, log_dir=options.log_dir, grace=options.grace,
-                                combined=options.combined_logs, run_as=options.run_as)
+                                rotation=options.log_rotation, run_as=options.run_as)
 
         def publish(state):
             if options.status_path:

@@ -17,8 +17,11 @@ import threading
 import time
 from dataclasses import dataclass
 
+from . import logfiles
+
 DEFAULT_GRACE_SECONDS = 5.0
 KEEPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keeper.py")
+LINE_BYTES = 64 * 1024  # the longest piece of output a pump holds at once
 KEEPER_MARGIN = 5.0  # past its grace, a keeper still gets this long to clear its tree before it is killed itself
 
 
@@ -69,15 +72,15 @@ class Child:
 class Supervisor:
     """Starts and watches children. `out`/`err` are text streams for prefixed lines; `log_dir` adds per-child files."""
 
-    def __init__(self, out, err, log_dir=None, grace=DEFAULT_GRACE_SECONDS, prefix=True, combined=False,
+    def __init__(self, out, err, log_dir=None, grace=DEFAULT_GRACE_SECONDS, prefix=True, rotation=None,
                  run_as=None):
-        """combined: one `<name>.log` per child with stdout and stderr together (as `kubectl logs` shows a pod);
-        when the child is started again, the last run's file becomes `<name>.previous.log`. Otherwise
-        `<name>.stdout.log` and `<name>.stderr.log`, appended to on a restart. run_as: a RunAs for every child
-        (its keeper stays this process's user)."""
+        """rotation: a logfiles.Rotation for one `<name>.log` per child with stdout and stderr together (as `kubectl
+        logs` shows a pod), rotated by its bounds; when the child is started again, the last run's file becomes
+        `<name>.previous.log`. None: `<name>.stdout.log` and `<name>.stderr.log`, appended to on a restart.
+        run_as: a RunAs for every child (its keeper stays this process's user)."""
         self.out, self.err, self.log_dir, self.grace, self.prefix = out, err, log_dir, grace, prefix
         self.run_as = run_as
-        self.combined = combined
+        self.rotation = rotation
         self.children = []
         self._lock = threading.Lock()
         self._logged = set()  # log files begun by this supervisor: a restarted child appends, a new run starts anew
@@ -91,10 +94,10 @@ class Supervisor:
         if self.run_as is not None:  # the command enters cwd as that user: the kernel says whether it may
             keeper += ["--user", f"{self.run_as.uid}:{self.run_as.gid}"] + (["--cwd", cwd] if cwd else [])
             cwd = None
-        proc = subprocess.Popen([*keeper, "--", *argv], env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen([*keeper, "--", *argv], env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         child = Child(name, proc)
-        shared = self._combined_log(name) if self.log_dir and self.combined else None
+        shared = self._combined_log(name) if self.log_dir and self.rotation else None
         for stream, sink, suffix in ((proc.stdout, self.out, "stdout"), (proc.stderr, self.err, "stderr")):
             path = os.path.join(self.log_dir, f"{name}.{suffix}.log") if self.log_dir and not shared else None
             mode = "ab" if path in self._logged else "wb"
@@ -107,12 +110,11 @@ class Supervisor:
 
     def _combined_log(self, name):
         path = os.path.join(self.log_dir, f"{name}.log")
-        if path in self._logged:
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(path, os.path.join(self.log_dir, f"{name}.previous.log"))
-        self._logged.add(path)
         try:
-            return _SharedLog(_open_log(path, "wb", 0o600), self._lock, users=2)
+            if path in self._logged:
+                logfiles.begin_again(path)
+            self._logged.add(path)
+            return logfiles.Writer(path, self.rotation, self._lock, users=2)
         except OSError as exc:
             self.err.write(f"ringrun: cannot write the log file {path}: {exc.strerror or exc}\n")
             return None
@@ -127,7 +129,7 @@ class Supervisor:
                 except OSError as exc:  # the output still flows to `sink`: a replica never blocks on its pipe
                     with self._lock:
                         sink.write(f"{tag}ringrun: cannot write the log file {path}: {exc.strerror or exc}\n")
-            for raw in iter(stream.readline, b""):
+            for raw in iter(lambda: stream.readline(LINE_BYTES), b""):  # a line without end is cut in pieces
                 if log:
                     log.write(raw)
                     log.flush()
@@ -178,28 +180,6 @@ class Supervisor:
         return targets
 
 
-class _SharedLog:
-    """One log file written by a child's two pumps (stdout, stderr): whole lines under the supervisor's lock,
-    closed by the last of them."""
-
-    def __init__(self, handle, lock, users):
-        self.handle, self.lock, self.users = handle, lock, users
-
-    def write(self, raw):
-        with self.lock:
-            self.handle.write(raw)
-
-    def flush(self):
-        with self.lock:
-            self.handle.flush()
-
-    def close(self):
-        with self.lock:
-            self.users -= 1
-            if self.users == 0:
-                self.handle.close()
-
-
 def _executable(program, env, cwd):
     """Whether `program` names an executable: on the env's PATH, or as a path (relative to `cwd`)."""
     if "/" in program:
@@ -208,7 +188,7 @@ def _executable(program, env, cwd):
     return shutil.which(program, path=env.get("PATH", os.defpath)) is not None
 
 
-def _open_log(path, mode, permissions=0o644):
+def _open_log(path, mode):
     """A replica's log file, never through a link: "wb" starts it anew, "ab" appends."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
-    return os.fdopen(os.open(path, flags, permissions), "wb")
+    return os.fdopen(os.open(path, flags, 0o644), "wb")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ringrun.launcher.logfiles import Rotation
 from ringrun.runtime import apierrors, resources
 from ringrun.runtime.apierrors import ApiError, Target
 from ringrun.runtime.errors import SetupError, UsageError
@@ -43,6 +44,7 @@ class Settings:
     watch_history: int = 20000
     jobs_dir: str | None = None  # default: ROOT_JOBS_DIR as root, DATA/jobs otherwise
     max_connections: int = connections.MAX_CONNECTIONS
+    log_rotation: Rotation = Rotation()
     job_uids: tuple = JOB_UIDS
 
 
@@ -308,7 +310,7 @@ def serve(settings, environ, out, err):
         kubeconfig = os.path.join(data_dir, "kubeconfig")
         files.write_atomic(kubeconfig, tls.kubeconfig(url, ca, token).encode(), mode=0o600)
         controller = Controller(store, data_dir, job_users, capacity=settings.capacity, grace=settings.grace,
-                                host_paths=policy.paths_of, log=log)
+                                host_paths=policy.paths_of, log_rotation=settings.log_rotation, log=log)
         controller.start()
         held.callback(controller.stop)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -30,6 +30,7 @@ import time
 from ringrun.launcher import files
 from ringrun.launcher.execute import utc_now
 from ringrun.launcher.local import Options, run_job
+from ringrun.launcher.logfiles import Rotation
 from ringrun.runtime import RingrunError
 from ringrun.runtime.local import processes, working_dirs
 from ringrun.runtime.objects import requests
@@ -96,9 +97,10 @@ def parse_job(obj):
 
 class Controller:
     def __init__(self, store, data_dir, job_users, capacity=None, grace=5.0, host_paths=lambda namespace: (),
-                 log=None, now=utc_now):
+                 log_rotation=Rotation(), log=None, now=utc_now):
         """job_users: a jobusers.JobUsers (who each job runs as, where); host_paths(namespace) -> the host paths
-        the policy grants that namespace's jobs."""
+        the policy grants that namespace's jobs; log_rotation: the bounds of each replica's log."""
+        self.log_rotation = log_rotation
         self.store, self.data_dir, self.job_users, self.host_paths = store, data_dir, job_users, host_paths
         self.capacity = capacity or machine_capacity()
         self.grace, self.now = grace, now
@@ -348,8 +350,8 @@ class Controller:
         log_dir = self.logs_of(run.uid)
         private_dir(log_dir)
         options = Options(log_dir=log_dir, grace=self.grace, is_root=os.geteuid() == 0 and placement.run_as is None,
-                          run_parent=placement.run_parent, combined_logs=True, run_as=placement.run_as,
-                          working_dir=placement.home)
+                          run_parent=placement.run_parent, log_rotation=self.log_rotation,
+                          run_as=placement.run_as, working_dir=placement.home)
 
         def on_state(state):
             self._write_pods(run, job, state, log_dir)

@@ -10,12 +10,15 @@ from ringrun.runtime import apierrors, resources, table
 from ringrun.runtime.apierrors import Target
 from ringrun.runtime.selectors import field_selector, label_selector
 
+from ringrun.launcher import logfiles
+
 from . import openapi, pods
 from .http import respond
 
 VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-ringrun", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "2026-12-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}
 LOG_FOLLOW_SECONDS = 3600  # a followed log ends after this long at most
+CHUNK = 1024 * 1024  # a followed log is read and sent this much at a time
 _POLL = 0.2
 
 
@@ -104,20 +107,22 @@ class Core:
             raise apierrors.bad_request(f"container {container} is not valid for pod {name}")
         tail = call.integer("tailLines")
         limit = call.integer("limitBytes", minimum=1)
+        since = call.integer("sinceSeconds", minimum=1)
         path = base + (".previous.log" if call.flag("previous") else ".log")
         if call.flag("previous") and not os.path.exists(path):
             raise apierrors.bad_request(f'previous terminated container "{own}" in pod "{name}" not found')
-        data = _read(path)
-        data = pods.tail(data, tail)
-        if limit is not None:
-            data = data[:limit]
+        # from the end or a known offset: never more read than sent (the file is at most --log-max-size)
+        start = logfiles.since_offset(path, since) if since is not None else 0
+        if tail is not None:
+            start = max(start, logfiles.tail_offset(path, tail))
+        data = logfiles.read(path, start, limit)
         if not call.flag("follow") or call.flag("previous"):
             return web.Response(body=data, content_type="text/plain", charset="utf-8")
         response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         await response.prepare(call.request)
         await response.write(data)
         sent = len(data)
-        file_id, offset = _identity(path), _size(path)
+        file_id, offset = _identity(path), start + len(data)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LOG_FOLLOW_SECONDS
         checked = 0.0
@@ -126,9 +131,9 @@ class Core:
                 transport = call.request.transport
                 if transport is None or transport.is_closing():
                     break
-                if _identity(path) != file_id or _size(path) < offset:  # a restart began a new file
+                if _identity(path) != file_id or logfiles.size(path) < offset:  # a restart or a rotation: a new file
                     file_id, offset = _identity(path), 0
-                more = _read(path, offset, None if limit is None else limit - sent)
+                more = logfiles.read(path, offset, min(CHUNK, CHUNK if limit is None else limit - sent))
                 if more:
                     await response.write(more)
                     offset += len(more)
@@ -139,9 +144,13 @@ class Core:
                     recorded = pods.read_replicas(os.path.dirname(base))
                     phase = next((r["phase"] for r in recorded.get("replicas", []) if r["name"] == name), None)
                     if phase not in ("Pending", "Running"):
-                        rest = _read(path, offset, None if limit is None else limit - sent)
-                        if rest:
+                        while limit is None or sent < limit:  # what it wrote last, a chunk at a time
+                            rest = logfiles.read(path, offset, min(CHUNK, CHUNK if limit is None else limit - sent))
+                            if not rest:
+                                break
                             await response.write(rest)
+                            offset += len(rest)
+                            sent += len(rest)
                         break
                 await asyncio.sleep(_POLL)
         except ConnectionResetError:
@@ -153,26 +162,9 @@ def _now():
     return datetime.now(timezone.utc)
 
 
-def _read(path, offset=0, limit=None):
-    """Bytes of `path` from `offset` (at most `limit`), b"" when it does not exist."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read(-1 if limit is None else limit)
-    except FileNotFoundError:
-        return b""
-
-
 def _identity(path):
     try:
         stat = os.stat(path)
         return (stat.st_dev, stat.st_ino)
     except FileNotFoundError:
         return None
-
-
-def _size(path):
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return 0

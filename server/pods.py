@@ -85,13 +85,3 @@ def pods_of(job_obj, recorded):
             "_log": replica["log"],
         })
     return pods
-
-
-def tail(data, lines):
-    """The last `lines` lines of `data` (bytes)."""
-    if lines is None:
-        return data
-    if lines <= 0:
-        return b""
-    parts = data.splitlines(keepends=True)
-    return b"".join(parts[-lines:])

@@ -9,6 +9,7 @@ pytest.importorskip("kubernetes", reason="the server-test extra (the kubernetes 
 
 import glob
 import os
+import time
 
 from jobspecs import condition, finished, mpijob, pytorchjob
 from kubernetes import client, watch
@@ -278,3 +279,53 @@ def test_a_followed_log_goes_on_across_a_restart(server, exchange):
     status, text = raw(server, "GET", f"/api/v1/namespaces/{NS}/pods/follow-launcher/log?follow=true", timeout=60)
     assert status == 200 and text == "attempt 1\nattempt 2\n", text
     assert condition(wait_for(server, "follow", finished, "finished"), "Succeeded") is not None
+
+
+def test_a_flood_of_output_is_rotated_and_read_from_the_end(fresh_server):
+    """A replica that writes 40 MiB (and a 5 MiB line with no end) as fast as it can: its log stays within
+    --log-max-size x --log-max-files on disk, the server's memory does not follow it, and tailLines / limitBytes
+    read from the end."""
+    server = fresh_server("--log-max-size", "1Mi", "--log-max-files", "3")
+    flood = ("import sys\nw = sys.stdout.buffer.write\nw(b'z' * (5 << 20) + b'\\n')\n"
+             "for i in range(400000):\n    w(b'line %07d ' % i + b'x' * 90 + b'\\n')\nprint('the end')")
+    before = rss(server.proc.pid)
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("flood", ["python3", "-c", flood]))
+    obj = wait_for(server, "flood", finished, "finished", timeout=120)
+    assert condition(obj, "Succeeded") is not None
+    logs = os.path.join(server.data_dir, "logs", obj["metadata"]["uid"])
+    sizes = {name: os.path.getsize(os.path.join(logs, name)) for name in os.listdir(logs)
+             if name.startswith("launcher-0.log") and not name.endswith(".times")}
+    assert sorted(sizes) == ["launcher-0.log", "launcher-0.log.1", "launcher-0.log.2"]
+    assert max(sizes.values()) <= 1 << 20
+    core = client.CoreV1Api(server.client())
+    assert core.read_namespaced_pod_log("flood-launcher", NS, tail_lines=2) == \
+        "line 0399999 " + "x" * 90 + "\nthe end\n"
+    assert core.read_namespaced_pod_log("flood-launcher", NS, limit_bytes=100) != ""
+    assert len(core.read_namespaced_pod_log("flood-launcher", NS, limit_bytes=100)) == 100
+    assert rss(server.proc.pid) - before < 100 << 20
+
+
+def test_since_seconds_reads_from_that_second(server, exchange):
+    gate = exchange / "since-gate"
+    command = ["sh", "-c", f'echo early; while [ ! -e "{gate}" ]; do sleep 0.1; done; echo late; sleep 30']
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("since", command))
+    core = client.CoreV1Api(server.client())
+    wait_until(lambda: "early" in _log_or_empty(core, "since-launcher"), what="the early line")
+    time.sleep(3)
+    gate.touch()
+    wait_until(lambda: "late" in _log_or_empty(core, "since-launcher"), what="the late line")
+    assert core.read_namespaced_pod_log("since-launcher", NS, since_seconds=2) == "late\n"
+    assert core.read_namespaced_pod_log("since-launcher", NS, since_seconds=3600) == "early\nlate\n"
+    api(server).delete_namespaced_custom_object(G, V, NS, "mpijobs", "since")
+
+
+def _log_or_empty(core, pod):
+    try:
+        return core.read_namespaced_pod_log(pod, NS)
+    except client.ApiException:
+        return ""
+
+
+def rss(pid):
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        return next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmRSS:"))
