@@ -7,6 +7,7 @@ Phases, each against the same fresh server (launcher/benchserve.py starts and st
    the end must hold every one created), latency p50/p99, and the time until all of them ran to Succeeded.
 4. watchers: `--watchers` concurrent watches, then `--events` label changes of one job; every watcher must see
    every change; delivery latency p50/p99.
+5. with `--hostile S`: the attacks of bench/hostile.py, S seconds each, beside a normal client.
 """
 
 import asyncio
@@ -202,4 +203,8 @@ async def run(url, token, ca, options, rss, out):
                   f"{w['p50_ms']:.1f} ms p99 {w['p99_ms']:.1f} ms\n")
         out.write(f"memory after load: {result['memory_after_load']['stored_jobs']} jobs stored, server RSS "
                   f"{result['memory_after_load']['server_rss_bytes'] / 2**20:.1f} MiB\n")
+        if options.hostile:
+            from .hostile import phase_hostile
+
+            result["hostile"] = await phase_hostile(client, url, token, ca, rss, options.hostile, out)
     return result

@@ -55,7 +55,8 @@ def main(args, environ, out, err):
         result = asyncio.run(load.run(url, token, os.path.join(data, "d", "ca.crt"), args,
                                       lambda: _rss(server.pid), out))
         document = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "options": {
-            k: getattr(args, k) for k in ("finished", "trials", "jobs", "clients", "watchers", "events", "hold")},
+            k: getattr(args, k) for k in ("finished", "trials", "jobs", "clients", "watchers", "events", "hold",
+                                           "hostile")},
             "result": result}
         if args.json:
             with open(args.json, "w", encoding="utf-8") as handle:

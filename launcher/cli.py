@@ -329,7 +329,8 @@ def cmd_serve(args, environ, hostname, out, err):
     except ImportError as exc:
         from ringrun.runtime.errors import SetupError
 
-        raise SetupError(f"ringrun serve needs the `server` extra (pip install 'ringrun[server]'): {exc}") from None
+        raise SetupError(f"ringrun serve needs the `server` extra: {sys.executable} -m pip install 'aiohttp>=3.9,<4' "
+                         f"'cryptography>=42' (`make test` installs it into .venv): {exc}") from None
     settings = Settings(data_dir=args.data_dir or default_data_dir(environ), host=args.host, port=args.port,
                         token_files=tuple(args.token_auth_file or ()), policy_file=args.policy,
                         capacity=_capacity(args.capacity) if args.capacity else None,
@@ -479,6 +480,9 @@ def build_parser():
     count = _bounded(int, 1, 100000, "a count from 1 to 100000")
     serve_bench.add_argument("--finished", type=count, default=100, help="finished jobs stored before memory is read")
     serve_bench.add_argument("--trials", type=count, default=10, help="create -> Running trials")
+    serve_bench.add_argument("--hostile", type=_bounded(float, 0, 600, "seconds from 0 to 600"), default=0,
+                             metavar="S", help="then each attack of issue 28 for S seconds beside a normal client: "
+                                               "its GET p50/p99 and the server's peak RSS (default 0: none)")
     serve_bench.add_argument("--jobs", type=count, default=1000, help="creations in the load phase")
     serve_bench.add_argument("--clients", type=count, default=20, help="concurrent clients in the load phase")
     serve_bench.add_argument("--hold", action="store_true", help="the load phase's jobs are created suspended: "

@@ -21,6 +21,7 @@ layer (`Supervisor`, or a fake in tests) and an injected clock:
 import dataclasses
 import functools
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -188,12 +189,13 @@ class Execution:
         self.prepare()
         self._publish()
         started = self.clock()
+        outcome = None
         try:
             outcome = self._start_all()
             if outcome is None:
                 outcome = self._loop(started)
         finally:
-            self._clean_up(started)
+            self._clean_up(started, outcome.how if outcome is not None else None)
             self._publish()
         if self.report_error is not None:
             raise self.report_error
@@ -253,12 +255,12 @@ class Execution:
             argv, warnings = self.adjust_argv(plan, argv, env)
             for warning in warnings:
                 self.log(plan, f"warning: {warning}")
-        self.note(plan, "running " + " ".join(argv))
         try:
             child = self.processes.start(plan.name, argv, env, cwd=plan.working_dir)
         except OSError as exc:
             self.log(plan, f"cannot start {plan.argv[0]}: {exc.strerror or exc}")
             return self._not_started(key, f"{plan.argv[0]} cannot be started")
+        self.note(plan, ("started: " if first else "started again: ") + shlex.join(argv))
         self._children[child] = key
         monitor = spec.monitor(env) if spec.monitor is not None else None
         if monitor is not None:  # None: nothing to watch (an MPI launcher whose ranks no ssh session can follow)
@@ -305,20 +307,28 @@ class Execution:
     def _exited(self, key, code):
         """Judge an exit; an Outcome when the job is over, else None (the replica restarted, or others still run)."""
         spec = self.replicas[key]
+        plan = spec.plan
         if should_restart(spec.restart_policy, code, spec.decides):
             if code != 0:
                 self.failures += 1
             if self.failures > self.policy.backoff_limit:
+                self.note(plan, f"exited with code {code}: not restarted, the job has reached its backoffLimit "
+                                f"({self.policy.backoff_limit})")
                 self._fail(f"{self.policy.name} has failed because it has reached the specified backoff limit "
                            f"({self.policy.backoff_limit})", reason="BackoffLimitExceeded")
                 self._set(key, phase="Failed", exit_code=code)
                 return Outcome(code, "exited", self.state)
             restarts = next(r.restarts for r in self.state.replicas if (r.role, r.index) == key) + 1
+            counted = (f"attempt {self.failures + 1} of {self.policy.backoff_limit + 1}" if code != 0
+                       else "a success does not count against backoffLimit")
+            self.note(plan, f"exited with code {code}: restarting it (restartPolicy {spec.restart_policy}, "
+                            f"{counted})")
             self.state = dataclasses.replace(self.state, restarting_since=self.now())
             self._set(key, phase="Pending", exit_code=code, restarts=restarts)
             if not self._start(key, first=False):
                 return Outcome(EXIT_NOT_STARTED, "not-started", self.state)
             return None
+        self.note(plan, f"exited with code {code}")
         if code != 0:
             self._fail(f"{self.policy.name} has failed: replica {key[0]}-{key[1]} exited with code {code}")
             self._set(key, phase="Failed", exit_code=code)
@@ -332,6 +342,7 @@ class Execution:
 
     def _record(self, key, code):
         """An exit that is final (the job is over, or ending)."""
+        self.note(self.replicas[key].plan, f"exited with code {code}")
         self._set(key, phase="Succeeded" if code == 0 else "Failed", exit_code=code)
 
     def _close_monitor(self, key):
@@ -339,10 +350,22 @@ class Execution:
         if monitor is not None:
             monitor.close()
 
-    def _clean_up(self, started):
-        """Stop what still runs, as cleanPodPolicy says; a failed or interrupted job always stops everything."""
+    def _lets_finish(self, how):
+        """cleanPodPolicy None, as the operators read it: a job that ended by a replica's exit, succeeded or failed
+        (not by its deadline, a stop request, a monitor, a replica that could not start or a status that could not
+        be written), leaves its other replicas running to their end."""
+        return self.policy.clean_pod_policy == "None" and how == "exited" and self.interrupted is None and \
+            self.report_error is None
+
+    def _clean_up(self, started, how):
+        """Stop what still runs, as cleanPodPolicy says (None: what still runs finishes, `_lets_finish`); `how`:
+        how the job ended (Outcome.how)."""
         deadline = self.policy.deadline
-        if self.state.outcome == "Succeeded" and self.policy.clean_pod_policy == "None":
+        if self._lets_finish(how):
+            for child in self.processes.running():
+                if child in self._children:
+                    self.note(self.replicas[self._children[child]].plan, "still running: cleanPodPolicy None lets "
+                                                                          "it finish")
             while self.processes.running() and self.interrupted is None and self.report_error is None and (
                     deadline is None or self.clock() - started < deadline):
                 for child, code in self.processes.poll():
@@ -351,9 +374,16 @@ class Execution:
                     self._record(key, code)
                 self.sleep(self.poll_seconds)
         stopped = "Deleted" if self.state.outcome == "Succeeded" else "Failed"
+        if self.interrupted is not None:
+            why = f"interrupted by signal {self.interrupted}"
+        elif self.state.reason == "DeadlineExceeded":
+            why = "the job passed its deadline"
+        else:
+            why = f"the job {(self.state.outcome or 'ended').lower()}, cleanPodPolicy {self.policy.clean_pod_policy}"
         for child in self.processes.terminate():
             key = self._children.pop(child, None)
             if key is not None:
+                self.note(self.replicas[key].plan, f"stopped ({why}): exit code {child.code}")
                 self._set(key, phase=stopped, exit_code=child.code)
         for key in list(self._monitors):
             self._close_monitor(key)

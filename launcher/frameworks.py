@@ -14,8 +14,8 @@ import subprocess
 from ringrun.runtime.errors import SetupError
 from ringrun.runtime.plan import torchrun_target
 
-# framework -> (module the processes import, ringrun extra that installs it)
-FRAMEWORKS = {"pytorch": ("torch", "torch"), "mxnet": ("mxnet", "mxnet")}
+# framework -> (module the processes import, ringrun extra that installs it, the pip arguments of that extra)
+FRAMEWORKS = {"pytorch": ("torch", "torch", "torch==2.13.0"), "mxnet": ("mxnet", "mxnet", "mxnet==1.9.1 'numpy<1.24'")}
 _PYTHON = re.compile(r"python[0-9.]*")
 _FIND_SPEC = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
 
@@ -32,10 +32,12 @@ def check(framework, role, argv, env, run_as=None, cwd=None):
 
 
 def _check_one(framework, role, argv, env, run_as, cwd):
-    module, extra = FRAMEWORKS[framework]
-    hint = f"install ringrun's `{extra}` extra where the command runs (pip install 'ringrun[{extra}]')"
+    module, extra, packages = FRAMEWORKS[framework]
     program = shutil.which(argv[0], path=env.get("PATH"))
     name = os.path.basename(argv[0])
+    pip = f"{program} -m pip" if program and _PYTHON.fullmatch(name) else "pip"
+    hint = (f"install it where the command runs: {pip} install {packages} (ringrun's `{extra}` extra; in a "
+            "checkout of ringrun, `make test` installs it into .venv)")
     if program is None:
         if name == "torchrun" or _PYTHON.fullmatch(name):
             raise SetupError(f"{framework} {role}: {argv[0]} not found on PATH: {hint}")

@@ -1,6 +1,6 @@
 """The keeper: one small process per replica that owns the replica's whole process tree, so nothing outlives it.
 
-    python -E -S keeper.py PARENT GRACE [--user UID:GID] [--cwd DIR] -- CMD [ARGS...]
+    python -E -S keeper.py PARENT GRACE [--user UID:GID] [--cwd DIR] [--cgroup DIR] -- CMD [ARGS...]
 
 The Supervisor starts every replica through a keeper (standard library only, run as a file: it starts in
 milliseconds). The keeper
@@ -15,6 +15,8 @@ milliseconds). The keeper
 CMD starts with the default disposition of SIGPIPE and SIGXFSZ (Python itself ignores them). With `--user` (a root
 keeper) CMD runs as that uid and gid with no supplementary groups, and enters `--cwd` only after it dropped root, so
 the kernel decides whether that user may be there; the keeper stays root, out of the reach of CMD's signals.
+With `--cgroup` the keeper first moves itself into that cgroup (launcher/cgroups.py), so that everything CMD starts
+can be found and ended even if the keeper itself is killed.
 Its name (comm) is `ringrun`. 127 when CMD cannot be started (the reason on stderr).
 """
 
@@ -78,16 +80,33 @@ def reap(main):
 
 
 def _options(argv):
-    """(parent pid, grace, (uid, gid) or None, cwd or None, command) from the keeper's argv."""
+    """(parent pid, grace, {"--user": (uid, gid), "--cwd": DIR, "--cgroup": DIR} as given, command) from argv."""
     parent, grace, rest = int(argv[0]), float(argv[1]), list(argv[2:])
-    user = cwd = None
+    options = {}
     while rest and rest[0] != "--":
         flag, value, rest = rest[0], rest[1], rest[2:]
-        if flag == "--user":
-            user = tuple(int(v) for v in value.split(":"))
-        elif flag == "--cwd":
-            cwd = value
-    return parent, grace, user, cwd, rest[1:]
+        options[flag] = tuple(int(v) for v in value.split(":")) if flag == "--user" else value
+    return parent, grace, options, rest[1:]
+
+
+def _join(cgroup):
+    """Move this process into `cgroup` (its children follow); a cgroup that cannot be joined is left alone: the
+    keeper's session stands in (launcher/cgroups.py)."""
+    try:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w", encoding="ascii") as handle:
+            handle.write(str(os.getpid()))
+    except OSError:
+        pass
+
+
+def _leave(cgroup):
+    """Back to the parent cgroup, and `cgroup` removed (empty now: the tree is cleared), so that nothing is left
+    even when ringrun itself was killed."""
+    _join(os.path.dirname(cgroup))
+    try:
+        os.rmdir(cgroup)
+    except OSError:
+        pass
 
 
 def _spawn_as(command, user, cwd):
@@ -122,7 +141,19 @@ def _spawn_as(command, user, cwd):
 
 
 def main(argv):
-    parent, grace, user, cwd, command = _options(argv)
+    parent, grace, options, command = _options(argv)
+    if "--cgroup" not in options:
+        return _keep(parent, grace, options, command)
+    _join(options["--cgroup"])
+    try:
+        return _keep(parent, grace, options, command)
+    finally:
+        _leave(options["--cgroup"])
+
+
+def _keep(parent, grace, options, command):
+    """Start CMD and keep it (the module doc); returns the keeper's exit code."""
+    user, cwd = options.get("--user"), options.get("--cwd")
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)

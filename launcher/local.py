@@ -109,7 +109,7 @@ def run_job(job, environ, options, out, err, on_state=None, attach=None, signals
             err.flush()
 
         execution = Execution(specs, supervisor, job_policy(job, options.timeout), environ, is_root=options.is_root,
-                              on_state=publish, log=log, run_as=options.run_as)
+                              on_state=publish, log=log, note=log, run_as=options.run_as)
         if attach is not None:
             attach(execution)
         with stop_signals(execution.interrupt) if signals else contextlib.nullcontext():

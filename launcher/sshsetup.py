@@ -20,12 +20,18 @@ PRIVSEP_DIR = "/run/sshd"  # sshd (as root) chroots its unprivileged child here 
 
 def copy_keys(mount, key_dir):
     """Copy every regular file of `mount` (Secret mounts are symlinks into `..data`) into `key_dir`, mode 0600."""
-    if not os.path.isdir(mount):
-        raise SetupError(f"sshAuthMountPath: {mount!r} is not a directory (mount the job's ssh keys there)")
+    try:
+        names = sorted(os.listdir(mount))
+    except NotADirectoryError:
+        raise SetupError(f"sshAuthMountPath: {mount!r} is not a directory (mount the job's ssh keys there)") from None
+    except FileNotFoundError:
+        raise SetupError(f"sshAuthMountPath: {mount!r} does not exist (mount the job's ssh keys there)") from None
+    except OSError as exc:  # a mount this user may not read (a non-root pod, a root-only Secret)
+        raise SetupError(f"sshAuthMountPath: cannot read {mount!r} as uid {os.geteuid()}: {exc.strerror}") from None
     os.makedirs(key_dir, mode=0o700, exist_ok=True)
     os.chmod(key_dir, 0o700)
     copied = []
-    for name in sorted(os.listdir(mount)):
+    for name in names:
         source = os.path.join(mount, name)
         if name.startswith("..") or not os.path.isfile(source):
             continue

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import logfiles
+from . import cgroups, logfiles
 
 DEFAULT_GRACE_SECONDS = 5.0
 KEEPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keeper.py")
@@ -59,10 +59,10 @@ class RunAs:
 
 
 class Child:
-    __slots__ = ("name", "proc", "threads", "code")
+    __slots__ = ("name", "proc", "threads", "code", "cgroup")
 
-    def __init__(self, name, proc):
-        self.name, self.proc, self.threads, self.code = name, proc, [], None
+    def __init__(self, name, proc, cgroup=None):
+        self.name, self.proc, self.threads, self.code, self.cgroup = name, proc, [], None, cgroup
 
     @property
     def pid(self):
@@ -82,6 +82,7 @@ class Supervisor:
         self.run_as = run_as
         self.rotation = rotation
         self.children = []
+        self.groups = cgroups.Groups()
         self._lock = threading.Lock()
         self._logged = set()  # log files begun by this supervisor: a restarted child appends, a new run starts anew
 
@@ -94,9 +95,12 @@ class Supervisor:
         if self.run_as is not None:  # the command enters cwd as that user: the kernel says whether it may
             keeper += ["--user", f"{self.run_as.uid}:{self.run_as.gid}"] + (["--cwd", cwd] if cwd else [])
             cwd = None
+        cgroup = self.groups.make(name)
+        if cgroup is not None:
+            keeper += ["--cgroup", cgroup]
         proc = subprocess.Popen([*keeper, "--", *argv], env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        child = Child(name, proc)
+        child = Child(name, proc, cgroup)
         shared = self._combined_log(name) if self.log_dir and self.rotation else None
         for stream, sink, suffix in ((proc.stdout, self.out, "stdout"), (proc.stderr, self.err, "stderr")):
             path = os.path.join(self.log_dir, f"{name}.{suffix}.log") if self.log_dir and not shared else None
@@ -143,11 +147,14 @@ class Supervisor:
                 log.close()
 
     def poll(self):
-        """Children that exited since the last call, as (child, exit code); each keeper cleared its tree first."""
+        """Children that exited since the last call, as (child, exit code); each keeper cleared its tree first, and
+        what a killed keeper could not clear is ended here (its cgroup, else its session)."""
         finished = []
         for child in self.children:
             if child.code is None and child.proc.poll() is not None:
                 child.code = exit_code(child.proc.returncode)
+                if cgroups.sweep(child.cgroup, child.pid) and child.code == 0:
+                    child.code = 128 + signal.SIGKILL  # its keeper was gone before its replica: never a success
                 for thread in child.threads:
                     thread.join(timeout=5)
                 finished.append((child, child.code))

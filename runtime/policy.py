@@ -6,7 +6,8 @@ the deadline and the clean-up policy. The execution core (ringrun.launcher.execu
 - backoffLimit (default 6, as a Kubernetes Job): the job fails once restarts after failures exceed it.
 - activeDeadlineSeconds (and `ringrun run --timeout`): the job is stopped and Failed with reason DeadlineExceeded.
 - success: MPI launcher; PyTorch master (all workers when there is none); MXNet all workers (all tuners in MXTune).
-- cleanPodPolicy / cleanUpWorkers when the job ends: Running and All stop what still runs; None lets it finish.
+- cleanPodPolicy / cleanUpWorkers when the job ends: Running and All stop what still runs; None lets it finish, after
+  a success or a failure alike (not after the deadline or a stop request).
 """
 
 from dataclasses import dataclass

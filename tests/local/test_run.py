@@ -424,3 +424,27 @@ def test_a_status_file_that_cannot_be_written_stops_the_job_cleanly(tmp_path, en
     assert proc.returncode == 5, err
     assert "ringrun run: cannot write the status to" in err and "Traceback" not in err
     assert gone_within(pids, 1)
+
+
+def test_clean_pod_policy_none_lets_the_others_finish_a_failed_job_and_every_step_is_said(tmp_path, environ):
+    """A master that fails past its backoffLimit with cleanPodPolicy None: the worker runs to its end (as the
+    operators leave its pod), and `run` says each start, restart (attempt n of m, with the code) and end."""
+    obj = python_job("import sys; sys.exit(3)", "import time; time.sleep(2); print('worker done')",
+                     master_policy="OnFailure", cleanPodPolicy="None", backoffLimit=1)
+    code, out, err, document = run([job_file(tmp_path, obj)], environ)
+    assert code == 3 and condition(document, "Failed")["reason"] == "BackoffLimitExceeded"
+    assert "[worker-0] worker done" in out
+    lines = [line for line in err.splitlines() if line.startswith("[")]
+    assert f"[master-0] started: {PY} -c 'import sys; sys.exit(3)'" in lines
+    assert "[master-0] exited with code 3: restarting it (restartPolicy OnFailure, attempt 2 of 2)" in lines
+    assert f"[master-0] started again: {PY} -c 'import sys; sys.exit(3)'" in lines
+    assert "[master-0] exited with code 3: not restarted, the job has reached its backoffLimit (1)" in lines
+    assert lines.index("[worker-0] still running: cleanPodPolicy None lets it finish") < \
+        lines.index("[worker-0] exited with code 0")
+
+
+def test_clean_pod_policy_running_stops_the_others_of_a_failed_job_and_says_so(tmp_path, environ):
+    obj = python_job("import sys; sys.exit(3)", "import time; time.sleep(60)", cleanPodPolicy="Running")
+    code, out, err, document = run([job_file(tmp_path, obj)], environ)
+    assert code == 3
+    assert "[worker-0] stopped (the job failed, cleanPodPolicy Running): exit code 143" in err.splitlines()

@@ -7,10 +7,11 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 
 import pytest
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from ringrun.launcher import files, rundir
 from ringrun.runtime.errors import SetupError
 
@@ -172,3 +173,27 @@ def test_the_worker_sshd_config_is_strict_and_forwards_nothing(trusted_path, as_
         "permitemptypasswords": "no", "passwordauthentication": "no", "permituserenvironment": "no", "port": "2222"}
     assert settings["authorizedkeysfile"] == str(trusted_path / "run" / "ssh" / "authorized_keys")
     assert 'SetEnv PATH=/usr/bin:/bin "LD_LIBRARY_PATH=/opt/lib dir"' in config
+
+
+def test_a_non_root_launcher_that_cannot_read_its_key_mount_says_so_in_one_line(trusted_path, shared):
+    """A non-root launcher pod whose ssh Secret is root's only: exit 5 and one line naming the mount, no
+    traceback."""
+    mount = trusted_path / "secret"
+    mount.mkdir()
+    (mount / "id_rsa").write_text("not a key, never read\n")
+    mount.chmod(0o711)  # others may pass, never list
+    spec = shared / "job.yaml"
+    spec.write_text(
+        "apiVersion: batch.tensorstack.dev/v1beta1\nkind: MPIJob\nmetadata: {name: keys}\n"
+        "spec:\n  worker:\n    replicas: 1\n    cmd: ['true']\n"
+        "    template: {spec: {containers: [{name: mpi-worker, image: x}]}}\n"
+        f"  ssh: {{sshAuthMountPath: {mount}}}\n")
+    run_dir = shared / "run"
+    as_nobody("mkdir", "-m", "700", str(run_dir))
+    result = subprocess.run(NOBODY + [sys.executable, "-m", "ringrun.launcher", "entrypoint", "--spec", str(spec),
+                                      "--role", "launcher", "--run-dir", str(run_dir)],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT,
+                            env={"PATH": "/usr/bin:/bin", "RINGRUN_HOSTFILE": "/nonexistent"})
+    assert result.returncode == 5, result.stderr
+    assert result.stderr == f"ringrun entrypoint: sshAuthMountPath: cannot read '{mount}' as uid 65534: " \
+                            "Permission denied\n"

@@ -9,6 +9,7 @@ pytest.importorskip("kubernetes", reason="the server-test extra (the kubernetes 
 
 import glob
 import os
+import signal
 import time
 
 from jobspecs import condition, finished, mpijob, pytorchjob
@@ -329,3 +330,26 @@ def _log_or_empty(core, pod):
 def rss(pid):
     with open(f"/proc/{pid}/status", encoding="ascii") as handle:
         return next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmRSS:"))
+
+
+def parent_of(pid):
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return int(handle.read().rsplit(b")", 1)[1].split()[1])
+
+
+def test_a_killed_keeper_still_ends_its_replica(server, exchange):
+    """SIGKILL of a replica's keeper (the one process that would have ended its tree) still ends the replica and
+    what it started, a `setsid` grandchild included, and the replica is reported killed (137)."""
+    command, pid_file = pid_command(exchange, "orphaned",
+                                    f'setsid sleep 300 & echo $! > "{exchange}/orphaned.child"; exec sleep 300')
+    api(server).create_namespaced_custom_object(G, V, NS, "mpijobs", mpijob("orphaned", command))
+    pid = read_pid(pid_file)
+    child = int(wait_until(lambda: (exchange / "orphaned.child").exists() and
+                           (exchange / "orphaned.child").read_text().strip(), what="the grandchild's pid"))
+    keeper = parent_of(pid)
+    with open(f"/proc/{keeper}/comm", encoding="ascii") as handle:
+        assert handle.read().strip() == "ringrun"
+    os.kill(keeper, signal.SIGKILL)
+    obj = wait_for(server, "orphaned", finished, "failed")
+    assert "exited with code 137" in condition(obj, "Failed")["message"]
+    wait_until(lambda: not alive(pid) and not alive(child), timeout=30, what="the replica and its grandchild gone")

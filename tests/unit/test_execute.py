@@ -118,7 +118,7 @@ def test_on_failure_restarts_until_success():
 def test_backoff_limit_two_means_three_tries_then_failed():
     clock = Clock()
     procs = Processes(clock, {"master-0": [(1, 1)] * 5, "worker-0": [(FOREVER, 0)]})
-    run, _ = execution(clock, procs, master_worker("OnFailure"), backoff_limit=2)
+    run, _ = execution(clock, procs, master_worker("OnFailure"), backoff_limit=2, clean_pod_policy="Running")
     outcome = run.run()
     assert (outcome.code, outcome.state.reason) == (1, "BackoffLimitExceeded")
     assert "reached the specified backoff limit (2)" in outcome.state.message
@@ -130,7 +130,7 @@ def test_backoff_limit_two_means_three_tries_then_failed():
 def test_exit_code_policy_retries_only_128_and_above(code, starts, final):
     clock = Clock()
     procs = Processes(clock, {"master-0": [(1, code)] * 5, "worker-0": [(FOREVER, 0)]})
-    run, _ = execution(clock, procs, master_worker("ExitCode"), backoff_limit=2)
+    run, _ = execution(clock, procs, master_worker("ExitCode"), backoff_limit=2, clean_pod_policy="Running")
     outcome = run.run()
     assert outcome.code == final and [s[0] for s in procs.started].count("master-0") == starts
 
@@ -145,10 +145,10 @@ def test_always_restarts_a_worker_that_succeeds_but_not_the_decider():
     assert run.failures == 0  # restarts after success do not count against backoffLimit
 
 
-def test_a_failure_under_never_fails_the_job_and_stops_the_others():
+def test_a_failure_under_never_fails_the_job_and_clean_pod_policy_running_stops_the_others():
     clock = Clock()
     procs = Processes(clock, {"master-0": [(FOREVER, 0)], "worker-0": [(1, 5)]})
-    run, _ = execution(clock, procs, master_worker())
+    run, _ = execution(clock, procs, master_worker(), clean_pod_policy="Running")
     outcome = run.run()
     assert (outcome.code, outcome.state.outcome) == (5, "Failed")
     assert "replica worker-0 exited with code 5" in outcome.state.message
@@ -172,6 +172,17 @@ def test_clean_pod_policy_none_lets_the_others_finish_after_success():
     run, _ = execution(clock, procs, master_worker(), clean_pod_policy="None")
     outcome = run.run()
     assert outcome.code == 0 and clock.t >= 4 and procs.stopped == []
+    assert replica(outcome.state, "worker-0").phase == "Succeeded"
+
+
+def test_clean_pod_policy_none_lets_the_others_finish_after_a_failure_too():
+    """As the operators: a failed job with cleanPodPolicy None deletes no pod (a master that failed its backoff
+    limit leaves its workers running to their end)."""
+    clock = Clock()
+    procs = Processes(clock, {"master-0": [(1, 3)], "worker-0": [(4, 0)]})
+    run, _ = execution(clock, procs, master_worker(), clean_pod_policy="None")
+    outcome = run.run()
+    assert outcome.code == 3 and outcome.state.outcome == "Failed" and clock.t >= 4 and procs.stopped == []
     assert replica(outcome.state, "worker-0").phase == "Succeeded"
 
 
