@@ -175,7 +175,8 @@ class Execution:
             key = (plan.argv, env.get("PATH"), env.get("PYTHONPATH"))
             if plan.argv and key not in checked:
                 checked.add(key)
-                frameworks.check(self.policy.framework, plan.role, plan.argv, env, self.run_as, plan.working_dir)
+                here = plan.working_dir if plan.working_dir and os.path.isdir(plan.working_dir) else None
+                frameworks.check(self.policy.framework, plan.role, plan.argv, env, self.run_as, here)
 
     def run(self):
         """Run to the end; returns an Outcome. Raises SetupError (exit 5) and WaitTimeout (exit 4) from set-up."""

@@ -96,7 +96,7 @@ def test_missing_keys_exit_5_naming_the_mount(tmp_path, files, role, needle):
 
 def test_missing_mount_exits_5(tmp_path):
     code, _, err = entrypoint(tmp_path, t9k_spec(tmp_path, tmp_path / "absent"), "worker")
-    assert code == EXIT_SETUP and f"sshAuthMountPath: {str(tmp_path / 'absent')!r} is not a directory" in err
+    assert code == EXIT_SETUP and f"sshAuthMountPath: {str(tmp_path / 'absent')!r} does not exist" in err
 
 
 def test_bad_sshd_path_exits_5_naming_it(tmp_path):
