@@ -4,7 +4,7 @@ time for `seconds` each, while a normal client GETs one job every 50 ms; per att
 attack's time.
 
 Attacks: JSON patches that double an object (40 copies, from 4 clients); 3 watchers that never read while a 200 KB
-job is patched without pause; 1,100 connections that never start TLS (more than a default RLIMIT_NOFILE); 4 clients
+job is patched without pause; 2,500 connections that never start TLS (more than a default RLIMIT_NOFILE and the connection cap); 4 clients
 replaying the watch history from its start again and again; a job writing output as fast as it can while 4 clients
 read its log with tailLines=3 and limitBytes=100; bodies nested 900 deep, with NaN and duplicate keys, from 4
 clients.
@@ -84,7 +84,7 @@ class Attacks:
         try:
             while loop.time() < deadline:
                 held = [s for s in held if s.fileno() >= 0]
-                while len(held) < 1100 and loop.time() < deadline:
+                while len(held) < 2500 and loop.time() < deadline:
                     try:
                         held.append(await loop.run_in_executor(
                             None, lambda: socket.create_connection((host, int(port)), timeout=5)))

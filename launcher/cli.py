@@ -461,8 +461,8 @@ def build_parser():
                                                          "default workingDir; default /var/lib/ringrun/jobs as root, "
                                                          "DATA/jobs otherwise)")
     serve.add_argument("--max-connections", type=_bounded(int, 2, 1_000_000, "a count from 2 to 1000000"),
-                       default=4096, metavar="N", help="client connections at once, TLS handshakes included (default "
-                                                       "4096, fewer when RLIMIT_NOFILE leaves fewer); half of them "
+                       default=2048, metavar="N", help="client connections at once, TLS handshakes included (default "
+                                                       "2048, fewer when RLIMIT_NOFILE leaves fewer); half of them "
                                                        "from one address at most")
     serve.add_argument("--log-max-size", type=_log_size, default=10 * 1024 * 1024, metavar="QUANTITY",
                        help="each replica's log is rotated past this size (default 10Mi, kubelet's)")

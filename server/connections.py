@@ -5,7 +5,8 @@ without) can hold every connection or make the server spin on errors.
   half of them from one client address. At a cap, a new connection takes the place of the oldest one
   still in its TLS handshake (which is closed: a client that opens connections and never handshakes holds nothing for
   long); with no such one it is closed at once, before its handshake costs anything.
-- A TLS handshake has HANDSHAKE_SECONDS; a connection with no request in flight is closed after IDLE_SECONDS (the
+- A TLS handshake has HANDSHAKE_SECONDS, counted from the connection (no TLS state is made before the client's
+  first bytes: a connection that sends nothing costs only its socket); a connection with no request in flight is closed after IDLE_SECONDS (the
   web server's keep-alive timeout, which aiohttp also applies before the first request). A watch or a followed log
   is a request in flight: it lasts as long as its own timeout.
 - RLIMIT_NOFILE is raised to its hard limit at start, and MAX_CONNECTIONS kept below it (with room for the store, the
@@ -18,7 +19,7 @@ import collections
 import resource
 import time
 
-MAX_CONNECTIONS = 4096
+MAX_CONNECTIONS = 2048  # each in its TLS handshake holds about 300 KB of the TLS layer's buffers
 HANDSHAKE_SECONDS = 10.0
 IDLE_SECONDS = 30.0
 RESERVED_FDS = 1024  # descriptors kept for everything but client connections
@@ -143,10 +144,24 @@ class _Start:
             self.task.cancel()
         self.conn.close()
 
-    async def run(self):
+    async def _first_bytes(self):
+        """Wait until the client has sent something (its TLS hello): a connection that sends nothing costs a
+        socket, never the TLS layer's buffers. Raises asyncio.TimeoutError after HANDSHAKE_SECONDS."""
+        ready = self.loop.create_future()
+        fd = self.conn.fileno()
+        self.loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
         try:
+            await asyncio.wait_for(ready, HANDSHAKE_SECONDS)
+        finally:
+            self.loop.remove_reader(fd)
+
+    async def run(self):
+        started = self.loop.time()
+        try:
+            await self._first_bytes()
+            left = max(0.1, HANDSHAKE_SECONDS - (self.loop.time() - started))
             transport, _ = await self.loop.connect_accepted_socket(self.protocol_factory, self.conn, ssl=self.context,
-                                                                   ssl_handshake_timeout=HANDSHAKE_SECONDS)
+                                                                   ssl_handshake_timeout=left)
         except (OSError, asyncio.TimeoutError, EOFError, asyncio.CancelledError):  # failed, too slow, made room
             self.gate.release(self.key)
             self.conn.close()
