@@ -21,7 +21,6 @@ layer (`Supervisor`, or a fake in tests) and an injected clock:
 import dataclasses
 import functools
 import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -256,12 +255,12 @@ class Execution:
             argv, warnings = self.adjust_argv(plan, argv, env)
             for warning in warnings:
                 self.log(plan, f"warning: {warning}")
+        self.note(plan, "running " + " ".join(argv))  # before each start, restarts too (pod logs are read for it)
         try:
             child = self.processes.start(plan.name, argv, env, cwd=plan.working_dir)
         except OSError as exc:
             self.log(plan, f"cannot start {plan.argv[0]}: {exc.strerror or exc}")
             return self._not_started(key, f"{plan.argv[0]} cannot be started")
-        self.note(plan, ("started: " if first else "started again: ") + shlex.join(argv))
         self._children[child] = key
         monitor = spec.monitor(env) if spec.monitor is not None else None
         if monitor is not None:  # None: nothing to watch (an MPI launcher whose ranks no ssh session can follow)
