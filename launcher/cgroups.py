@@ -10,11 +10,14 @@ every process of the replica is in it unless it called `setsid` itself.
 
 import itertools
 import os
+import secrets
 import signal
 import time
 
 MOUNTS = "/proc/self/mountinfo"
 _NUMBERS = itertools.count(1)  # one sequence per process: every supervisor's cgroups have names of their own
+_PROCESS = secrets.token_hex(4)  # and processes of the same pid (pods' PID namespaces are all pid 1) too
+STALE_SECONDS = 60  # an empty cgroup of ours older than this was left by a process that was killed
 
 
 def _own_cgroup(mountinfo=MOUNTS, membership="/proc/self/cgroup"):
@@ -38,17 +41,35 @@ class Groups:
     def __init__(self, base=None):
         self.base = _own_cgroup() if base is None else base
         self.usable = self.base is not None and os.access(self.base, os.W_OK)
+        if self.usable:
+            _clear_stale(self.base)
 
     def make(self, name):
         if not self.usable:
             return None
-        path = os.path.join(self.base, f"ringrun-{os.getpid()}-{next(_NUMBERS)}-{name}"[:200])
+        path = os.path.join(self.base, f"ringrun-{os.getpid()}-{_PROCESS}-{next(_NUMBERS)}-{name}"[:200])
         try:
             os.mkdir(path, 0o755)
         except OSError:
             self.usable = False  # read-only here, or no delegation: the session stands in from now on
             return None
         return path
+
+
+def _clear_stale(base, now=None):
+    """Remove the empty `ringrun-*` cgroups below `base` older than STALE_SECONDS (their keeper and supervisor were
+    killed together; a young empty one may be another supervisor's, its keeper not yet in it)."""
+    now = time.time() if now is None else now
+    try:
+        entries = [e for e in os.scandir(base) if e.name.startswith("ringrun-") and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS and not members(entry.path):
+                os.rmdir(entry.path)
+        except OSError:
+            pass
 
 
 def members(path):

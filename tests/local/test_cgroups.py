@@ -40,3 +40,13 @@ def test_no_cgroup_is_made_where_none_can_be(tmp_path):
     if os.geteuid() == 0:  # root may write anyway: a base that is not a folder stands in
         groups = cgroups.Groups(base=str(tmp_path / "missing"))
     assert groups.make("launcher-0") is None and not groups.usable
+
+
+def test_empty_cgroups_left_by_killed_processes_are_removed_young_ones_kept(tmp_path):
+    for name in ("ringrun-1-aa-1-launcher-0", "ringrun-1-bb-1-worker-0", "other"):
+        (tmp_path / name).mkdir()
+    old = time.time() - cgroups.STALE_SECONDS - 10
+    os.utime(tmp_path / "ringrun-1-aa-1-launcher-0", (old, old))
+    os.utime(tmp_path / "other", (old, old))
+    cgroups._clear_stale(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "ringrun-1-bb-1-worker-0"]
