@@ -97,24 +97,24 @@ def session_members(session):
 
 
 def sweep(path, session, deadline_seconds=5.0):
-    """SIGKILL whatever is left of a replica whose keeper exited: its cgroup `path` (then removed), else the keeper's
-    `session`. Returns how many processes were found."""
-    listed = (lambda: members(path)) if path else (lambda: session_members(session))
+    """SIGKILL whatever is left of a replica whose keeper exited: in its cgroup `path` (then removed) and in the
+    keeper's `session` (None: none). Returns how many processes were found."""
     found = set()
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
-        pids = [p for p in listed() if p != os.getpid()]
+        # both: a keeper that could not join its cgroup left its replica in its session only
+        pids = set(members(path) if path else ()) | set(session_members(session) if session is not None else ())
+        pids.discard(os.getpid())
         if not pids:
             break
         found.update(pids)
-        if path and _write(os.path.join(path, "cgroup.kill"), "1"):
-            pass
-        else:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        if path:
+            _write(os.path.join(path, "cgroup.kill"), "1")
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         time.sleep(0.02)
     if path:
         try:

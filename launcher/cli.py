@@ -296,15 +296,15 @@ def _capacity(text):
 
 
 def _log_size(text):
-    """--log-max-size: a quantity of bytes (10Mi, 1M, 65536) from 4Ki to 1Ti."""
+    """--log-max-size: a quantity of bytes (10Mi, 1M, 65536) from 4Ki to 1Gi (a log is read whole at most)."""
     from ringrun.runtime.quantity import parse_quantity
 
     try:
         amount = parse_quantity(text)
     except ValueError:
         amount = None
-    if amount is None or not 4096 <= amount <= 2**40:
-        raise argparse.ArgumentTypeError(f"must be a size from 4Ki to 1Ti (e.g. 10Mi), got {text!r}")
+    if amount is None or not 4096 <= amount <= 2**30:
+        raise argparse.ArgumentTypeError(f"must be a size from 4Ki to 1Gi (e.g. 10Mi), got {text!r}")
     return int(amount)
 
 

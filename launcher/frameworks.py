@@ -45,8 +45,9 @@ def _check_one(framework, role, argv, env, run_as, cwd):
     if not _PYTHON.fullmatch(name):
         return
     try:
+        # as another user, no cwd: subprocess enters it before it changes user (root would resolve the path)
         found = subprocess.run([program, "-c", _FIND_SPEC, module], env=env, stdin=subprocess.DEVNULL,
-                               capture_output=True, timeout=60, cwd=cwd,
+                               capture_output=True, timeout=60, cwd=None if run_as else cwd,
                                **(run_as.subprocess_args() if run_as else {}))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SetupError(f"{framework} {role}: cannot run {program}: {exc}") from None

@@ -1,6 +1,6 @@
 """The keeper: one small process per replica that owns the replica's whole process tree, so nothing outlives it.
 
-    python -E -S keeper.py PARENT GRACE [--user UID:GID] [--cwd DIR] [--cgroup DIR] -- CMD [ARGS...]
+    python -E -S keeper.py PARENT GRACE [--user UID:GID] [--cwd DIR] [--cgroup DIR] [--env-file F] -- CMD [ARGS...]
 
 The Supervisor starts every replica through a keeper (standard library only, run as a file: it starts in
 milliseconds). The keeper
@@ -14,7 +14,9 @@ milliseconds). The keeper
   then SIGKILL to what is left after GRACE seconds, and exits with CMD's code (128+N when the signal ended it).
 CMD starts with the default disposition of SIGPIPE and SIGXFSZ (Python itself ignores them). With `--user` (a root
 keeper) CMD runs as that uid and gid with no supplementary groups, and enters `--cwd` only after it dropped root, so
-the kernel decides whether that user may be there; the keeper stays root, out of the reach of CMD's signals.
+the kernel decides whether that user may be there; the keeper stays root, out of the reach of CMD's signals. Such a
+keeper runs with an environment of its own (the job's could hold LD_PRELOAD for root's process): CMD's comes from
+`--env-file` (JSON, read and removed at once).
 With `--cgroup` the keeper first moves itself into that cgroup (launcher/cgroups.py), so that everything CMD starts
 can be found and ended even if the keeper itself is killed.
 Its name (comm) is `ringrun`. 127 when CMD cannot be started (the reason on stderr).
@@ -109,7 +111,18 @@ def _leave(cgroup):
         pass
 
 
-def _spawn_as(command, user, cwd):
+def _take_env(path):
+    """The environment in JSON file `path`, which is removed."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    finally:
+        os.unlink(path)
+
+
+def _spawn_as(command, user, cwd, env):
     """Start CMD in a process group of its own as `user` (uid, gid), in `cwd` once it is that user. Raises OSError
     (the child's own failure to change user, enter cwd or exec is reported through a pipe)."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
@@ -125,7 +138,7 @@ def _spawn_as(command, user, cwd):
             os.setuid(user[0])
             if cwd is not None:
                 os.chdir(cwd)
-            os.execvp(command[0], command)
+            os.execvpe(command[0], command, env)
         except OSError as exc:
             os.write(write_end, f"{exc.errno}:{exc.filename or ''}".encode())
         finally:
@@ -154,6 +167,7 @@ def main(argv):
 def _keep(parent, grace, options, command):
     """Start CMD and keep it (the module doc); returns the keeper's exit code."""
     user, cwd = options.get("--user"), options.get("--cwd")
+    env = _take_env(options["--env-file"]) if "--env-file" in options else dict(os.environ)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -167,9 +181,9 @@ def _keep(parent, grace, options, command):
         if user is None:
             if cwd is not None:
                 os.chdir(cwd)
-            child = os.posix_spawnp(command[0], command, os.environ, setpgroup=0, setsigdef=DEFAULT_SIGNALS)
+            child = os.posix_spawnp(command[0], command, env, setpgroup=0, setsigdef=DEFAULT_SIGNALS)
         else:
-            child = _spawn_as(command, user, cwd)
+            child = _spawn_as(command, user, cwd, env)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename and exc.filename != command[0] else ""
         sys.stderr.write(f"ringrun: cannot start {command[0]}: {exc.strerror}{where}\n")

@@ -1,7 +1,8 @@
 """A replica's log as the job server keeps and serves it, by kubelet's rules: stdout and stderr together in
 `<name>.log`, rotated when it would pass `max_bytes` (kubelet's containerLogMaxSize, 10 MiB) into `<name>.log.1` ..
 `<name>.log.<max_files - 1>` (containerLogMaxFiles, 5, the current file included; the oldest is dropped), so a job
-that writes without end fills at most max_bytes x max_files of disk. Beside the log, `<name>.log.times` holds one
+that writes without end fills at most max_bytes x max_files of disk (and its times index, a line per second of
+output). Beside the log, `<name>.log.times` holds one
 line `SECOND OFFSET` for each second in which output came, so `sinceSeconds` finds its place without reading the
 log. Readers start from the end or from a known offset (`tail_offset`, `since_offset`, `read`): a request never loads
 more than it returns."""

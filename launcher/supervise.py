@@ -92,14 +92,24 @@ class Supervisor:
         if not _executable(argv[0], env, cwd):
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
         keeper = [sys.executable, "-E", "-S", KEEPER, str(os.getpid()), repr(float(self.grace))]
+        keeper_env, env_file = dict(env), None
         if self.run_as is not None:  # the command enters cwd as that user: the kernel says whether it may
-            keeper += ["--user", f"{self.run_as.uid}:{self.run_as.gid}"] + (["--cwd", cwd] if cwd else [])
-            cwd = None
+            env_file = _env_file(env)  # root's keeper never runs with the job's LD_PRELOAD & co: only its command
+            keeper += ["--user", f"{self.run_as.uid}:{self.run_as.gid}", "--env-file", env_file]
+            keeper += ["--cwd", cwd] if cwd else []
+            cwd, keeper_env = None, {"PATH": os.defpath}
         cgroup = self.groups.make(name)
         if cgroup is not None:
             keeper += ["--cgroup", cgroup]
-        proc = subprocess.Popen([*keeper, "--", *argv], env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            proc = subprocess.Popen([*keeper, "--", *argv], env=keeper_env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        except OSError:
+            if cgroup is not None:
+                cgroups.sweep(cgroup, None)
+            if env_file is not None:
+                os.unlink(env_file)
+            raise
         child = Child(name, proc, cgroup)
         shared = self._combined_log(name) if self.log_dir and self.rotation else None
         for stream, sink, suffix in ((proc.stdout, self.out, "stdout"), (proc.stderr, self.err, "stderr")):
@@ -135,8 +145,14 @@ class Supervisor:
                         sink.write(f"{tag}ringrun: cannot write the log file {path}: {exc.strerror or exc}\n")
             for raw in iter(lambda: stream.readline(LINE_BYTES), b""):  # a line without end is cut in pieces
                 if log:
-                    log.write(raw)
-                    log.flush()
+                    try:
+                        log.write(raw)
+                        log.flush()
+                    except OSError as exc:  # a full disk: the log stops, the pipe is still drained
+                        with self._lock:
+                            sink.write(f"{tag}ringrun: the log stops here: {exc.strerror or exc}\n")
+                        log.close()
+                        log = None
                 line = raw.decode("utf-8", "replace")
                 with self._lock:
                     sink.write(tag + line if line.endswith("\n") else tag + line + "\n")
@@ -185,6 +201,17 @@ class Supervisor:
             child.proc.wait()
         self.poll()
         return targets
+
+
+def _env_file(env):
+    """A private file (0600, this user's) holding `env` as JSON, for a keeper that changes user to read and remove."""
+    import json
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="ringrun-env-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(env, handle)
+    return path
 
 
 def _executable(program, env, cwd):

@@ -335,6 +335,9 @@ async def _run(application, sock, context, log, max_connections):
     gate = connections.Gate(total=connections.raise_fd_limit(max_connections))
     acceptor = asyncio.ensure_future(connections.accept(sock, runner.server, context, gate, log))
     stop = asyncio.Event()
+    # the accept loop only ends when stopped: anything else that ends it stops the server, said, not silently deaf
+    acceptor.add_done_callback(lambda task: task.cancelled() or (
+        log(f"the accept loop failed: {task.exception()!r}; stopping") or stop.set()))
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()

@@ -138,11 +138,15 @@ class _Start:
     def __init__(self, loop, conn, protocol_factory, context, gate):
         self.loop, self.conn, self.protocol_factory, self.context, self.gate = loop, conn, protocol_factory, context, gate
         self.key = self.task = None
+        self.started = False
 
     def cancel(self):
-        if self.task is not None:
+        """End the handshake: the task closes the socket itself, after it stopped watching its descriptor (closed
+        under a watcher, the number could be reused by the next connection while still watched)."""
+        if self.task is not None and not self.task.done():
             self.task.cancel()
-        self.conn.close()
+        if not self.started:  # a task cancelled before it ran never runs: nothing watches the socket, close it here
+            self.conn.close()
 
     async def _first_bytes(self):
         """Wait until the client has sent something (its TLS hello): a connection that sends nothing costs a
@@ -156,6 +160,7 @@ class _Start:
             self.loop.remove_reader(fd)
 
     async def run(self):
+        self.started = True
         started = self.loop.time()
         try:
             await self._first_bytes()

@@ -18,7 +18,8 @@ from .http import respond
 VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-ringrun", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "2026-12-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}
 LOG_FOLLOW_SECONDS = 3600  # a followed log ends after this long at most
-CHUNK = 1024 * 1024  # a followed log is read and sent this much at a time
+CHUNK = 64 * 1024  # a followed log is read and sent this much at a time
+FOLLOW_WRITE_SECONDS = 60  # a follower that takes no chunk in this long is let go
 _POLL = 0.2
 
 
@@ -135,7 +136,7 @@ class Core:
                     file_id, offset = _identity(path), 0
                 more = logfiles.read(path, offset, min(CHUNK, CHUNK if limit is None else limit - sent))
                 if more:
-                    await response.write(more)
+                    await asyncio.wait_for(response.write(more), FOLLOW_WRITE_SECONDS)
                     offset += len(more)
                     sent += len(more)
                     continue
@@ -148,12 +149,12 @@ class Core:
                             rest = logfiles.read(path, offset, min(CHUNK, CHUNK if limit is None else limit - sent))
                             if not rest:
                                 break
-                            await response.write(rest)
+                            await asyncio.wait_for(response.write(rest), FOLLOW_WRITE_SECONDS)
                             offset += len(rest)
                             sent += len(rest)
                         break
                 await asyncio.sleep(_POLL)
-        except ConnectionResetError:
+        except (ConnectionResetError, asyncio.TimeoutError):  # gone, or not reading: the follow ends
             pass
         return response
 

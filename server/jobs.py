@@ -80,10 +80,11 @@ class _Mailbox:
     def __init__(self, events=WATCH_EVENTS, size=WATCH_BYTES):
         self.limit, self.size_limit = events, size
         self.items, self.size, self.overflowed = collections.deque(), 0, False
+        self.floor = 0  # the newest resourceVersion the watch has sent
         self.ready, self.overflow = asyncio.Event(), asyncio.Event()
 
     def put(self, event):
-        if self.overflowed:
+        if self.overflowed or event["rv"] <= self.floor:  # already sent (by a replay of the history): not kept
             return
         if len(self.items) >= self.limit or self.size + event.get("size", 0) > self.size_limit:
             self.overflowed = True
@@ -229,7 +230,7 @@ class Jobs:
             for event in backlog:  # the history is read a page at a time, as it is sent
                 if wanted(event["object"]):
                     await self._send(response, event, resource, version, as_table, box)
-                last = max(last, event["rv"])
+                last = box.floor = max(last, event["rv"])
             deadline = loop.time() + timeout
             while not box.overflowed:
                 remaining = min(deadline - loop.time(), 5.0)

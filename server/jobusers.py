@@ -4,8 +4,9 @@ As root (`ringrun serve` run by root), a job never runs as root:
 - each namespace's jobs run as a uid of their own, taken from `--job-uids` (default JOB_UIDS) the first time the
   namespace runs a job, with the gid of the same number and no supplementary groups; the mapping is kept in the
   store (`kubectl get` cannot show it; `docs/security.md` says how to read it) and never given to another namespace;
-- a uid is taken by creating JOBS/<uid> (`mkdir`, which fails when it exists): two servers on one machine, or a
-  folder left by an earlier one, never share a uid. JOBS (`--jobs-dir`, default /var/lib/ringrun/jobs) is root's,
+- a uid is taken by creating JOBS/<uid> (`mkdir`, which fails when it exists): two servers with the same
+  --jobs-dir, or a folder left by an earlier one, never share a uid; uids and gids of accounts and groups this
+  machine knows are never given (servers with other jobs folders need --job-uids ranges of their own). JOBS (`--jobs-dir`, default /var/lib/ringrun/jobs) is root's,
   0711; JOBS/<uid> is root:<uid> 0710, so only that namespace's processes pass through it;
 - each job gets JOBS/<uid>/<job uid>/, the namespace user's, 0700: its HOME, TMPDIR and default workingDir, removed
   when the job is deleted; its run directory (hostfile) is made beside it, root:<uid> 0750;
@@ -13,16 +14,19 @@ As root (`ringrun serve` run by root), a job never runs as root:
   LOGNAME, TMPDIR of its own, nothing else of the server's (no tokens, no KUBECONFIG);
 - a workingDir (absolute, or relative to the job's folder) must be inside the job's folder or inside a host path
   the policy grants its namespace (`hostPaths:` in --policy); otherwise the job fails before anything starts,
-  naming the replica, the path and the namespace.
+  naming the replica, the path and the namespace. This is a check of the spec: what the job's uid may reach once
+  it runs is the file system's permissions' to say.
 The data directory (tokens, store, certificates, logs) stays root's 0700: no job can read it.
 
 Not as root, the server is one user's: every job is that user's process (as `ringrun run` is), in
 JOBS/<namespace>/<job uid>/ (JOBS default DATA/jobs), with the server's environment.
 """
 
+import grp
 import os
+import pwd
 import shutil
-import stat
+import sys
 from dataclasses import dataclass
 
 from ringrun.launcher.supervise import RunAs
@@ -67,7 +71,7 @@ class JobUsers:
             return uid
         taken = set(self.store.job_uids())
         for uid in range(self.uids[0], self.uids[1] + 1):
-            if uid in taken:
+            if uid in taken or _known(uid):
                 continue
             try:
                 _make_namespace_dir(os.path.join(self.jobs_dir, str(uid)), uid, exclusive=True)
@@ -121,22 +125,36 @@ class JobUsers:
             if uid is None:
                 return
             namespace = str(uid)
-        shutil.rmtree(os.path.join(self.jobs_dir, namespace, job_uid), ignore_errors=True)
+        try:  # rmtree works on descriptors (no link is followed); a tree too deep for it is left, and said
+            shutil.rmtree(os.path.join(self.jobs_dir, namespace, job_uid))
+        except FileNotFoundError:
+            pass
+        except (OSError, RecursionError) as exc:
+            sys.stderr.write(f"ringrun serve: cannot remove the folder of job {job_uid}: {exc}\n")
+
+
+def _known(uid):
+    """Whether `uid` is an account's or a group's id on this machine (never given to a namespace)."""
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        try:
+            lookup(uid)
+            return True
+        except KeyError:
+            pass
+    return False
 
 
 def _make_root(path, mode):
-    """JOBS: made `mode` when missing; an existing one must be this user's, a folder, and writable by no one else."""
+    """JOBS: made `mode` when missing; every level of its path checked as a run directory's (root later makes and
+    chowns folders below it: no other user may swap a link in); it must be this user's, and writable by no one
+    else."""
+    from ringrun.launcher import rundir
+    from ringrun.runtime.errors import SetupError
+
     try:
-        os.makedirs(path, mode=mode, exist_ok=True)
-        st = os.lstat(path)
-    except OSError as exc:
-        raise JobUsersError(f"--jobs-dir {path}: cannot be made: {exc.strerror or exc}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise JobUsersError(f"--jobs-dir {path}: is not a directory")
-    if st.st_uid != os.geteuid():
-        raise JobUsersError(f"--jobs-dir {path}: belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()})")
-    if st.st_mode & 0o022:
-        raise JobUsersError(f"--jobs-dir {path}: is writable by other users (mode {stat.S_IMODE(st.st_mode):o})")
+        rundir.secure(path, what=("--jobs-dir", "--jobs-dir"))
+    except SetupError as exc:
+        raise JobUsersError(str(exc)) from None
     os.chmod(path, mode)
 
 

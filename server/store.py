@@ -18,7 +18,7 @@ import threading
 HISTORY = 20000
 HISTORY_BYTES = 256 * 1024 * 1024
 MAX_OBJECT = 1536 * 1024  # etcd's --max-request-bytes default, 1.5 MiB
-PAGE = 64  # events read from the history at a time
+PAGE = 8  # events read from the history at a time (at most 8 x MAX_OBJECT held for a slow watcher)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,

@@ -112,15 +112,16 @@ def test_the_watch_history_is_bounded_by_bytes_and_read_in_pages(tmp_path):
 def test_a_watchers_mailbox_overflows_instead_of_growing():
     async def fill():
         box = jobs_module._Mailbox(events=3, size=1000)
-        for rv in range(3):
+        box.floor = 2
+        for rv in range(1, 6):  # 1 and 2 were sent already (a replay): not kept
             box.put({"rv": rv, "size": 10})
-        assert (await box.get(1)).get("rv") == 0
-        box.put({"rv": 3, "size": 10})
-        box.put({"rv": 4, "size": 10})  # the fourth waiting: over the bound
+        assert (await box.get(1)).get("rv") == 3 and len(box.items) == 2
+        box.put({"rv": 6, "size": 10})
+        box.put({"rv": 7, "size": 10})  # the fourth waiting: over the bound
         assert box.overflowed and not box.items and await box.get(1) is None
         big = jobs_module._Mailbox(events=100, size=1000)
-        big.put({"rv": 0, "size": 600})
         big.put({"rv": 1, "size": 600})
+        big.put({"rv": 2, "size": 600})
         assert big.overflowed
     asyncio.run(fill())
 

@@ -9,6 +9,7 @@ pytest.importorskip("aiohttp", reason="the server extra (aiohttp) is installed b
 pytest.importorskip("kubernetes", reason="the server-test extra (the kubernetes client) is installed by `make test`")
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -143,3 +144,33 @@ def test_not_root_warns_that_jobs_are_the_servers_user(trusted_path, as_root):
         proc.wait(30)
     assert line.startswith("ringrun serve: warning: not running as root, so every job runs as this user "
                            "(uid 65534)"), line
+
+
+PROBE_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+__attribute__((constructor)) static void loaded(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/loaded-as-%d", getenv("RINGRUN_PROBE_DIR"), (int)geteuid());
+    FILE *file = fopen(path, "w");
+    if (file) fclose(file);
+}
+"""
+
+
+def test_the_root_keeper_never_runs_with_the_jobs_ld_preload(fresh_server, as_root, exchange):
+    """A spec's LD_PRELOAD reaches the job's own command only: root's keeper runs with an environment of its own,
+    so no library the job names is ever loaded as root."""
+    if shutil.which("cc") is None:
+        pytest.skip("needs a C compiler for the probe library (the Horovod build of `make test` needs one too)")
+    (exchange / "probe.c").write_text(PROBE_C)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(exchange / "probe.so"), str(exchange / "probe.c")],
+                   check=True, timeout=120)
+    server = fresh_server("--job-uids", f"{UIDS[0]}-{UIDS[1]}")
+    _, obj, _ = run_job(server, "team-a", "preload", ["true"],
+                        env=[{"name": "LD_PRELOAD", "value": str(exchange / "probe.so")},
+                             {"name": "RINGRUN_PROBE_DIR", "value": str(exchange)}])
+    assert condition(obj, "Succeeded") is not None
+    loaded = sorted(p.name for p in exchange.iterdir() if p.name.startswith("loaded-as-"))
+    assert loaded == [f"loaded-as-{UIDS[0]}"]  # the job's command loaded it, as the job's uid; root never did
