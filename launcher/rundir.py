@@ -52,22 +52,23 @@ def _check_dir(path, st, uid, strict, last, what=RUN_DIR):
         _refuse(path, f"{who} writable by other users{rule}", what)
 
 
-def secure(path, uid=None, strict=False, what=RUN_DIR):
-    """Check (and create, 0700) run directory `path` as the module doc says; returns its absolute path.
+def secure(path, uid=None, strict=False, what=RUN_DIR, made_mode=0o700):
+    """Check (and create, `made_mode`) run directory `path` as the module doc says; returns its absolute path.
 
     strict: sshd's StrictModes rule for authorized_keys below it: no directory on the way may be writable by others,
-    sticky or not (so not below /tmp); what: (what it is, the options that give another) for the message.
+    sticky or not (so not below /tmp); what: (what it is, the options that give another) for the message;
+    made_mode: the mode of the folders it makes (0711 where other users must pass through them).
     Raises SetupError.
     """
     uid = os.geteuid() if uid is None else uid
     path = os.path.abspath(path)
     try:
-        return _secure(path, uid, strict, what)
+        return _secure(path, uid, strict, what, made_mode)
     except OSError as exc:  # cannot be made, or a link on the way leads nowhere
         _refuse(path, f"cannot be checked or made: {exc.strerror or exc} ({exc.filename or path})", what)
 
 
-def _secure(path, uid, strict, what):
+def _secure(path, uid, strict, what, made_mode=0o700):
     parts = [p for p in path.split("/") if p]
     current = "/"
     _check_dir("/", os.stat("/"), uid, strict, not parts, what)
@@ -78,7 +79,7 @@ def _secure(path, uid, strict, what):
             st = os.lstat(candidate)
         except FileNotFoundError:
             try:
-                os.mkdir(candidate, 0o700)
+                os.mkdir(candidate, made_mode)
             except FileExistsError:
                 pass
             st = os.lstat(candidate)

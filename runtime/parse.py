@@ -170,6 +170,20 @@ def parse_jobs(text, source="<spec>"):
     return parse_objects(load_documents(text, source))
 
 
+def prune_unknown(obj):
+    """(obj without the fields its kind's CRD schema would prune, [their paths]), as kube-apiserver prunes a custom
+    resource under fieldValidation Warn or Ignore; a field that runtime/compat.py reads in another place is kept.
+    An object of no served kind comes back as it is."""
+    if not isinstance(obj, dict) or (obj.get("apiVersion"), obj.get("kind")) not in schema.SCHEMA_FILES:
+        return obj, []
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    normalized = compat.normalize(obj, api_version, kind, schema.spec_fields(api_version, kind))
+    _, unknown = schema.prune(normalized.obj, api_version, kind)
+    still = {normalized.written(path) for path in unknown}
+    allowed = {path for path in schema.prune(obj, api_version, kind)[1] if path not in still}
+    return schema.prune(obj, api_version, kind, keep=frozenset(allowed))
+
+
 def parse_objects(objects):
     """Loaded spec objects -> tuple of JobSpec. Raises SpecError listing every problem of every object."""
     jobs, lines = [], []

@@ -171,3 +171,61 @@ def _describe(error):
         names = " or ".join(_an(t) for t in types if isinstance(t, str))
         return [(path, f"must be {names}, got {show(value)}")]
     return [(path, error.message)]
+
+
+# metav1.ObjectMeta's fields: what kube-apiserver keeps of an object's metadata (anything else is pruned)
+OBJECT_META = frozenset({"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+                         "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+                         "annotations", "ownerReferences", "finalizers", "managedFields"})
+
+
+def prune(obj, api_version, kind, keep=frozenset()):
+    """(obj without the fields its CRD's structural schema does not have, [their paths]) as kube-apiserver prunes a
+    custom resource: an object schema with `properties` keeps only those (unless it says
+    `x-kubernetes-preserve-unknown-fields`), metadata keeps ObjectMeta's fields. Paths are written as
+    kube-apiserver writes them in `unknown field "..."` (`spec.a.b[0].c`); unknown fields whose paths are in `keep`
+    stay (and are not listed). `obj` is not changed."""
+    root = _read(SCHEMA_FILES[(api_version, kind)])["openAPIV3Schema"]
+    unknown = []
+    if not isinstance(obj, dict):
+        return obj, unknown
+    out = {}
+    properties = root.get("properties", {})
+    for key, value in obj.items():
+        if key in ("apiVersion", "kind"):
+            out[key] = value
+        elif key == "metadata" and isinstance(value, dict):
+            out[key] = {k: v for k, v in value.items() if k in OBJECT_META or f"metadata.{k}" in keep}
+            unknown += [f"metadata.{k}" for k in value if k not in OBJECT_META and f"metadata.{k}" not in keep]
+        elif key in properties:
+            out[key] = _prune(value, properties[key], key, unknown, keep)
+        elif key == "metadata" or key in keep:
+            out[key] = value
+        else:
+            unknown.append(key)
+    return out, unknown
+
+
+def _prune(value, node, path, unknown, keep):
+    if not isinstance(node, dict) or node.get("x-kubernetes-preserve-unknown-fields"):
+        return value
+    if isinstance(value, dict) and node.get("type") == "object":
+        properties, extra = node.get("properties"), node.get("additionalProperties")
+        if properties is not None:
+            out = {}
+            for key, item in value.items():
+                if key in properties:
+                    out[key] = _prune(item, properties[key], f"{path}.{key}", unknown, keep)
+                elif isinstance(extra, dict):
+                    out[key] = _prune(item, extra, f"{path}.{key}", unknown, keep)
+                elif extra is True or f"{path}.{key}" in keep:
+                    out[key] = item
+                else:
+                    unknown.append(f"{path}.{key}")
+            return out
+        if isinstance(extra, dict):
+            return {key: _prune(item, extra, f"{path}.{key}", unknown, keep) for key, item in value.items()}
+        return value
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [_prune(item, node["items"], f"{path}[{i}]", unknown, keep) for i, item in enumerate(value)]
+    return value

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ringrun.launcher.logfiles import Rotation
-from ringrun.runtime import apierrors, resources
-from ringrun.runtime.apierrors import ApiError, Target
+from ringrun.server.api import apierrors, resources
+from ringrun.server.api.apierrors import ApiError, Target
 from ringrun.runtime.errors import SetupError, UsageError
 
 from . import auth, connections, datadir, tls
 from .controller import Controller
 from .core import Core
 from .http import Call, error_response
-from .jobs import Jobs
+from .rest import Rest
 from .jobusers import JOB_UIDS, ROOT_JOBS_DIR, JobUsers, JobUsersError
 from .store import Store, StoreError, TooLarge
 
@@ -52,7 +52,7 @@ class Server:
     def __init__(self, store, controller, users, rules, address, log):
         """rules: the policy's authorization rules (auth.Rule)."""
         self.store, self.controller, self.users, self.rules, self.log = store, controller, users, rules, log
-        self.jobs = Jobs(store)
+        self.rest = Rest(store)
         self.core = Core(store, controller, address)
 
     def app(self):
@@ -122,35 +122,24 @@ class Server:
         return await coroutine
 
     async def route_core(self, call, rest):
-        pods = Target("pods", "", "", "Pod")
-        namespaces = Target("namespaces", "", "", "Namespace")
-        if call.method != "GET":
-            raise apierrors.method_not_allowed(call.method)
-        if rest == ["namespaces"]:
-            self.authorize(call, "list", namespaces, None)
-            return await self.core.namespaces(call)
-        if len(rest) == 2 and rest[0] == "namespaces":
-            self.authorize(call, "get", Target("namespaces", "", rest[1], "Namespace"), None)
-            return await self.core.namespace(call, rest[1])
-        if rest == ["pods"]:
-            self.authorize(call, "list", pods, None)
-            return await self.core.pod_list(call, None)
-        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] == "pods":
-            namespace = rest[1]
-            if len(rest) == 3:
-                self.authorize(call, "list", pods, namespace)
-                return await self.core.pod_list(call, namespace)
-            target = Target("pods", "", rest[3], "Pod")
-            if len(rest) == 4:
-                self.authorize(call, "get", target, namespace)
-                return await self.core.pod(call, namespace, rest[3])
-            if len(rest) == 5 and rest[4] == "log":
-                self.authorize(call, "get", target, namespace, "log")
-                return await self.core.log(call, namespace, rest[3])
-        raise apierrors.no_route()
+        """/api/v1/...: pods (and their logs), namespaces and events, through the generic handler."""
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            resource = resources.core_resource(rest[2])
+            if resource is None or not resource.namespaced:
+                raise apierrors.no_route()
+            tail = rest[3:]
+            if resource == resources.PODS and len(tail) == 2 and tail[1] == "log":
+                if call.method != "GET":
+                    raise apierrors.method_not_allowed(call.method)
+                self.authorize(call, "get", Target("pods", "", tail[0], "Pod"), rest[1], "log")
+                return await self.core.log(call, rest[1], tail[0])
+            return await self.dispatch(call, resource, "v1", rest[1], tail)
+        resource = resources.core_resource(rest[0]) if rest else None
+        if resource is None or len(rest) > 2 or (len(rest) == 2 and resource.namespaced):
+            raise apierrors.no_route()
+        return await self.dispatch(call, resource, "v1", None, rest[1:])
 
     async def route_jobs(self, call, group, version, rest):
-        method, jobs = call.method, self.jobs
         if rest[0] == "namespaces" and len(rest) >= 3:
             namespace, plural, tail = rest[1], rest[2], rest[3:]
         elif len(rest) == 1:
@@ -158,24 +147,32 @@ class Server:
         else:
             raise apierrors.no_route()
         resource = resources.job_resource(group, version, plural)
-        if resource is None or len(tail) > 2 or (len(tail) == 2 and tail[1] != "status"):
+        if resource is None:
+            raise apierrors.no_route()
+        return await self.dispatch(call, resource, version, namespace, tail)
+
+    async def dispatch(self, call, resource, version, namespace, tail):
+        """One request for `resource` (at `version`): the collection (tail []), an object ([name]) or its status
+        ([name, "status"]), authorized, then handed to the generic handler."""
+        method, rest = call.method, self.rest
+        if len(tail) > 2 or (len(tail) == 2 and (tail[1] != "status" or not resource.status)):
             raise apierrors.no_route()
         target = Target(resource.plural, resource.group, tail[0] if tail else "", resource.kind)
         if not tail:
             if method == "GET":
                 verb = "watch" if call.flag("watch") else "list"
                 self.authorize(call, verb, target, namespace)
-                return await jobs.list(call, resource, version, namespace)
-            if namespace is None:
+                return await rest.list(call, resource, version, namespace)
+            if resource.namespaced and namespace is None:
                 raise apierrors.method_not_allowed(method)
             if method == "POST":
                 self.authorize(call, "create", target, namespace)
-                return await jobs.create(call, resource, version, namespace)
+                return await rest.create(call, resource, version, namespace)
             if method == "DELETE":
                 self.authorize(call, "deletecollection", target, namespace)
-                return await jobs.delete_collection(call, resource, version, namespace)
+                return await rest.delete_collection(call, resource, version, namespace)
             raise apierrors.method_not_allowed(method)
-        if namespace is None:
+        if resource.namespaced and namespace is None:
             raise apierrors.no_route()
         name = tail[0]
         status = len(tail) == 2
@@ -184,12 +181,12 @@ class Server:
             raise apierrors.method_not_allowed(method)
         self.authorize(call, verb, target, namespace, "status" if status else "")
         if method == "GET":
-            return await jobs.get(call, resource, version, namespace, name)
+            return await rest.get(call, resource, version, namespace, name)
         if method == "PUT":
-            return await jobs.replace(call, resource, version, namespace, name, status=status)
+            return await rest.replace(call, resource, version, namespace, name, status=status)
         if method == "PATCH":
-            return await jobs.patch(call, resource, version, namespace, name, status=status)
-        return await jobs.delete(call, resource, version, namespace, name)
+            return await rest.patch(call, resource, version, namespace, name, status=status)
+        return await rest.delete(call, resource, version, namespace, name)
 
 
 ADMIN_TOKENS = "tokens.csv"

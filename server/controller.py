@@ -21,26 +21,28 @@ their status back to the store as it changes.
 """
 
 import dataclasses
-import json
 import os
 import signal
 import threading
 import time
+import uuid
 
-from ringrun.launcher import files
-from ringrun.launcher.execute import utc_now
 from ringrun.launcher.local import Options, run_job
 from ringrun.launcher.logfiles import Rotation
 from ringrun.runtime import RingrunError
 from ringrun.runtime.local import processes, working_dirs
-from ringrun.runtime.objects import requests
 from ringrun.runtime.parse import parse_object
 from ringrun.runtime.policy import job_policy
-from ringrun.runtime.resources import resource_of
 from ringrun.runtime.status import JobState, finished, job_status, lost_status, queued_status
 
+from . import events, pods
+from . import store as store_module
+from .api.objects import requests
+from .api.resources import EVENTS, NAMESPACES, PODS, preferred, resource_of
+from .clock import utc_now
 from .datadir import private_dir
 from .jobusers import JobUsersError, granted
+from .strategies import namespace_object
 
 
 class _Discard:
@@ -66,6 +68,9 @@ class Run:
     execution: object = None
     stopped: bool = False
     thread: threading.Thread | None = None
+    replicas: dict = dataclasses.field(default_factory=dict)  # pod name -> pods.Replica last written
+    created: dict = dataclasses.field(default_factory=dict)  # pod name -> when its pod was first written
+    conditions: tuple = ()  # the job's condition types already told as events
 
 
 def machine_capacity():
@@ -110,6 +115,8 @@ class Controller:
         self._wake = threading.Event()
         self._stopping = False
         self._thread = None
+        self._garbage = False  # a job was deleted: its pods go (in the admission loop, never in a store event)
+        self._collected = 0.0
 
     def logs_of(self, uid):
         return os.path.join(self.data_dir, "logs", uid)
@@ -118,7 +125,14 @@ class Controller:
     def start(self):
         """Recover what the store holds, then follow its changes and admit jobs."""
         self.job_users.clear_run_dirs()  # run directories of a server that died
+        for name in DEFAULT_NAMESPACES:
+            if self.store.get(NAMESPACES.qualified, "", name) is None:
+                try:
+                    self.store.create(NAMESPACES.qualified, namespace_object(name, str(uuid.uuid4()), self.now()))
+                except store_module.Exists:
+                    pass
         self._recover()
+        self._collect_garbage()
         self.store.listen(self._on_event)
         self._thread = threading.Thread(target=self._admit_loop, name="ringrun-admission", daemon=True)
         self._thread.start()
@@ -140,7 +154,7 @@ class Controller:
         waiting = []
         for resource, obj in self.store.all_objects():
             status = obj.get("status") or {}
-            if finished(status):
+            if resource_of(obj.get("apiVersion", ""), obj.get("kind", "")) is None or finished(status):
                 continue
             meta = obj["metadata"]
             if status.get("startTime") or status.get("phase") == "Running":
@@ -153,23 +167,55 @@ class Controller:
                 self.store.modify(resource, meta["namespace"], meta["name"],
                                   lambda cur, job=job, why=why: {**cur, "status": lost_status(
                                       job, cur.get("status") or {}, self.now(), why)}, expect_uid=meta["uid"])
-                self._mark_pods_lost(meta["uid"])
+                self._mark_pods_lost(meta["namespace"], meta["uid"])
             else:
                 waiting.append((meta.get("creationTimestamp", ""), int(meta["resourceVersion"]), resource,
                                 meta["namespace"], meta["name"], meta["uid"]))
         self.queue = [entry[2:] for entry in sorted(waiting)]
 
-    def _mark_pods_lost(self, uid):
-        path = os.path.join(self.logs_of(uid), "pods.json")
-        try:
-            with open(path, encoding="utf-8") as handle:
-                pods = json.load(handle)
-        except (OSError, ValueError):
-            return
-        for pod in pods.get("replicas", []):
-            if pod.get("phase") in ("Pending", "Running"):
-                pod["phase"] = "Failed"
-        files.write_atomic(path, json.dumps(pods).encode("utf-8"), mode=0o600)
+    def _mark_pods_lost(self, namespace, uid):
+        """The pods of a job lost with the server that ran it: those still Pending or Running are Failed."""
+        now = self.now()
+
+        def lost(current):
+            status = current.get("status") or {}
+            if status.get("phase") not in ("Pending", "Running"):
+                return None
+            statuses = [{**c, "ready": False, "started": False, "state": {"terminated": {
+                "exitCode": 137, "reason": "Error", "finishedAt": now}}} for c in status.get("containerStatuses", [])]
+            return {**current, "status": {**status, "phase": "Failed", "containerStatuses": statuses}}
+        for pod in self._pods_of(namespace, uid):
+            self.store.modify(PODS.qualified, namespace, pod["metadata"]["name"], lost, expect_uid=pod["metadata"]["uid"])
+
+    def _pods_of(self, namespace, uid):
+        items, _ = self.store.list(PODS.qualified, namespace)
+        return [p for p in items if pods.owner_uid(p) == uid]
+
+    def _collect_garbage(self):
+        """What the garbage collector and the namespace controller of a cluster do: pods whose job is gone are
+        deleted, events older than EVENT_TTL expire, a Terminating namespace that holds nothing more is removed."""
+        jobs = {obj["metadata"]["uid"] for resource, obj in self.store.all_objects()
+                if resource_of(obj.get("apiVersion", ""), obj.get("kind", "")) is not None}
+        items, _ = self.store.list(PODS.qualified)
+        for pod in items:
+            if pods.owner_uid(pod) not in jobs:
+                meta = pod["metadata"]
+                try:
+                    self.store.delete(PODS.qualified, meta["namespace"], meta["name"], expect_uid=meta["uid"],
+                                      now=self.now())
+                except store_module.StoreError:
+                    pass
+        for event in events.expired(self.store.list(EVENTS.qualified)[0], self.now()):
+            meta = event["metadata"]
+            try:
+                self.store.delete(EVENTS.qualified, meta["namespace"], meta["name"], expect_uid=meta["uid"])
+            except store_module.StoreError:
+                pass
+        for namespace in self.store.list(NAMESPACES.qualified)[0]:
+            if namespace["metadata"].get("deletionTimestamp"):
+                from .rest import finish_namespace
+
+                finish_namespace(self.store, namespace["metadata"]["name"], self.now)
 
     # -- store events (called in the writer's thread: quick, no store writes here) ------------------------------
     def _on_event(self, event):
@@ -182,6 +228,7 @@ class Controller:
             if kind == "ADDED":
                 self.queue.append((event["resource"], meta["namespace"], meta["name"], uid))
             elif kind == "DELETED":
+                self._garbage = True
                 self.queue = [q for q in self.queue if q[3] != uid]
                 self.held.pop(uid, None)
                 run = self.runs.get(uid)
@@ -226,6 +273,9 @@ class Controller:
                 return
             try:
                 self._admit()
+                if self._garbage or time.monotonic() - self._collected > GARBAGE_SECONDS:
+                    self._garbage, self._collected = False, time.monotonic()
+                    self._collect_garbage()
             except Exception as exc:  # noqa: BLE001 - the loop must go on; the problem is logged
                 self.log(f"admission: {type(exc).__name__}: {exc}")
 
@@ -346,13 +396,60 @@ class Controller:
                          message=f"{job.kind} {job.namespace}/{job.name} has failed: {message}", completion_time=now)
         self._write_status(run, job_status(job, state))
 
-    def _write_pods(self, run, job, state, log_dir):
+    def _write_pods(self, run, job, state):
+        """Each replica's Pod as its state now is (a pod that did not change is not written again)."""
         types = {r.role: r.type for r in job.replicas}
-        pods = {"startTime": state.start_time, "replicas": [
-            {"name": name, "log": f"{r.role}-{r.index}", "role": r.role, "type": types.get(r.role, r.role),
-             "index": r.index, "phase": r.phase, "exitCode": r.exit_code, "restarts": r.restarts}
-            for r, name in ((r, _replica_name(job, r.role, r.index)) for r in state.replicas)]}
-        files.write_atomic(os.path.join(log_dir, "pods.json"), json.dumps(pods).encode("utf-8"), mode=0o600)
+        owner = self.store.get(run.resource, run.namespace, run.name)
+        if owner is None or owner["metadata"]["uid"] != run.uid:
+            return
+        now = self.now()
+        for r in state.replicas:
+            name = _replica_name(job, r.role, r.index)
+            before = run.replicas.get(name)
+            started, finished_at = (before.started, before.finished) if before else (None, None)
+            if r.phase == "Running" and (before is None or before.phase != "Running"):
+                started, finished_at = now, None
+            elif r.phase not in ("Pending", "Running") and finished_at is None:
+                finished_at = now
+            replica = pods.Replica(name, r.role, types.get(r.role, r.role), r.index, r.phase, r.exit_code, r.restarts,
+                                   started, finished_at)
+            if replica == before:
+                continue
+            run.replicas[name] = replica
+            created = run.created.setdefault(name, now)
+            pod = pods.pod_object(owner, replica, created)
+            current = self.store.get(PODS.qualified, run.namespace, name)
+            try:
+                if current is None:
+                    self.store.create(PODS.qualified, pod)
+                    self._tell(owner, "Normal", "SuccessfulCreatePod", f"Created pod: {name}")
+                else:
+                    self.store.update(PODS.qualified, {**pod, "metadata": {**pod["metadata"], "creationTimestamp":
+                                                                          current["metadata"]["creationTimestamp"]}})
+            except store_module.StoreError:
+                pass
+            if replica.phase == "Failed" and (before is None or before.phase != "Failed"):
+                self._tell(owner, "Warning", "Failed", f"Pod {name} failed with exit code {replica.exit_code}")
+
+    def _tell(self, obj, kind, reason, message):
+        """A core/v1 Event about `obj` (the controller's own record of what happened)."""
+        try:
+            self.store.create(EVENTS.qualified, events.event(obj, kind, reason, message, self.now(),
+                                                             str(uuid.uuid4()), preferred(obj["apiVersion"])))
+        except store_module.StoreError as exc:
+            self.log(f"an event could not be written: {exc}")
+
+    def _tell_conditions(self, run, status):
+        """An Event for each condition the job reaches (Created, Running, Restarting, Succeeded, Failed, ...)."""
+        owner = self.store.get(run.resource, run.namespace, run.name)
+        if owner is None or owner["metadata"]["uid"] != run.uid:
+            return
+        for condition in status.get("conditions") or []:
+            key = (condition.get("type"), condition.get("reason"))
+            if condition.get("status") == "True" and key not in run.conditions:
+                run.conditions += (key,)
+                self._tell(owner, "Warning" if condition.get("type") == "Failed" else "Normal",
+                           condition.get("reason") or condition.get("type"), condition.get("message") or "")
 
     def _run(self, run, job, placement):
         log_dir = self.logs_of(run.uid)
@@ -362,8 +459,10 @@ class Controller:
                           run_as=placement.run_as, working_dir=placement.home)
 
         def on_state(state):
-            self._write_pods(run, job, state, log_dir)
-            self._write_status(run, job_status(job, state))
+            self._write_pods(run, job, state)
+            status = job_status(job, state)
+            self._write_status(run, status)
+            self._tell_conditions(run, status)
 
         def attach(execution):
             with self._lock:
@@ -395,6 +494,10 @@ class Controller:
                 self._remove_folder(run.namespace, run.uid)
             self._wake.set()
             time.sleep(0)
+
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public")
+GARBAGE_SECONDS = 60  # how often expired events and orphaned pods are looked for, besides after each job's delete
 
 
 def _replica_name(job, role, index):

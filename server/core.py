@@ -1,18 +1,16 @@
-"""The core API that clients need besides the jobs: /version, discovery, namespaces, pods and their logs, OpenAPI."""
+"""What clients need besides the resources' objects: /version, discovery, OpenAPI, and pods' logs."""
 
 import asyncio
 import os
-from datetime import datetime, timezone
 
 from aiohttp import web
-
-from ringrun.runtime import apierrors, resources, table
-from ringrun.runtime.apierrors import Target
-from ringrun.runtime.selectors import field_selector, label_selector
 
 from ringrun.launcher import logfiles
 
 from . import openapi, pods
+from .api import apierrors, resources
+from .api.apierrors import Target
+from .api.resources import PODS
 from .http import respond
 
 VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-ringrun", "gitCommit": "", "gitTreeState": "clean",
@@ -46,59 +44,17 @@ class Core:
             raise apierrors.no_route()
         return respond(body, pretty=call.pretty)
 
-    # -- namespaces: every valid name exists (objects make them visible in the list) ---------------------------
-    @staticmethod
-    def _namespace(name):
-        return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
-                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
-
-    async def namespace(self, call, name):
-        return respond(self._namespace(name), pretty=call.pretty)
-
-    async def namespaces(self, call):
-        names = sorted(set(self.store.namespaces()) | {"default"})
-        return respond({"apiVersion": "v1", "kind": "NamespaceList",
-                        "metadata": {"resourceVersion": str(self.store.current())},
-                        "items": [self._namespace(n) for n in names]}, pretty=call.pretty)
-
-    # -- pods --------------------------------------------------------------------------------------------------
-    def _pods(self, namespace):
-        found = []
-        for resource in resources.JOBS:
-            items, _ = self.store.list(resource.qualified, namespace)
-            for job in items:
-                recorded = pods.read_replicas(self.controller.logs_of(job["metadata"]["uid"]))
-                for pod in pods.pods_of(job, recorded):
-                    found.append((pod, os.path.join(self.controller.logs_of(job["metadata"]["uid"]), pod["_log"])))
-        return found
-
-    @staticmethod
-    def _public(pod):
-        return {k: v for k, v in pod.items() if k != "_log"}
-
-    async def pod_list(self, call, namespace):
-        labels = label_selector(call.query.get("labelSelector"))
-        fields = field_selector(call.query.get("fieldSelector"))
-        items = [self._public(p) for p, _ in self._pods(namespace)
-                 if labels(p["metadata"]["labels"]) and fields(p)]
-        items.sort(key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
-        if table.wants_table(call.request.headers.get("Accept")):
-            return respond(table.pod_table(items, self.store.current(), _now()), pretty=call.pretty)
-        return respond({"apiVersion": "v1", "kind": "PodList",
-                        "metadata": {"resourceVersion": str(self.store.current())}, "items": items},
-                       pretty=call.pretty)
-
+    # -- pods' logs --------------------------------------------------------------------------------------------
     def _find(self, namespace, name):
-        for pod, log in self._pods(namespace):
-            if pod["metadata"]["name"] == name:
-                return pod, log
-        raise apierrors.not_found(Target("pods", "", name, "Pod"))
+        """(the pod, its log file's path without `.log`); 404 when there is no such pod."""
+        pod = self.store.get(PODS.qualified, namespace, name)
+        if pod is None:
+            raise apierrors.not_found(Target("pods", "", name, "Pod"))
+        return pod, pods.log_base(pod, self.controller.logs_of)
 
-    async def pod(self, call, namespace, name):
-        pod = self._public(self._find(namespace, name)[0])
-        if table.wants_table(call.request.headers.get("Accept")):
-            return respond(table.pod_table([pod], self.store.current(), _now()), pretty=call.pretty)
-        return respond(pod, pretty=call.pretty)
+    def _phase(self, namespace, name):
+        pod = self.store.get(PODS.qualified, namespace, name)
+        return (pod.get("status") or {}).get("phase") if pod else None
 
     async def log(self, call, namespace, name):
         pod, base = self._find(namespace, name)
@@ -142,9 +98,7 @@ class Core:
                     continue
                 if loop.time() - checked >= 1.0:  # is the replica still running? (once a second)
                     checked = loop.time()
-                    recorded = pods.read_replicas(os.path.dirname(base))
-                    phase = next((r["phase"] for r in recorded.get("replicas", []) if r["name"] == name), None)
-                    if phase not in ("Pending", "Running"):
+                    if self._phase(namespace, name) not in ("Pending", "Running"):
                         while limit is None or sent < limit:  # what it wrote last, a chunk at a time
                             rest = logfiles.read(path, offset, min(CHUNK, CHUNK if limit is None else limit - sent))
                             if not rest:
@@ -157,10 +111,6 @@ class Core:
         except (ConnectionResetError, asyncio.TimeoutError):  # gone, or not reading: the follow ends
             pass
         return response
-
-
-def _now():
-    return datetime.now(timezone.utc)
 
 
 def _identity(path):

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from ringrun.runtime import apierrors
+from ringrun.server.api import apierrors
 
 JSON = "application/json"
 

@@ -145,17 +145,27 @@ def _known(uid):
 
 
 def _make_root(path, mode):
-    """JOBS: made `mode` when missing; every level of its path checked as a run directory's (root later makes and
+    """JOBS: made `mode` when missing (so are the folders above it that it makes); every level of its path checked as a run directory's (root later makes and
     chowns folders below it: no other user may swap a link in); it must be this user's, and writable by no one
     else."""
     from ringrun.launcher import rundir
     from ringrun.runtime.errors import SetupError
 
     try:
-        rundir.secure(path, what=("--jobs-dir", "--jobs-dir"))
+        rundir.secure(path, what=("--jobs-dir", "--jobs-dir"), made_mode=mode)  # the job users pass through
     except SetupError as exc:
         raise JobUsersError(str(exc)) from None
     os.chmod(path, mode)
+    if mode & 0o001:  # every folder above must let the jobs' users through too
+        current = os.path.dirname(path)
+        while True:
+            folder_mode = os.stat(current).st_mode & 0o7777
+            if not folder_mode & 0o001:
+                raise JobUsersError(f"--jobs-dir {path}: {current} (mode {folder_mode:04o}) does not let the jobs' "
+                                    "users through: `chmod o+x` it, or choose another --jobs-dir")
+            if current == "/":
+                break
+            current = os.path.dirname(current)
 
 
 def _make_namespace_dir(path, uid, exclusive=False):

@@ -6,7 +6,7 @@ is the one that answers, with 422 and a cause per field."""
 import hashlib
 import json
 
-from ringrun.runtime import resources
+from ringrun.server.api import resources
 
 _WRITE_PARAMS = [{"name": n, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
                  for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")]

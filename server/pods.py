@@ -1,37 +1,45 @@
-"""Pods: one minimal Pod per replica process of each job (name `<job>-<role>-<index>`, the MPI launcher
-`<job>-launcher`; the operators' labels; phase, restarts, exit code), and each replica's log, so `kubectl get pods
--l training.kubeflow.org/job-name=NAME` and `kubectl logs` work. An MPIJob's workers are slots of the launcher's
-mpirun on this machine (no process of their own): their ranks' output is in the launcher's log, as mpirun gathers
-it in a cluster too.
+"""Pods as objects (pure): one Pod per replica of each job, as the operators' pods look in a cluster (the operators'
+labels, an owner reference to the job, phase, conditions, container statuses with exit codes and start/finish
+times), built by the controller from each replica's state and kept in the store, so they are read, listed and
+watched like every object. An MPIJob's workers are slots of the launcher's mpirun on this machine (no process of
+their own): their ranks' output is in the launcher's log, as mpirun gathers it in a cluster too.
+
+Each replica's log is the file `<role>-<index>.log` in its job's log folder; the pod's labels name both.
 """
 
-import json
 import os
 import uuid
+from dataclasses import dataclass
 
 _OPERATOR = {"MPIJob": "mpi-operator", "PyTorchJob": "pytorchjob-controller", "MXJob": "mxjob-controller"}
 _MAIN_ROLES = ("launcher", "master", "scheduler")
-_CONTAINER_PHASE = {"Pending": "waiting", "Running": "running"}
+TYPE_LABEL, INDEX_LABEL = "training.kubeflow.org/replica-type", "training.kubeflow.org/replica-index"
 
 
-def read_replicas(log_dir):
-    """What the controller recorded of a job's replicas (its pods.json: startTime, replicas), or {}."""
-    try:
-        with open(os.path.join(log_dir, "pods.json"), encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {}
+@dataclass(frozen=True)
+class Replica:
+    """What the controller knows of one replica: its pod name, role, type, index, phase (Pending, Running,
+    Succeeded, Failed, Deleted), exit code, restarts, and when it started and finished (None: not yet)."""
+
+    name: str
+    role: str
+    type: str
+    index: int
+    phase: str
+    exit_code: int | None
+    restarts: int
+    started: str | None = None
+    finished: str | None = None
 
 
 def _labels(job_obj, replica):
     name = job_obj["metadata"]["name"]
     labels = {"training.kubeflow.org/job-name": name,
               "training.kubeflow.org/operator-name": _OPERATOR.get(job_obj["kind"], "ringrun"),
-              "training.kubeflow.org/replica-type": replica["type"].lower(),
-              "training.kubeflow.org/replica-index": str(replica["index"]),
-              "training.kubeflow.org/job-role": "master" if replica["role"] in _MAIN_ROLES else "worker"}
+              TYPE_LABEL: replica.role, INDEX_LABEL: str(replica.index),
+              "training.kubeflow.org/job-role": "master" if replica.role in _MAIN_ROLES else "worker"}
     if job_obj["kind"] == "MPIJob":  # mpi-operator v1alpha2 / v1 labels too
-        labels.update({"mpi_job_name": name, "mpi_role_type": replica["role"]})
+        labels.update({"mpi_job_name": name, "mpi_role_type": replica.role})
     return labels
 
 
@@ -41,7 +49,7 @@ def _container(job_obj, replica):
     for key, value in spec.items():
         if key.endswith("ReplicaSpecs") and isinstance(value, dict):
             for type_name, replica_spec in value.items():
-                if type_name.lower() == replica["role"]:
+                if type_name.lower() == replica.role:
                     containers = (((replica_spec or {}).get("template") or {}).get("spec") or {}).get("containers")
                     if containers:
                         return containers[0].get("name", "main"), containers[0].get("image", "")
@@ -52,36 +60,53 @@ def _container(job_obj, replica):
     return "main", ""
 
 
-def pods_of(job_obj, recorded):
-    """The Pod objects of one stored job, given what the controller recorded (read_replicas)."""
+def _condition(kind, holds, since):
+    return {"type": kind, "status": "True" if holds else "False", "lastProbeTime": None,
+            "lastTransitionTime": since}
+
+
+def pod_object(job_obj, replica, created):
+    """The Pod of one replica of the stored job `job_obj`; `created`: when the controller first wrote it."""
     meta = job_obj["metadata"]
-    pods = []
-    for replica in recorded.get("replicas", []):
-        container, image = _container(job_obj, replica)
-        phase = {"Deleted": "Failed"}.get(replica["phase"], replica["phase"])
-        state_name = _CONTAINER_PHASE.get(replica["phase"], "terminated")
-        state = {"startedAt": recorded.get("startTime")} if state_name == "running" else \
-            {"reason": "ContainerCreating"} if state_name == "waiting" else \
-            {"exitCode": replica["exitCode"] if replica["exitCode"] is not None else 137,
-             "reason": "Completed" if replica["phase"] == "Succeeded" else "Error"}
-        pods.append({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": replica["name"], "namespace": meta["namespace"],
-                         "uid": str(uuid.uuid5(uuid.UUID(meta["uid"]), replica["name"])),
-                         "resourceVersion": meta["resourceVersion"],
-                         "creationTimestamp": recorded.get("startTime") or meta.get("creationTimestamp"),
-                         "labels": _labels(job_obj, replica),
-                         "ownerReferences": [{"apiVersion": job_obj["apiVersion"], "kind": job_obj["kind"],
-                                              "name": meta["name"], "uid": meta["uid"], "controller": True,
-                                              "blockOwnerDeletion": True}]},
-            "spec": {"containers": [{"name": container, "image": image}], "hostname": replica["name"],
-                     "nodeName": "localhost", "restartPolicy": "Never"},
-            "status": {"phase": phase, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
-                       "startTime": recorded.get("startTime"),
-                       "containerStatuses": [{"name": container, "image": image, "imageID": "",
-                                              "ready": replica["phase"] == "Running",
-                                              "restartCount": replica["restarts"], "started": state_name == "running",
-                                              "state": {state_name: state}}]},
-            "_log": replica["log"],
-        })
-    return pods
+    container, image = _container(job_obj, replica)
+    phase = {"Deleted": "Failed"}.get(replica.phase, replica.phase)
+    running = replica.phase == "Running"
+    if running:
+        state = {"running": {"startedAt": replica.started}}
+    elif replica.phase == "Pending":
+        state = {"waiting": {"reason": "ContainerCreating"}}
+    else:
+        state = {"terminated": {"exitCode": replica.exit_code if replica.exit_code is not None else 137,
+                                "reason": "Completed" if replica.phase == "Succeeded" else "Error",
+                                "startedAt": replica.started, "finishedAt": replica.finished}}
+    ready_since = replica.finished or replica.started or created
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": replica.name, "namespace": meta["namespace"],
+                     "uid": str(uuid.uuid5(uuid.UUID(meta["uid"]), replica.name)),
+                     "creationTimestamp": created, "labels": _labels(job_obj, replica),
+                     "ownerReferences": [{"apiVersion": job_obj["apiVersion"], "kind": job_obj["kind"],
+                                          "name": meta["name"], "uid": meta["uid"], "controller": True,
+                                          "blockOwnerDeletion": True}]},
+        "spec": {"containers": [{"name": container, "image": image}], "hostname": replica.name,
+                 "nodeName": "localhost", "restartPolicy": "Never", "schedulerName": "default-scheduler"},
+        "status": {"phase": phase, "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
+                   "startTime": created,
+                   "conditions": [_condition("PodScheduled", True, created), _condition("Initialized", True, created),
+                                  _condition("ContainersReady", running, ready_since),
+                                  _condition("Ready", running, ready_since)],
+                   "containerStatuses": [{"name": container, "image": image, "imageID": "", "ready": running,
+                                          "restartCount": replica.restarts, "started": running, "state": state}]},
+    }
+
+
+def owner_uid(pod):
+    """The uid of the job that owns `pod`, or None."""
+    owners = pod["metadata"].get("ownerReferences") or []
+    return owners[0].get("uid") if owners else None
+
+
+def log_base(pod, logs_of):
+    """The path of the pod's log without `.log`: `<logs_of(job uid)>/<role>-<index>`."""
+    labels = pod["metadata"].get("labels") or {}
+    return os.path.join(logs_of(owner_uid(pod)), f"{labels.get(TYPE_LABEL)}-{labels.get(INDEX_LABEL)}")

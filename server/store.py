@@ -9,6 +9,10 @@
 - The watch history keeps the last HISTORY events and at most HISTORY_BYTES of them (the oldest go first); a watch
   from a version older than what it keeps gets 410 Expired. It is read in pages (`events_since` yields), never whole.
 - Listeners (the watch streams, the controller) are called after each commit, in the writer's thread.
+- As kube-apiserver over etcd: a write that changes nothing is no write (no new resourceVersion, no event); an
+  update that leaves an object being deleted (`deletionTimestamp`) with no finalizers removes it; each event keeps
+  what selectors could see of the object before it (`prev`, for watches' selector transitions); a list can be read
+  as it was at an earlier resourceVersion (continued pages), from the history.
 """
 
 import json
@@ -24,11 +28,46 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
     uid TEXT NOT NULL, rv INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (resource, namespace, name));
 CREATE TABLE IF NOT EXISTS events (rv INTEGER PRIMARY KEY, resource TEXT NOT NULL, namespace TEXT NOT NULL,
-    type TEXT NOT NULL, body TEXT NOT NULL);
+    type TEXT NOT NULL, body TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', prev TEXT);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('rv', 0), ('compacted', 0), ('history_bytes', -1);
 CREATE TABLE IF NOT EXISTS job_users (namespace TEXT PRIMARY KEY, uid INTEGER NOT NULL UNIQUE);
 """
+_INDEX = "CREATE INDEX IF NOT EXISTS events_key ON events (resource, namespace, name, rv)"
+
+# What field selectors may read, of any resource (pods, events, jobs): kept of an object's previous state in each
+# event, so that a watch can tell an object that stopped (or started) matching its selector.
+SELECTABLE = (("metadata", "name"), ("metadata", "namespace"), ("metadata", "labels"), ("status", "phase"),
+              ("spec", "nodeName"), ("spec", "restartPolicy"), ("spec", "schedulerName"),
+              ("spec", "serviceAccountName"), ("status", "podIP"), ("involvedObject",), ("reason",), ("type",),
+              ("source",), ("reportingComponent",))
+
+
+def selectable(obj):
+    """The parts of `obj` that label and field selectors read (SELECTABLE), as an object of the same shape."""
+    out = {}
+    for path in SELECTABLE:
+        value = obj
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            node = out
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+    return out
+
+
+def _same(a, b):
+    """Whether two stored objects are the same but for their resourceVersion."""
+    return {**a, "metadata": {**a["metadata"], "resourceVersion": None}} == \
+        {**b, "metadata": {**b["metadata"], "resourceVersion": None}}
+
+
+class _Unchanged(Exception):
+    def __init__(self, obj):
+        super().__init__()
+        self.obj = obj
 
 
 class StoreError(Exception):
@@ -67,6 +106,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a process crash loses no committed write
             self._db.executescript(_SCHEMA)
+            self._migrate()
             if self._counter("history_bytes") < 0:  # a store of an earlier version: its history measured once
                 total = self._db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM events").fetchone()[0]
                 self._db.execute("UPDATE counters SET value=? WHERE name='history_bytes'", (total,))
@@ -74,6 +114,19 @@ class Store:
             raise StoreError(f"not a ringrun store: {exc}") from None
         self._lock = threading.RLock()
         self._listeners = []
+
+    def _migrate(self):
+        """A store of an earlier version: events gain `name` and `prev`; the history it had is dropped (a watch
+        from before it gets 410 and lists again, as after a compaction)."""
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(events)")]
+        if "name" not in columns:
+            self._db.execute("ALTER TABLE events ADD COLUMN name TEXT NOT NULL DEFAULT ''")
+            self._db.execute("ALTER TABLE events ADD COLUMN prev TEXT")
+            self._db.execute("DELETE FROM events")
+            self._db.execute("UPDATE counters SET value=0 WHERE name='history_bytes'")
+            self._db.execute("UPDATE counters SET value=(SELECT value FROM counters WHERE name='rv') "
+                             "WHERE name='compacted'")
+        self._db.execute(_INDEX)
 
     def close(self):
         with self._lock:
@@ -115,37 +168,63 @@ class Store:
                                    (resource, namespace, name)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def list(self, resource, namespace=None, after=None, limit=None):
-        """(objects ordered by namespace and name, the current resourceVersion); `after` = (namespace, name) to
-        continue past; `limit` rows at most."""
-        query, args = "SELECT body FROM objects WHERE resource=?", [resource]
+    def list(self, resource, namespace=None, after=None, limit=None, at=None):
+        """(objects ordered by namespace and name, the resourceVersion they are read at); `after` = (namespace,
+        name) to continue past; `limit` rows at most; `at`: a resourceVersion to read them at (an earlier page's),
+        objects as they were then. Raises TooOld when the history no longer holds what `at` needs."""
+        where, args = "resource=?", [resource]
         if namespace is not None:
-            query += " AND namespace=?"
+            where += " AND namespace=?"
             args.append(namespace)
         if after is not None:
-            query += " AND (namespace > ? OR (namespace = ? AND name > ?))"
+            where += " AND (namespace > ? OR (namespace = ? AND name > ?))"
             args += [after[0], after[0], after[1]]
-        query += " ORDER BY namespace, name"
-        if limit is not None:
-            query += " LIMIT ?"
-            args.append(limit)
         with self._lock:
             self._db.execute("BEGIN")
             try:
+                rv = self._counter("rv")
+                if at is not None and at < rv:
+                    return self._list_at(resource, where, args, at, limit), at
+                query = f"SELECT body FROM objects WHERE {where} ORDER BY namespace, name"
+                if limit is not None:
+                    query += f" LIMIT {int(limit)}"
                 rows = self._db.execute(query, args).fetchall()
-                rv = self._db.execute("SELECT value FROM counters WHERE name='rv'").fetchone()[0]
             finally:
                 self._db.execute("COMMIT")
         return [json.loads(r[0]) for r in rows], rv
+
+    def _list_at(self, resource, where, args, at, limit):
+        """The objects (of one list query) as they were at resourceVersion `at`: those unchanged since as they are,
+        the others from the last event at or before `at`. Raises TooOld."""
+        if at < self._counter("compacted"):
+            raise TooOld(at, self._counter("compacted") + 1)
+        found = {}
+        for ns, name, rv, body in self._db.execute(f"SELECT namespace, name, rv, body FROM objects WHERE {where}",
+                                                   args):
+            found[(ns, name)] = json.loads(body) if rv <= at else None
+        changed = self._db.execute(f"SELECT DISTINCT namespace, name FROM events WHERE {where} AND rv > ?",
+                                   args + [at]).fetchall()
+        for key in [k for k, v in found.items() if v is None] + [tuple(k) for k in changed if tuple(k) not in found]:
+            found[key] = self._state_at(resource, key, at)
+        items = [found[k] for k in sorted(k for k, v in found.items() if v is not None)]
+        return items[:limit] if limit is not None else items
+
+    def _state_at(self, resource, key, at):
+        """One object as it was at `at` (None: it did not exist then). Raises TooOld when that is no longer kept."""
+        row = self._db.execute("SELECT type, body FROM events WHERE resource=? AND namespace=? AND name=? AND rv <= ? "
+                               "ORDER BY rv DESC LIMIT 1", (resource, key[0], key[1], at)).fetchone()
+        if row is not None:
+            return None if row[0] == "DELETED" else json.loads(row[1])
+        row = self._db.execute("SELECT type FROM events WHERE resource=? AND namespace=? AND name=? AND rv > ? "
+                               "ORDER BY rv LIMIT 1", (resource, key[0], key[1], at)).fetchone()
+        if row is None or row[0] == "ADDED":
+            return None
+        raise TooOld(at, self._counter("compacted") + 1)
 
     def compacted(self):
         """The newest resourceVersion whose changes the watch history no longer holds."""
         with self._lock:
             return self._db.execute("SELECT value FROM counters WHERE name='compacted'").fetchone()[0]
-
-    def namespaces(self):
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT DISTINCT namespace FROM objects ORDER BY namespace")]
 
     def events_since(self, rv, resource=None):
         """Events after `rv`, oldest first, read PAGE at a time as the caller goes (a generator; the first
@@ -158,7 +237,7 @@ class Store:
         return self._pages(rv, resource)
 
     def _pages(self, rv, resource):
-        query, args = "SELECT rv, type, body, resource FROM events WHERE rv > ?", [rv]
+        query, args = "SELECT rv, type, body, resource, prev FROM events WHERE rv > ?", [rv]
         if resource is not None:
             query += " AND resource=?"
             args.append(resource)
@@ -169,7 +248,8 @@ class Store:
                     raise TooOld(args[0], self._counter("compacted") + 1)
                 rows = self._db.execute(query, args).fetchall()
             for r in rows:
-                yield {"rv": r[0], "type": r[1], "object": json.loads(r[2]), "resource": r[3], "size": len(r[2])}
+                yield {"rv": r[0], "type": r[1], "object": json.loads(r[2]), "resource": r[3], "size": len(r[2]),
+                       "prev": json.loads(r[4]) if r[4] else None}
             if len(rows) < PAGE:
                 return
             args[0] = rows[-1][0]
@@ -183,23 +263,30 @@ class Store:
         return text
 
     def _write(self, resource, change):
-        """Run change(next_rv) -> (event type, object, its JSON) in one transaction; returns the object."""
+        """Run change(next_rv) -> (event type, object, its JSON, the object before or None) in one transaction;
+        returns the object. A change that raises _Unchanged writes nothing and returns the object as it is."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 rv = self._counter("rv") + 1
-                kind, obj, text = change(rv)
+                kind, obj, text, before = change(rv)
                 meta = obj["metadata"]
+                prev = selectable(before) if before is not None else None
                 self._db.execute("UPDATE counters SET value=? WHERE name='rv'", (rv,))
-                self._db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (rv, resource, meta["namespace"], kind,
-                                                                           text))
+                self._db.execute("INSERT INTO events (rv, resource, namespace, type, body, name, prev) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)", (rv, resource, meta["namespace"], kind, text,
+                                                                  meta["name"], json.dumps(prev) if prev else None))
                 self._db.execute("UPDATE counters SET value=value+? WHERE name='history_bytes'", (len(text),))
                 self._compact(rv)
                 self._db.execute("COMMIT")
+            except _Unchanged as same:
+                self._db.execute("ROLLBACK")
+                return same.obj
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._notify({"type": kind, "object": obj, "resource": resource, "rv": rv, "size": len(text)})
+            self._notify({"type": kind, "object": obj, "resource": resource, "rv": rv, "size": len(text),
+                          "prev": prev, "before": before})
         return obj
 
     def _compact(self, rv):
@@ -233,27 +320,36 @@ class Store:
             text = self._text(stored)
             self._db.execute("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?)",
                              (resource, meta["namespace"], meta["name"], meta["uid"], rv, text))
-            return "ADDED", stored, text
+            return "ADDED", stored, text, None
         return self._write(resource, change)
 
     def update(self, resource, obj, expect_rv=None, expect_uid=None):
         """Replace a stored object. `expect_rv`: the resourceVersion it must still have (else Stale); `expect_uid`:
-        the uid it must have (a job deleted and created again is another object). Raises Missing, Stale."""
+        the uid it must have (a job deleted and created again is another object). Returns the stored object: the
+        old one when nothing changed; a DELETED one when `obj` is being deleted and has no finalizers left.
+        Raises Missing, Stale."""
         meta = obj["metadata"]
 
         def change(rv):
             row = self._row(resource, meta["namespace"], meta["name"])
             if not row:
                 raise Missing(meta["name"])
-            old = json.loads(row[0])["metadata"]
+            current = json.loads(row[0])
+            old = current["metadata"]
             if (expect_rv is not None and old["resourceVersion"] != str(expect_rv)) or (
                     expect_uid is not None and old["uid"] != expect_uid):
                 raise Stale(meta["name"])
             stored = {**obj, "metadata": {**meta, "resourceVersion": str(rv)}}
+            if _same(stored, current):
+                raise _Unchanged(current)
             text = self._text(stored)
+            if meta.get("deletionTimestamp") and not meta.get("finalizers"):  # the last finalizer is gone
+                self._db.execute("DELETE FROM objects WHERE resource=? AND namespace=? AND name=?",
+                                 (resource, meta["namespace"], meta["name"]))
+                return "DELETED", stored, text, current
             self._db.execute("UPDATE objects SET rv=?, body=?, uid=? WHERE resource=? AND namespace=? AND name=?",
                              (rv, text, meta["uid"], resource, meta["namespace"], meta["name"]))
-            return "MODIFIED", stored, text
+            return "MODIFIED", stored, text, current
         return self._write(resource, change)
 
     def modify(self, resource, namespace, name, edit, expect_uid=None):
@@ -271,8 +367,10 @@ class Store:
                 return current
             return self.update(resource, new, expect_rv=current["metadata"]["resourceVersion"])
 
-    def delete(self, resource, namespace, name, expect_uid=None, expect_rv=None):
-        """Remove an object; returns it as it was last (resourceVersion of the deletion). Raises Missing, Stale."""
+    def delete(self, resource, namespace, name, expect_uid=None, expect_rv=None, now=None):
+        """Remove an object; returns it as it was last (resourceVersion of the deletion). An object with
+        finalizers is not removed: it gets `deletionTimestamp` = `now` (once) and stays until an update removes
+        its last finalizer. Raises Missing, Stale."""
         def change(rv):
             row = self._row(resource, namespace, name)
             if not row:
@@ -281,10 +379,19 @@ class Store:
             if (expect_uid is not None and old["metadata"]["uid"] != expect_uid) or (
                     expect_rv is not None and old["metadata"]["resourceVersion"] != str(expect_rv)):
                 raise Stale(name)
+            if old["metadata"].get("finalizers"):
+                if old["metadata"].get("deletionTimestamp"):
+                    raise _Unchanged(old)
+                marked = {**old, "metadata": {**old["metadata"], "resourceVersion": str(rv),
+                                              "deletionTimestamp": now, "deletionGracePeriodSeconds": 0}}
+                text = self._text(marked)
+                self._db.execute("UPDATE objects SET rv=?, body=? WHERE resource=? AND namespace=? AND name=?",
+                                 (rv, text, resource, namespace, name))
+                return "MODIFIED", marked, text, old
             self._db.execute("DELETE FROM objects WHERE resource=? AND namespace=? AND name=?",
                              (resource, namespace, name))
             gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(rv)}}
-            return "DELETED", gone, json.dumps(gone)
+            return "DELETED", gone, json.dumps(gone), old
         return self._write(resource, change)
 
     # -- the uids of namespaces' jobs (server/jobusers.py) ------------------------------------------------------
@@ -303,8 +410,17 @@ class Store:
         with self._lock:
             self._db.execute("INSERT INTO job_users VALUES (?, ?)", (namespace, uid))
 
-    def all_objects(self):
-        """[(resource, object)] of everything stored (the controller's view at start)."""
+    def all_objects(self, namespace=None):
+        """[(resource, object)] of everything stored (the controller's view at start), or of one namespace."""
+        query, args = "SELECT resource, body FROM objects", ()
+        if namespace is not None:
+            query, args = query + " WHERE namespace=?", (namespace,)
         with self._lock:
-            rows = self._db.execute("SELECT resource, body FROM objects ORDER BY rv").fetchall()
+            rows = self._db.execute(query + " ORDER BY rv", args).fetchall()
         return [(r[0], json.loads(r[1])) for r in rows]
+
+    def count(self, resource, namespace):
+        """How many objects of `resource` `namespace` holds."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM objects WHERE resource=? AND namespace=?",
+                                    (resource, namespace)).fetchone()[0]

@@ -35,6 +35,13 @@ def exchange(server, method, path, body=None, token="", content_type="applicatio
         return status, raw.decode("utf-8", "replace"), received
 
 
+def created(server, path, obj):
+    """POST `obj` to `path`; returns the created object (the test fails on any other answer)."""
+    status, body = request(server, "POST", path, obj)
+    assert status == 201, body
+    return body
+
+
 def watch_lines(server, path, token="", timeout=30):
     """The decoded lines of a watch response (the server ends it at timeoutSeconds)."""
     req = urllib.request.Request(server.url + path)

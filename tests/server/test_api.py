@@ -161,8 +161,8 @@ def test_invalid_spec_is_422_with_one_cause_per_problem(server):
     _status(422, "Invalid")(answer)
     assert answer["message"].startswith('MPIJob.kubeflow.org "bad" is invalid: [')
     fields = {c["field"]: c for c in answer["details"]["causes"]}
-    assert set(fields) == {"spec.mpiReplicaSpecs.Worker.replicas", "spec.slotPerWorker", "metadata.labels"}
-    assert fields["spec.slotPerWorker"]["reason"] == "FieldValueNotSupported"
+    # the unknown field is pruned with a warning (fieldValidation Warn, the default), the rest refused
+    assert set(fields) == {"spec.mpiReplicaSpecs.Worker.replicas", "metadata.labels"}
     assert "-1" in fields["spec.mpiReplicaSpecs.Worker.replicas"]["message"]
     assert answer["details"] == {**answer["details"], "name": "bad", "group": "kubeflow.org", "kind": "MPIJob"}
     assert request(server, "GET", f"{JOBS}/bad")[0] == 404
@@ -270,11 +270,13 @@ def test_status_subresource_takes_only_the_status(server):
     made = api.create_namespaced_custom_object("kubeflow.org", "v2beta1", NS, "mpijobs",
                                                mpijob("with-status", ["sleep", "30"], requests={"cpu": "1000"}))
     status, answer = request(server, "PATCH", f"{JOBS}/with-status/status",
-                             {"status": {"phase": "X"}, "spec": {"slotsPerWorker": 9}},
-                             content_type="application/merge-patch+json")
-    assert status == 200 and answer["status"]["phase"] == "X" and answer["spec"] == made["spec"]
+                             {"status": {"startTime": "2026-01-02T03:04:05Z", "phase": "X"},
+                              "spec": {"slotsPerWorker": 9}}, content_type="application/merge-patch+json")
+    # status.phase is not in the v2beta1 CRD's status schema: pruned, with a warning (fieldValidation Warn)
+    assert status == 200 and answer["status"]["startTime"] == "2026-01-02T03:04:05Z"
+    assert "phase" not in answer["status"] and answer["spec"] == made["spec"]
     got = api.get_namespaced_custom_object_status("kubeflow.org", "v2beta1", NS, "mpijobs", "with-status")
-    assert got["status"]["phase"] == "X"
+    assert got["status"]["startTime"] == "2026-01-02T03:04:05Z"
 
 
 def test_tokens_are_required(server):
@@ -317,7 +319,8 @@ def test_discovery_documents(server):
     status, doc = request(server, "GET", root["paths"]["apis/kubeflow.org/v2beta1"]["serverRelativeURL"])
     post = doc["paths"]["/apis/kubeflow.org/v2beta1/namespaces/{namespace}/mpijobs"]["post"]
     assert "fieldValidation" in [p["name"] for p in post["parameters"]]
-    assert request(server, "GET", "/api/v1/namespaces/anything")[1]["status"]["phase"] == "Active"
+    assert request(server, "GET", "/api/v1/namespaces/default")[1]["status"]["phase"] == "Active"
+    assert request(server, "GET", "/api/v1/namespaces/anything")[0] == 404
 
 
 def test_policy_allows_and_forbids_in_kube_apiserver_words(fresh_server, tmp_path):

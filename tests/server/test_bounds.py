@@ -14,10 +14,10 @@ import socket
 import ssl
 
 from jobspecs import mpijob
-from rawhttp import exchange, request
+from rawhttp import created, exchange, request
 from serverproc import wait_until
 
-from ringrun.server import jobs as jobs_module
+from ringrun.server import rest as jobs_module
 from ringrun.server.store import Store, TooLarge, TooOld
 
 NS = "bounds"
@@ -28,9 +28,7 @@ def create(server, name, annotations=None):
     job = mpijob(name, ["true"], suspend=True)  # never runs: only the object matters here
     if annotations:
         job["metadata"]["annotations"] = annotations
-    status, body = request(server, "POST", JOBS, job)
-    assert status == 201, body
-    return body
+    return created(server, JOBS, job)
 
 
 def rss(pid):
@@ -58,7 +56,8 @@ def test_an_object_past_etcds_limit_is_not_stored(server):
     assert status == 413 and "more than the 1572864 bytes an object may have" in body["message"], body
     assert request(server, "GET", f"{JOBS}/huge")[0] == 404
     create(server, "grows", {"pad": "y" * 200_000})  # labels and annotations are bounded anyway: the status grows
-    status, body = request(server, "PATCH", f"{JOBS}/grows/status", {"status": {"big": "y" * (1500 * 1024)}},
+    status, body = request(server, "PATCH", f"{JOBS}/grows/status", {"status": {"conditions": [{"type": "Big", "status": "True",
+                                                                        "message": "y" * (1500 * 1024)}]}},
                            content_type="application/merge-patch+json")
     assert status == 413 and "more than the 1572864 bytes" in body["message"], body
 

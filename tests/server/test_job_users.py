@@ -174,3 +174,23 @@ def test_the_root_keeper_never_runs_with_the_jobs_ld_preload(fresh_server, as_ro
     assert condition(obj, "Succeeded") is not None
     loaded = sorted(p.name for p in exchange.iterdir() if p.name.startswith("loaded-as-"))
     assert loaded == [f"loaded-as-{UIDS[0]}"]  # the job's command loaded it, as the job's uid; root never did
+
+
+def test_a_jobs_folder_made_anew_lets_the_jobs_users_through(as_root, fresh_server, trusted_path):
+    jobs_dir = trusted_path / "made" / "below" / "jobs"
+    server = fresh_server("--jobs-dir", str(jobs_dir), "--job-uids", f"{UIDS[0]}-{UIDS[1]}")
+    assert [os.stat(p).st_mode & 0o7777 for p in (trusted_path / "made", trusted_path / "made" / "below")] == \
+        [0o711, 0o711]
+    _, obj, log = run_job(server, "fresh-folders", "fresh", ["sh", "-c", "echo ran in $PWD"])
+    assert condition(obj, "Succeeded"), obj["status"]
+    assert log.startswith(f"ran in {jobs_dir}/")
+
+
+def test_a_jobs_folder_its_users_cannot_reach_is_refused(as_root, trusted_path):
+    closed = trusted_path / "closed"
+    closed.mkdir(mode=0o700)
+    result = subprocess.run([sys.executable, "-m", "ringrun.launcher", "serve", "--port", "0", "--data-dir",
+                             str(trusted_path / "data"), "--jobs-dir", str(closed / "jobs")],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 5, result.stderr
+    assert f"{closed} (mode 0700) does not let the jobs' users through: `chmod o+x` it" in result.stderr

@@ -104,27 +104,35 @@ def test_apply_label_annotate_logs_delete(server):
     assert 'Error from server (NotFound): mpijobs.kubeflow.org "kc-job" not found' in missing.stderr
 
 
-def test_get_watch_shows_the_job_finish(server):
-    proc = subprocess.Popen([KUBECTL, "get", "mpijobs", "-n", "watching", "-w"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
+def watched(server, args, until, action, timeout=60):
+    """The lines (split in words) `kubectl ARGS -w` prints while `action()` runs, up to the one that begins with
+    the words `until` (or until `timeout` seconds passed)."""
+    proc = subprocess.Popen([KUBECTL, *args, "-w"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={"PATH": os.environ.get("PATH", ""), "KUBECONFIG": server.kubeconfig,
                                  "HOME": os.path.dirname(server.data_dir)})
+    lines = []
     try:
-        made = kubectl(server, "create", "-n", "watching", "-f", "-", stdin=MANIFEST.format(name="w-job"))
-        assert made.returncode == 0, made.stderr
-        lines = []
-        deadline = time.monotonic() + 60
+        action()
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
             lines.append(line.split())
-            if line.split()[:2] == ["w-job", "Succeeded"]:
+            if lines[-1][:len(until)] == until:
                 break
-        assert lines[-1][:2] == ["w-job", "Succeeded"], lines
     finally:
         proc.terminate()
         proc.wait(10)
+    return lines
+
+
+def test_get_watch_shows_the_job_finish(server):
+    def make():
+        made = kubectl(server, "create", "-n", "watching", "-f", "-", stdin=MANIFEST.format(name="w-job"))
+        assert made.returncode == 0, made.stderr
+    lines = watched(server, ["get", "mpijobs", "-n", "watching"], ["w-job", "Succeeded"], make)
+    assert lines[-1][:2] == ["w-job", "Succeeded"], lines
 
 
 def test_invalid_manifest_is_rejected_with_the_field(server):
@@ -156,3 +164,58 @@ def test_the_readme_example_runs_and_its_log_follows(server):
         state = kubectl(server, "get", "mpijob", "-n", "readme", "hello", "-o",
                         "jsonpath={.status.conditions[-1].type}")
     assert state.stdout == "Succeeded"
+
+
+def test_wait_events_namespaces_and_pods_watch(server):
+    """kubectl 1.37's wait (watch-list: it needs the initial-events-end bookmark), create/get namespace (sent as
+    protobuf), get pods -w, events and describe's events."""
+    made = kubectl(server, "create", "namespace", "kc-space")
+    assert made.returncode == 0 and made.stdout.strip() == "namespace/kc-space created", made.stderr
+    spaces = kubectl(server, "get", "namespaces")
+    row = next(line.split() for line in spaces.stdout.splitlines() if line.startswith("kc-space "))
+    assert row[1] == "Active" and row[2] != "<unknown>"
+
+    def make_and_wait():
+        made = kubectl(server, "create", "-n", "kc-space", "-f", "-", stdin=MANIFEST.format(name="waited"))
+        assert made.returncode == 0, made.stderr
+        waited = kubectl(server, "wait", "-n", "kc-space", "--for=condition=Succeeded", "mpijob/waited",
+                         "--timeout=60s", timeout=90)
+        assert waited.returncode == 0 and waited.stdout.strip() == "mpijob.kubeflow.org/waited condition met", \
+            waited.stderr
+    done = ["waited-launcher", "0/1", "Completed"]
+    lines = watched(server, ["get", "pods", "-n", "kc-space"], done, make_and_wait)
+    assert lines[-1][:3] == done, lines
+    events = kubectl(server, "events", "-n", "kc-space", "--for", "mpijob/waited")
+    assert events.returncode == 0, events.stderr
+    assert "MPIJobSucceeded" in events.stdout and "SuccessfulCreatePod" in events.stdout
+    described = kubectl(server, "describe", "mpijob", "-n", "kc-space", "waited")
+    assert "Events:" in described.stdout and "MPIJobCreated" in described.stdout.split("Events:")[1]
+    wide = kubectl(server, "get", "pods", "-n", "kc-space", "-o", "wide")
+    assert wide.stdout.split("\n")[1].split()[5:7] == ["127.0.0.1", "localhost"]
+    gone = kubectl(server, "delete", "namespace", "kc-space")
+    assert gone.returncode == 0, gone.stderr
+    assert kubectl(server, "get", "mpijob", "-n", "kc-space", "waited").returncode == 1
+
+
+def test_a_v2beta1_job_is_labelled_through_the_preferred_version(server):
+    text = MANIFEST.format(name="v2-fields").replace("spec:\n  mpiReplicaSpecs:",
+                                                     "spec:\n  launcherCreationPolicy: WaitForWorkersReady\n"
+                                                     "  runPolicy: {suspend: true}\n  mpiReplicaSpecs:")
+    made = kubectl(server, "create", "-f", "-", stdin=text)
+    assert made.returncode == 0, made.stderr
+    labelled = kubectl(server, "label", "mpijob", "v2-fields", "seen=yes")
+    assert labelled.returncode == 0, labelled.stderr
+    stored = json.loads(kubectl(server, "get", "mpijobs.v2beta1.kubeflow.org", "v2-fields", "-o", "json").stdout)
+    assert stored["metadata"]["labels"] == {"seen": "yes"}
+    assert stored["spec"]["launcherCreationPolicy"] == "WaitForWorkersReady"
+
+
+def test_an_unknown_field_is_refused_by_kubectl_and_pruned_for_others(server):
+    text = MANIFEST.format(name="typo").replace("spec:\n  mpiReplicaSpecs:", "spec:\n  slotPerWorker: 2\n"
+                                                                            "  mpiReplicaSpecs:")
+    strict = kubectl(server, "create", "-f", "-", stdin=text)  # kubectl's default: --validate=strict
+    assert strict.returncode == 1
+    assert 'strict decoding error: unknown field "spec.slotPerWorker"' in strict.stderr
+    warned = kubectl(server, "create", "--validate=warn", "-f", "-", stdin=text)
+    assert warned.returncode == 0, warned.stderr
+    assert 'Warning: unknown field "spec.slotPerWorker"' in warned.stderr

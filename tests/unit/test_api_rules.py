@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 import pytest
 from conftest import fixture_text
 
-from ringrun.runtime import apierrors, objects, resources, table
-from ringrun.runtime.apierrors import ApiError
-from ringrun.runtime.patch import PatchError, json_patch, merge_patch
+from ringrun.server.api import apierrors, objects, resources, table
+from ringrun.server.api.apierrors import ApiError
+from ringrun.server.api.patch import PatchError, json_patch, merge_patch
 from ringrun.runtime.quantity import parse_quantity
-from ringrun.runtime.selectors import field_selector, label_selector
+from ringrun.server.api.selectors import field_selector, label_selector
 
 MPIJOBS = resources.job_resource("kubeflow.org", "v1alpha2", "mpijobs")
 

@@ -41,10 +41,17 @@ JOBS = (
     Resource("kubeflow.org", "mxjobs", "MXJob", ("v1",)),
     Resource("batch.tensorstack.dev", "mpijobs", "MPIJob", ("v1beta1",)),
 )
-PODS = Resource("", "pods", "Pod", ("v1",), verbs=("get", "list", "watch"), short_names=("po",), status=False)
-NAMESPACES = Resource("", "namespaces", "Namespace", ("v1",), namespaced=False, verbs=("get", "list"),
-                      short_names=("ns",), status=False)
-CORE = (PODS, NAMESPACES)
+READ_VERBS = ("get", "list", "watch")
+PODS = Resource("", "pods", "Pod", ("v1",), verbs=READ_VERBS, short_names=("po",), status=False)
+NAMESPACES = Resource("", "namespaces", "Namespace", ("v1",), namespaced=False,
+                      verbs=READ_VERBS + ("create", "delete", "patch", "update"), short_names=("ns",), status=False)
+EVENTS = Resource("", "events", "Event", ("v1",), verbs=JOB_VERBS, short_names=("ev",), status=False)
+CORE = (PODS, NAMESPACES, EVENTS)
+
+
+def core_resource(plural):
+    """The core (group "") Resource called `plural`, else None."""
+    return next((r for r in CORE if r.plural == plural), None)
 
 
 def job_resource(group, version, plural):
@@ -79,6 +86,14 @@ def group_versions():
         for version in resource.versions:
             groups.setdefault(resource.group, set()).add(version)
     return {g: sorted(v, key=_version_key) for g, v in groups.items()}
+
+
+def preferred(api_version):
+    """`api_version` at its group's preferred version (how kubectl names objects of the group: events about a job
+    refer to it so, since `kubectl events --for` selects on involvedObject.apiVersion)."""
+    group, _, _ = api_version.rpartition("/")
+    versions = group_versions().get(group)
+    return f"{group}/{versions[0]}" if versions else api_version
 
 
 def api_versions(server_address):

@@ -9,7 +9,10 @@ _JOB_COLUMNS = [("Name", "string", "name", "Name must be unique within a namespa
 _POD_COLUMNS = [("Name", "string", "name", "Name must be unique within a namespace."),
                 ("Ready", "string", "", "Ready containers of all."), ("Status", "string", "", "The pod's phase."),
                 ("Restarts", "integer", "", "Restarts of its container."),
-                ("Age", "string", "", "Time since the pod was started.")]
+                ("Age", "string", "", "Time since the pod was started."),
+                ("IP", "string", "", "The pod's IP address.", 1), ("Node", "string", "", "The node it runs on.", 1),
+                ("Nominated Node", "string", "", "The node the scheduler nominated.", 1),
+                ("Readiness Gates", "string", "", "Readiness gates of the pod.", 1)]
 
 
 def wants_table(accept):
@@ -22,7 +25,7 @@ def age(since, now):
     if not since:
         return "<unknown>"
     try:
-        then = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        then = datetime.strptime(since.split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
     except ValueError:
         return "<unknown>"
     seconds = max(0, int((now - then).total_seconds()))
@@ -55,13 +58,44 @@ def job_state(obj):
 
 def _table(columns, rows, rv):
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
-            "columnDefinitions": [{"name": n, "type": t, "format": f, "description": d, "priority": 0}
-                                  for n, t, f, d in columns], "rows": rows}
+            "columnDefinitions": [{"name": c[0], "type": c[1], "format": c[2], "description": c[3],
+                                   "priority": c[4] if len(c) > 4 else 0} for c in columns], "rows": rows}
 
 
 def _row(obj, cells):
     return {"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                                        "metadata": obj["metadata"]}}
+
+
+_NAMESPACE_COLUMNS = [("Name", "string", "name", "Name must be unique within a namespace."),
+                      ("Status", "string", "", "The namespace's phase."),
+                      ("Age", "string", "", "Time since the object was created.")]
+_EVENT_COLUMNS = [("Last Seen", "string", "", "Time since the event was last seen."),
+                  ("Type", "string", "", "Normal or Warning."), ("Reason", "string", "", "Why the event happened."),
+                  ("Object", "string", "", "The object it is about."), ("Message", "string", "", "What happened.")]
+_DEFAULT_COLUMNS = [("Name", "string", "name", "Name must be unique within a namespace."),
+                    ("Age", "string", "", "Time since the object was created.")]
+
+
+def namespace_table(items, rv, now):
+    return _table(_NAMESPACE_COLUMNS, [_row(o, [o["metadata"]["name"], (o.get("status") or {}).get("phase", ""), age(
+        o["metadata"].get("creationTimestamp"), now)]) for o in items], str(rv))
+
+
+def event_table(items, rv, now):
+    rows = []
+    for event in items:
+        about = event.get("involvedObject") or {}
+        seen = event.get("lastTimestamp") or event.get("eventTime") or event["metadata"].get("creationTimestamp")
+        rows.append(_row(event, [age(seen, now), event.get("type", ""), event.get("reason", ""),
+                                 f"{str(about.get('kind', '')).lower()}/{about.get('name', '')}",
+                                 event.get("message", "")]))
+    return _table(_EVENT_COLUMNS, rows, str(rv))
+
+
+def default_table(items, rv, now):
+    return _table(_DEFAULT_COLUMNS, [_row(o, [o["metadata"]["name"], age(o["metadata"].get("creationTimestamp"),
+                                                                          now)]) for o in items], str(rv))
 
 
 def job_table(items, rv, now):
@@ -78,5 +112,6 @@ def pod_table(items, rv, now):
         terminated = [s["state"]["terminated"] for s in statuses if "terminated" in s.get("state", {})]
         shown = terminated[0]["reason"] if terminated else pod["status"]["phase"]
         rows.append(_row(pod, [pod["metadata"]["name"], f"{ready}/{len(statuses)}", shown, restarts,
-                               age(pod["metadata"].get("creationTimestamp"), now)]))
+                               age(pod["metadata"].get("creationTimestamp"), now), pod["status"].get("podIP", "<none>"),
+                               pod["spec"].get("nodeName", "<none>"), "<none>", "<none>"]))
     return _table(_POD_COLUMNS, rows, str(rv))

@@ -17,10 +17,12 @@ import copy
 import json
 import re
 
-from . import apierrors, compat, schema
+from ringrun.runtime import compat, schema
+from ringrun.runtime.parse import MAX_DEPTH, nesting, parse_object
+from ringrun.runtime.quantity import parse_quantity
+
+from . import apierrors
 from .apierrors import Target
-from .parse import MAX_DEPTH, nesting, parse_object
-from .quantity import parse_quantity
 
 SERVER_FIELDS = ("uid", "creationTimestamp", "resourceVersion", "generation", "selfLink", "managedFields",
                  "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -104,7 +106,7 @@ def check_url(obj, resource, version, namespace, name=None):
                                     f"URL ({name})")
 
 
-def _metadata_problems(meta):
+def metadata_problems(meta):
     lines = []
     for field in ("labels", "annotations"):
         value = meta.get(field)
@@ -144,7 +146,7 @@ def warnings(obj):
 def validate(obj, resource, name):
     """422 with one cause per problem of `obj` (ringrun's validation of the spec, and the metadata's rules)."""
     job, problems = parse_object(obj)
-    lines = list(problems.lines) + _metadata_problems(obj.get("metadata") or {})
+    lines = list(problems.lines) + metadata_problems(obj.get("metadata") or {})
     if lines:
         raise apierrors.invalid(resource.kind, resource.group, name, lines)
     return job
@@ -172,6 +174,7 @@ def for_create(obj, resource, version, namespace, uid, now, name=None):
     meta.update(namespace=namespace, uid=uid, creationTimestamp=now, generation=1)
     result.pop("status", None)
     validate(result, resource, meta["name"])
+    check_finalizers({"metadata": {}}, result, resource, meta["name"])
     return result
 
 
@@ -229,14 +232,17 @@ def for_replace(old, new, resource, version, namespace, name):
         raise apierrors.conflict(kind_target, f"Precondition failed: UID in precondition: {meta['uid']}, UID in "
                                               f"object meta: {old['metadata']['uid']}")
     result = copy.deepcopy(new)
+    result["apiVersion"] = old["apiVersion"]  # kept (and validated) at the version it was written
     result_meta = result.setdefault("metadata", {})
     for field in SERVER_FIELDS:
         result_meta.pop(field, None)
-    for field in ("name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp", "finalizers"):
+    for field in ("name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp",
+                  "deletionGracePeriodSeconds"):
         if field in old["metadata"]:
             result_meta[field] = old["metadata"][field]
         else:
             result_meta.pop(field, None)
+    check_finalizers(old, result, resource, name)
     result["status"] = copy.deepcopy(old.get("status", {}))
     if "status" not in old:
         result.pop("status")
@@ -245,8 +251,9 @@ def for_replace(old, new, resource, version, namespace, name):
     old_rest = {k: v for k, v in old.items() if k not in ("metadata", "status", "apiVersion")}
     new_rest = {k: v for k, v in result.items() if k not in ("metadata", "status", "apiVersion")}
     _differences(old_rest, new_rest, [], allowed, changed)
-    old_meta = {k: v for k, v in old["metadata"].items() if k not in ("labels", "annotations", "resourceVersion")}
-    new_meta = {k: v for k, v in result_meta.items() if k not in ("labels", "annotations", "resourceVersion")}
+    free = ("labels", "annotations", "resourceVersion", "finalizers", "ownerReferences")
+    old_meta = {k: v for k, v in old["metadata"].items() if k not in free}
+    new_meta = {k: v for k, v in result_meta.items() if k not in free}
     _differences(old_meta, new_meta, ["metadata"], set(), changed)
     if changed:
         rule = replace_rule(resource, old["apiVersion"])
@@ -256,6 +263,28 @@ def for_replace(old, new, resource, version, namespace, name):
     if old_rest != new_rest:
         result_meta["generation"] = old["metadata"].get("generation", 1) + 1
     return result
+
+
+def check_finalizers(old, new, resource, name):
+    """422 when `new` has a finalizer that is not a qualified name, or adds one while `old` is being deleted."""
+    finalizers = new["metadata"].get("finalizers")
+    if finalizers is None:
+        return
+    lines = []
+    if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
+        lines.append(f"metadata.finalizers: must be a list of strings, got {json.dumps(finalizers)[:60]}")
+    else:
+        for i, value in enumerate(finalizers):
+            prefix, _, rest = value.rpartition("/")
+            if not _LABEL_NAME.match(rest) or len(rest) > 63 or (prefix and not _DNS_SUBDOMAIN.match(prefix)):
+                lines.append(f"metadata.finalizers[{i}]: Invalid value: {value!r}: a qualified name must consist of "
+                             "alphanumeric characters, '-', '_' or '.', with an optional DNS subdomain prefix and '/'")
+        added = [f for f in finalizers if f not in (old["metadata"].get("finalizers") or [])]
+        if old["metadata"].get("deletionTimestamp") and added:
+            lines.append(f"metadata.finalizers: Forbidden: no new finalizers can be added if the object is being "
+                         f"deleted, found new finalizers {json.dumps(added)}")
+    if lines:
+        raise apierrors.invalid(resource.kind, resource.group, name, lines)
 
 
 def for_status(old, new, resource, version, namespace, name):

@@ -21,14 +21,16 @@ class Cause:
 class ApiError(Exception):
     """An error answer: HTTP `code`, Status `reason`, `message`, `details` (name, group, kind, causes)."""
 
-    def __init__(self, code, reason, message, details=None, retry_after=None):
+    def __init__(self, code, reason, message, details=None, retry_after=None, metadata=None):
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
         self.details = details or {}
         self.retry_after = retry_after
+        self.metadata = metadata or {}  # ListMeta of the Status (an expired continue's inconsistent token)
 
     def status(self):
-        body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
+        body = {"kind": "Status", "apiVersion": "v1", "metadata": dict(self.metadata), "status": "Failure",
+                "message": self.message,
                 "reason": self.reason, "code": self.code}
         if self.details:
             body["details"] = self.details

@@ -1,0 +1,628 @@
+"""The generic handler of every served resource: create, get, list, replace, patch, delete, deletecollection,
+watch and /status, following kube-apiserver's conventions over the one store; what differs per resource is its
+strategy (server/strategies.py).
+
+- Lists are pages at one snapshot: a continued page is read at the first page's resourceVersion (410 with an
+  inconsistent continue token once the history no longer holds it); `remainingItemCount` when no selector.
+- Watches: from a list (ADDED events) or from a resourceVersion (the history); `sendInitialEvents=true` ends the
+  initial events with a BOOKMARK annotated `k8s.io/initial-events-end`; `allowWatchBookmarks` sends a BOOKMARK
+  a minute; an object that starts matching the selector comes as ADDED, one that stops as DELETED.
+- fieldValidation: Strict refuses unknown and duplicate fields (400), Warn (the default) prunes them with a
+  `Warning` header, Ignore prunes them silently.
+- Finalizers: a delete of an object with finalizers sets `deletionTimestamp`; removing the last one removes it.
+- An update that changes nothing is no write (no new resourceVersion, no event)."""
+
+import asyncio
+import base64
+import collections
+import contextlib
+import functools
+import json
+import secrets
+import uuid
+from datetime import datetime, timezone
+
+from aiohttp import web
+from multidict import MultiDict
+
+from . import store as store_module
+from .api import apierrors, objects, protobuf, table
+from .api.patch import PatchError, PatchTooLarge, json_patch, merge_patch
+from .api.resources import NAMESPACES, PODS
+from .api.selectors import field_selector, label_selector
+from .clock import utc_now
+from .http import dumps, respond
+from .strategies import check_namespace_name, namespace_object, strategy
+
+MERGE, JSON_PATCH = "application/merge-patch+json", "application/json-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"  # kubectl's patch for core resources (read as a merge patch)
+APPLY = ("application/apply-patch+yaml", "application/apply-patch+json")
+PATCH_TYPES = (JSON_PATCH, MERGE)
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+OTHER_ENCODINGS = (PROTOBUF, "application/cbor", "application/yaml")
+BOOKMARK_SECONDS = 60  # a watch that asked for bookmarks gets one this often
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+EVENTS_PER_NAMESPACE = 10000  # events a namespace may hold (kube-apiserver bounds them by a TTL and admission)
+WATCH_SECONDS = 1800  # a watch with no timeoutSeconds ends after this long (kube-apiserver's minimum request timeout)
+PROPAGATION = ("Orphan", "Background", "Foreground")
+
+
+PATCH_RETRIES = 5
+
+
+def _names_version(patch):
+    """Whether a patch sets metadata.resourceVersion (then it is a precondition, never retried)."""
+    if isinstance(patch, dict):
+        return bool((patch.get("metadata") or {}).get("resourceVersion")) if isinstance(patch.get("metadata"),
+                                                                                       dict) else False
+    return any(isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion")
+               for op in patch) if isinstance(patch, list) else False
+
+
+def _warned(obj, call, rules):
+    """`Warning` headers: the request's own (duplicate and pruned fields) and the fields of `obj` accepted in another
+    form than its CRD's (kubectl prints them)."""
+    values = call.warnings + rules.warnings(obj)
+    return MultiDict(("Warning", v) for v in values) if values else None
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+WATCH_EVENTS = 1000  # events waiting for one watcher at most ...
+WATCH_BYTES = 32 * 1024 * 1024  # ... and their bytes: past either, the watcher is too slow and its watch ends
+WATCH_WRITE_SECONDS = 60  # a watcher that has not taken one event in this long is dropped
+
+
+class _TooSlow(Exception):
+    """A watcher did not take an event within WATCH_WRITE_SECONDS, or fell so far behind that its mailbox
+    overflowed while an event was being written to it."""
+
+
+async def _write(response, data, box=None):
+    """Write `data`; raises _TooSlow when that takes WATCH_WRITE_SECONDS, or when `box` overflows meanwhile."""
+    write = asyncio.ensure_future(response.write(data))
+    waits = {write} | ({asyncio.ensure_future(box.overflow.wait())} if box is not None else set())
+    done, pending = await asyncio.wait(waits, timeout=WATCH_WRITE_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if write not in done:
+        raise _TooSlow()
+    write.result()
+
+
+class _Mailbox:
+    """The events waiting for one watcher, bounded by WATCH_EVENTS and WATCH_BYTES: past either the box overflows
+    (it drops what it holds and takes nothing more) and the watch ends, as kube-apiserver ends a watcher that falls
+    behind; clients watch again from a list. put() runs in the event loop (the store's writer calls it through
+    call_soon_threadsafe)."""
+
+    def __init__(self, events=WATCH_EVENTS, size=WATCH_BYTES):
+        self.limit, self.size_limit = events, size
+        self.items, self.size, self.overflowed = collections.deque(), 0, False
+        self.floor = 0  # the newest resourceVersion the watch has sent
+        self.ready, self.overflow = asyncio.Event(), asyncio.Event()
+
+    def put(self, event):
+        if self.overflowed or event["rv"] <= self.floor:  # already sent (by a replay of the history): not kept
+            return
+        if len(self.items) >= self.limit or self.size + event.get("size", 0) > self.size_limit:
+            self.overflowed = True
+            self.items.clear()
+            self.overflow.set()
+        else:
+            self.items.append(event)
+            self.size += event.get("size", 0)
+        self.ready.set()
+
+    async def get(self, timeout):
+        """The next event, or None after `timeout` seconds or when the box overflowed."""
+        if not self.items and not self.overflowed:
+            self.ready.clear()
+            try:
+                await asyncio.wait_for(self.ready.wait(), timeout)
+            except asyncio.TimeoutError:
+                return None
+        if self.overflowed or not self.items:
+            return None
+        event = self.items.popleft()
+        self.size -= event.get("size", 0)
+        return event
+
+
+def _list_options_error(message):
+    return apierrors.ApiError(422, "Invalid", f"ListOptions.meta.k8s.io \"\" is invalid: {message}",
+                              {"group": "meta.k8s.io", "kind": "ListOptions",
+                               "causes": [{"reason": "FieldValueForbidden", "message": message.split(": ", 1)[-1],
+                                           "field": message.split(":", 1)[0]}]})
+
+
+class Rest:
+    """The generic handler: every method takes the request (`call`), the Resource, the URL's version and namespace
+    (None: all namespaces, or a cluster-scoped resource)."""
+
+    def __init__(self, store, clock_now=utc_now, new_uid=lambda: str(uuid.uuid4())):
+        self.store, self.now, self.new_uid = store, clock_now, new_uid
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _serve(obj, resource, version):
+        served = objects.at_version(obj, resource, version)
+        if strategy(resource).self_link:
+            served = objects.with_self_link(served, resource, version)
+        return served
+
+    def _current(self, resource, namespace, name):
+        obj = self.store.get(resource.qualified, namespace or "", name)
+        if obj is None:
+            raise apierrors.not_found(objects.target(resource, name))
+        return obj
+
+    async def _body(self, call, resource=None):
+        """The request's JSON; duplicate keys as fieldValidation says: 400 under Strict, a warning under Warn."""
+        mode = call.field_validation
+        kind = (call.request.headers.get("Content-Type") or "").split(";")[0].strip()
+        if kind == PROTOBUF and resource == NAMESPACES:  # `kubectl create namespace` sends it so
+            try:
+                return protobuf.decode_namespace(await call.request.read())
+            except protobuf.ProtobufError as exc:
+                raise apierrors.bad_request(f"the request body cannot be read: {exc}") from None
+        if kind in OTHER_ENCODINGS:
+            raise apierrors.unsupported_media_type(kind, ("application/json",))
+        duplicates = None if mode == "Strict" else []
+        body = objects.decode(await call.request.read(), duplicates=duplicates)
+        if mode == "Warn":
+            call.warnings += ["299 - " + json.dumps(f'duplicate field "{key}"') for key in duplicates]
+        return body
+
+    @staticmethod
+    def _unknown_fields(call, obj, resource, version, as_version=None):
+        """`obj` without the fields its schema prunes (checked at `as_version`, the stored object's apiVersion, when
+        given): 400 under fieldValidation Strict, a warning each under Warn."""
+        if not isinstance(obj, dict):
+            return obj
+        checked = {**obj, "apiVersion": as_version} if as_version else obj
+        pruned, unknown = strategy(resource).prune(checked)
+        if not unknown:
+            return obj
+        mode = call.field_validation
+        if mode == "Strict":
+            kind = resource.kind
+            raise apierrors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: strict decoding '
+                                        "error: " + ", ".join(f'unknown field "{path}"' for path in unknown))
+        if mode == "Warn":
+            call.warnings += ["299 - " + json.dumps(f'unknown field "{path}"') for path in unknown]
+        return {**pruned, "apiVersion": obj.get("apiVersion")} if as_version else pruned
+
+    @staticmethod
+    def _table(call):
+        return table.wants_table(call.request.headers.get("Accept"))
+
+    def _as_table(self, resource, items, rv):
+        return strategy(resource).table(items, rv, _now())
+
+    def _selectors(self, call, resource):
+        return (label_selector(call.query.get("labelSelector")),
+                field_selector(call.query.get("fieldSelector"), strategy(resource).fields))
+
+    # -- reads -------------------------------------------------------------------------------------------------
+    async def get(self, call, resource, version, namespace, name):
+        obj = self._serve(self._current(resource, namespace, name), resource, version)
+        if self._table(call):
+            return respond(self._as_table(resource, [obj], obj["metadata"]["resourceVersion"]), pretty=call.pretty)
+        return respond(obj, pretty=call.pretty)
+
+    async def list(self, call, resource, version, namespace):
+        if call.flag("watch"):
+            return await self.watch(call, resource, version, namespace)
+        if "sendInitialEvents" in call.query:
+            raise _list_options_error("sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list")
+        labels, fields = self._selectors(call, resource)
+        limit = call.integer("limit")
+        after, first_rv = self._continue(call.query.get("continue"))
+        try:
+            items, rv = self.store.list(resource.qualified, namespace, after=after,
+                                        at=first_rv if first_rv and first_rv > 0 else None)
+        except store_module.TooOld:
+            raise apierrors.ApiError(
+                410, "Expired", "The provided continue parameter is too old to display a consistent list result. "
+                "You can start a new list without the continue parameter, or use the continue token in this "
+                "response to retrieve the remainder of the results. Continuing with the provided token results in "
+                "an inconsistent list - objects that were created, modified, or deleted between the time the first "
+                "chunk was returned and now may show up in the list.", {},
+                metadata={"continue": self._token(after, -1)}) from None
+        chosen = [o for o in items if labels(o["metadata"].get("labels")) and fields(o)]
+        meta = {"resourceVersion": str(rv)}
+        if limit and len(chosen) > limit:
+            last = chosen[limit - 1]["metadata"]
+            meta["continue"] = self._token((last["namespace"], last["name"]), rv if first_rv != -1 else -1)
+            if not call.query.get("labelSelector") and not call.query.get("fieldSelector"):
+                meta["remainingItemCount"] = len(chosen) - limit
+            chosen = chosen[:limit]
+        served = [self._serve(o, resource, version) for o in chosen]
+        if self._table(call):
+            body = self._as_table(resource, served, rv)
+            body["metadata"].update(meta)
+            return respond(body, pretty=call.pretty)
+        body = {"apiVersion": resource.api_version(version), "kind": f"{resource.kind}List", "metadata": meta,
+                "items": served}
+        return respond(body, pretty=call.pretty)
+
+    @staticmethod
+    def _token(after, rv):
+        raw = json.dumps({"v": "ringrun/1", "rv": rv, "after": list(after or ("", ""))}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def _continue(token):
+        """(after, resourceVersion of the first page; -1: an inconsistent continue) from a continue token; 400 when
+        it is not one of ours."""
+        if not token:
+            return None, None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            after = tuple(data["after"])
+            if data.get("v") != "ringrun/1" or len(after) != 2 or not all(isinstance(a, str) for a in after):
+                raise ValueError
+            return after, int(data["rv"])
+        except (ValueError, KeyError, TypeError):
+            raise apierrors.bad_request("continue key is not valid: it was not returned by this server") from None
+
+    # -- watch -------------------------------------------------------------------------------------------------
+    def _watch_mode(self, call):
+        """(start from a list?, end the initial events with a bookmark?) from the watch's options; 422 for the
+        combinations kube-apiserver refuses."""
+        given = call.query.get("resourceVersion", "")
+        match = call.query.get("resourceVersionMatch")
+        initial = call.query.get("sendInitialEvents")
+        if match not in (None, "", "NotOlderThan", "Exact"):
+            raise _list_options_error(f'resourceVersionMatch: Unsupported value: "{match}": supported values: '
+                                      '"Exact", "NotOlderThan"')
+        if initial is None:
+            if match:
+                raise _list_options_error("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for "
+                                          "watch unless sendInitialEvents is provided")
+            return given in ("", "0"), False
+        if match != "NotOlderThan":
+            raise _list_options_error("resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
+                                      "resourceVersionMatch to NotOlderThan")
+        wanted = initial.lower() == "true"
+        if wanted and not call.flag("allowWatchBookmarks"):
+            raise _list_options_error("allowWatchBookmarks: Forbidden: sendInitialEvents requires setting "
+                                      "allowWatchBookmarks to true")
+        return wanted or given in ("", "0"), wanted
+
+    async def watch(self, call, resource, version, namespace, name=None):
+        labels, fields = self._selectors(call, resource)
+        timeout = call.integer("timeoutSeconds")
+        timeout = WATCH_SECONDS if timeout is None or timeout == 0 else min(timeout, WATCH_SECONDS)
+        given = call.query.get("resourceVersion", "")
+        if given not in ("", "0") and not given.isdigit():
+            raise apierrors.bad_request(f"resourceVersion: Invalid value: {given!r}: must be an integer")
+        from_list, end_bookmark = self._watch_mode(call)
+        if given not in ("", "0") and int(given) > self.store.current():
+            raise apierrors.ApiError(504, "Timeout", f"Timeout: Too large resource version: {given}, current: "
+                                                     f"{self.store.current()}",
+                                     {"causes": [{"reason": "ResourceVersionTooLarge",
+                                                  "message": "Too large resource version"}],
+                                      "retryAfterSeconds": 1}, retry_after=1)
+        bookmarks = call.flag("allowWatchBookmarks")
+        as_table = self._table(call)
+        loop = asyncio.get_running_loop()
+        box = _Mailbox()
+
+        def listener(event):  # in the writer's thread: only this resource's events, never after the loop closed
+            if event["resource"] == resource.qualified and not loop.is_closed():
+                loop.call_soon_threadsafe(box.put, event)
+
+        def wanted(obj):
+            meta = obj["metadata"]
+            return (namespace is None or meta.get("namespace") == namespace) and \
+                (name is None or meta.get("name") == name) and labels(meta.get("labels")) and fields(obj)
+
+        self.store.listen(listener)
+        response = web.StreamResponse(headers={"Content-Type": "application/json",
+                                               "Transfer-Encoding": "chunked"})
+        send = functools.partial(self._send, response, resource, version, as_table, box)
+        try:
+            await response.prepare(call.request)
+            if from_list:
+                items, last = self.store.list(resource.qualified, namespace)
+                backlog = ({"type": "ADDED", "object": o, "rv": last} for o in items)
+            else:
+                last = int(given)
+                backlog = self.store.events_since(last, resource.qualified)
+            for event in backlog:  # the history is read a page at a time, as it is sent
+                shown = _as_seen(event, wanted)
+                if shown is not None:
+                    await send(*shown)
+                last = box.floor = max(last, event["rv"])
+            if end_bookmark:
+                await send("BOOKMARK", self._bookmark(resource, version, last, initial_end=True))
+            deadline = loop.time() + timeout
+            marked = loop.time()
+            while not box.overflowed:
+                remaining = min(deadline - loop.time(), 5.0)
+                transport = call.request.transport
+                if remaining <= 0 or transport is None or transport.is_closing():
+                    break
+                event = await box.get(remaining)
+                if bookmarks and loop.time() - marked >= BOOKMARK_SECONDS:
+                    marked = loop.time()
+                    await send("BOOKMARK", self._bookmark(resource, version, last))
+                if event is None or event["rv"] <= last:
+                    continue
+                last = event["rv"]
+                shown = _as_seen(event, wanted)
+                if shown is not None:
+                    await send(*shown)
+            if box.overflowed:
+                raise _TooSlow()
+        except store_module.TooOld as exc:
+            error = apierrors.expired(exc.requested, exc.oldest).status()
+            with contextlib.suppress(_TooSlow, ConnectionResetError):
+                await _write(response, dumps({"type": "ERROR", "object": error}).encode())
+        except ConnectionResetError:
+            pass
+        except _TooSlow:  # a client that does not read: its connection dropped, nothing more buffered for it
+            if call.request.transport is not None:
+                call.request.transport.abort()
+        finally:
+            self.store.unlisten(listener)
+        return response
+
+    @staticmethod
+    def _bookmark(resource, version, rv, initial_end=False):
+        meta = {"resourceVersion": str(rv)}
+        if initial_end:
+            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+        return {"kind": resource.kind, "apiVersion": resource.api_version(version), "metadata": meta}
+
+    async def _send(self, response, resource, version, as_table, box, kind, obj):
+        if kind != "BOOKMARK":
+            obj = self._serve(obj, resource, version)
+            if as_table:
+                obj = self._as_table(resource, [obj], obj["metadata"]["resourceVersion"])
+        await _write(response, dumps({"type": kind, "object": obj}).encode(), box)
+
+    # -- writes ------------------------------------------------------------------------------------------------
+    def _namespace_open(self, resource, namespace):
+        """A namespaced write goes to a namespace that exists: made on the first write in it (every valid name is
+        one here), 403 while it is being deleted."""
+        if not resource.namespaced:
+            return
+        found = self.store.get(NAMESPACES.qualified, "", namespace)
+        if found is None:
+            check_namespace_name(namespace)
+            with contextlib.suppress(store_module.Exists):
+                self.store.create(NAMESPACES.qualified, namespace_object(namespace, self.new_uid(), self.now()))
+        elif found["metadata"].get("deletionTimestamp"):
+            raise apierrors.ApiError(403, "Forbidden", f'{resource.qualified} "" is forbidden: unable to create new '
+                                                       f"content in namespace {namespace} because it is being "
+                                                       "terminated", {"kind": resource.plural})
+
+    def _room_for_events(self, resource, namespace):
+        if resource.plural == "events" and not resource.group and \
+                self.store.count(resource.qualified, namespace) >= EVENTS_PER_NAMESPACE:
+            raise apierrors.ApiError(429, "TooManyRequests", f"namespace {namespace} holds {EVENTS_PER_NAMESPACE} "
+                                                             "events, as many as it may: older ones expire after an "
+                                                             "hour", {"retryAfterSeconds": 60}, retry_after=60)
+
+    async def create(self, call, resource, version, namespace):
+        rules = strategy(resource)
+        if rules.create is None:
+            raise apierrors.method_not_allowed(call.method)
+        body = self._unknown_fields(call, await self._body(call, resource), resource, version)
+        dry_run = call.dry_run
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        generate = isinstance(meta, dict) and not meta.get("name") and isinstance(meta.get("generateName"), str)
+        if not dry_run:
+            self._room_for_events(resource, namespace)
+        for attempt in range(8 if generate else 1):
+            name = objects.generated_name(meta["generateName"], iter(secrets.token_bytes(5))) if generate else None
+            obj = rules.create(body, resource, version, namespace, self.new_uid(), self.now(), name)
+            key = obj["metadata"].setdefault("namespace", namespace or "")
+            if dry_run:
+                if self.store.get(resource.qualified, key, obj["metadata"]["name"]) is not None:
+                    raise apierrors.already_exists(objects.target(resource, obj["metadata"]["name"]))
+                return respond(self._serve(obj, resource, version), 201, call.pretty, _warned(obj, call, rules))
+            self._namespace_open(resource, namespace)
+            try:
+                stored = self.store.create(resource.qualified, obj)
+            except store_module.Exists:
+                if generate and attempt < 7:
+                    continue
+                raise apierrors.already_exists(objects.target(resource, obj["metadata"]["name"])) from None
+            return respond(self._serve(stored, resource, version), 201, call.pretty, _warned(stored, call, rules))
+
+    def _commit(self, call, resource, version, old, new):
+        """Store `new` in place of `old` (checked against old's resourceVersion); 200 with the result. Raises
+        store.Stale when old is no longer current (409 for the caller, or a retry)."""
+        rules = strategy(resource)
+        if call.dry_run:
+            return respond(self._serve(new, resource, version), pretty=call.pretty, headers=_warned(new, call, rules))
+        try:
+            stored = self.store.update(resource.qualified, new, expect_rv=old["metadata"]["resourceVersion"])
+        except store_module.Missing:
+            raise apierrors.not_found(objects.target(resource, new["metadata"]["name"])) from None
+        return respond(self._serve(stored, resource, version), pretty=call.pretty, headers=_warned(stored, call, rules))
+
+    def _commit_or_conflict(self, call, resource, version, old, new):
+        try:
+            return self._commit(call, resource, version, old, new)
+        except store_module.Stale:
+            raise apierrors.conflict(objects.target(resource, new["metadata"]["name"])) from None
+
+    @staticmethod
+    def _rule(call, resource, status):
+        rules = strategy(resource)
+        rule = rules.status if status else rules.replace
+        if rule is None:
+            raise apierrors.method_not_allowed(call.method)
+        return rule
+
+    async def replace(self, call, resource, version, namespace, name, status=False):
+        rule = self._rule(call, resource, status)
+        body = await self._body(call)
+        old = self._current(resource, namespace, name)
+        body = self._unknown_fields(call, body, resource, version, as_version=old.get("apiVersion"))
+        return self._commit_or_conflict(call, resource, version, old,
+                                        rule(old, body, resource, version, namespace, name))
+
+    async def patch(self, call, resource, version, namespace, name, status=False):
+        rule = self._rule(call, resource, status)
+        kind = (call.request.content_type or "").split(";")[0].strip()
+        merging = (MERGE, STRATEGIC) if not resource.group else (MERGE,)
+        if kind not in merging + (JSON_PATCH,):
+            raise apierrors.unsupported_media_type(kind or "none", PATCH_TYPES + merging[1:])
+        patch = await self._body(call)
+        warnings = list(call.warnings)
+        # a patch that names no resourceVersion applies to whatever is current: retried when the controller wrote
+        # the status in between (as kube-apiserver retries unconditional patches)
+        for attempt in range(PATCH_RETRIES):
+            old = self._current(resource, namespace, name)
+            served = objects.at_version(old, resource, version)
+            try:
+                patched = merge_patch(served, patch) if kind in merging else json_patch(served, patch)
+            except PatchTooLarge as exc:
+                raise apierrors.ApiError(413, "RequestEntityTooLarge", f"the patch cannot be applied: {exc}",
+                                         {}) from None
+            except PatchError as exc:
+                raise apierrors.ApiError(422, "Invalid", f"the patch cannot be applied: {exc}", {}) from None
+            if not isinstance(patched, dict):
+                raise apierrors.bad_request("the patched object is not a JSON object")
+            meta = patched.setdefault("metadata", {}) if isinstance(patched.get("metadata"), dict) else None
+            if meta is None:
+                raise apierrors.bad_request("metadata: must be an object")
+            conditional = _names_version(patch)
+            if not meta.get("resourceVersion"):
+                meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+            call.warnings = list(warnings)  # a retry warns of what it prunes once
+            patched = self._unknown_fields(call, patched, resource, version, as_version=old.get("apiVersion"))
+            try:
+                return self._commit(call, resource, version, old,
+                                    rule(old, patched, resource, version, namespace, name))
+            except store_module.Stale:
+                if conditional or attempt == PATCH_RETRIES - 1:
+                    raise apierrors.conflict(objects.target(resource, name)) from None
+
+    async def _delete_options(self, call):
+        raw = await call.request.read()
+        options = objects.decode(raw) if raw.strip() else {}
+        if not isinstance(options, dict):
+            raise apierrors.bad_request("DeleteOptions: must be a JSON object")
+        policy = options.get("propagationPolicy") or call.query.get("propagationPolicy")
+        if policy is not None and policy not in PROPAGATION:
+            raise apierrors.bad_request(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                                        '"Foreground", "Background", "Orphan"')
+        dry = options.get("dryRun") or []
+        if dry and dry != ["All"]:
+            raise apierrors.bad_request(f'dryRun: Unsupported value: {json.dumps(dry)}: supported values: "All"')
+        return options, bool(dry) or call.dry_run
+
+    async def delete(self, call, resource, version, namespace, name):
+        if not strategy(resource).deletable:
+            raise apierrors.method_not_allowed(call.method)
+        options, dry_run = await self._delete_options(call)
+        old = self._current(resource, namespace, name)
+        pre = options.get("preconditions") or {}
+        target = objects.target(resource, name)
+        if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
+            raise apierrors.conflict(target, f"Precondition failed: UID in precondition: {pre['uid']}, UID in "
+                                             f"object meta: {old['metadata']['uid']}")
+        if pre.get("resourceVersion") and str(pre["resourceVersion"]) != old["metadata"]["resourceVersion"]:
+            raise apierrors.conflict(target, "Precondition failed: ResourceVersion in precondition: "
+                                             f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                                             f"{old['metadata']['resourceVersion']}")
+        if dry_run:
+            return respond(apierrors.success(target, old["metadata"]["uid"]), pretty=call.pretty)
+        if resource == NAMESPACES:
+            return respond(self._serve(self.delete_namespace(old), resource, version), pretty=call.pretty)
+        try:
+            gone = self.store.delete(resource.qualified, namespace or "", name, expect_uid=old["metadata"]["uid"],
+                                     expect_rv=pre.get("resourceVersion"), now=self.now())
+        except store_module.Missing:
+            raise apierrors.not_found(target) from None
+        except store_module.Stale:
+            raise apierrors.conflict(target, "Precondition failed: the object was changed or created again "
+                                             "since it was read") from None
+        if gone["metadata"].get("finalizers"):  # still there, being deleted: the object as it is now
+            return respond(self._serve(gone, resource, version), pretty=call.pretty)
+        return respond(apierrors.success(target, old["metadata"]["uid"]), pretty=call.pretty)
+
+    def delete_namespace(self, namespace_obj):
+        """Delete a namespace as kube-apiserver does: Terminating, every object in it deleted (pods go with their
+        jobs), then the namespace itself once nothing is left (server/controller.py finishes it when objects with
+        finalizers held it). Returns the namespace as it is then."""
+        name = namespace_obj["metadata"]["name"]
+        now = self.now()
+
+        def terminating(current):
+            if current["metadata"].get("deletionTimestamp"):
+                return None
+            return {**current, "metadata": {**current["metadata"], "deletionTimestamp": now,
+                                            "deletionGracePeriodSeconds": 0},
+                    "status": {**(current.get("status") or {}), "phase": "Terminating"}}
+        marked = self.store.modify(NAMESPACES.qualified, "", name, terminating)
+        for resource, obj in self.store.all_objects(namespace=name):
+            if resource != PODS.qualified:
+                with contextlib.suppress(store_module.StoreError):
+                    self.store.delete(resource, name, obj["metadata"]["name"], expect_uid=obj["metadata"]["uid"],
+                                      now=now)
+        return finish_namespace(self.store, name, self.now) or marked
+
+    async def delete_collection(self, call, resource, version, namespace):
+        if not strategy(resource).deletable:
+            raise apierrors.method_not_allowed(call.method)
+        _, dry_run = await self._delete_options(call)
+        labels, fields = self._selectors(call, resource)
+        items, _ = self.store.list(resource.qualified, namespace)
+        deleted = []
+        for obj in items:
+            if labels(obj["metadata"].get("labels")) and fields(obj):
+                meta = obj["metadata"]
+                if not dry_run:
+                    try:
+                        obj = self.store.delete(resource.qualified, meta["namespace"], meta["name"],
+                                                expect_uid=meta["uid"], now=self.now())
+                    except (store_module.Missing, store_module.Stale):
+                        continue
+                deleted.append(self._serve(obj, resource, version))
+        body = {"apiVersion": resource.api_version(version), "kind": f"{resource.kind}List",
+                "metadata": {"resourceVersion": str(self.store.current())}, "items": deleted}
+        return respond(body, pretty=call.pretty)
+
+
+def _as_seen(event, wanted):
+    """(type, object) of a store event as a watcher with the selector `wanted` sees it, or None: an object that
+    starts matching comes as ADDED, one that stops as DELETED (its last matching content, at the new
+    resourceVersion), as kube-apiserver's watch cache sends them."""
+    obj, kind = event["object"], event["type"]
+    if kind != "MODIFIED":
+        return (kind, obj) if wanted(obj) else None
+    before = event.get("before") or event.get("prev")
+    now_ok = wanted(obj)
+    was_ok = wanted(before) if before is not None else now_ok
+    if now_ok:
+        return ("MODIFIED" if was_ok else "ADDED"), obj
+    if not was_ok:
+        return None
+    old = event.get("before")
+    if old is None:  # from the history, which keeps only what selectors see of the object before
+        return "DELETED", obj
+    return "DELETED", {**old, "metadata": {**old["metadata"], "resourceVersion": str(event["rv"])}}
+
+
+def finish_namespace(store, name, now):
+    """Remove a Terminating namespace that holds nothing but pods of gone jobs; returns it as last stored, or None
+    when it still holds objects (or is not being deleted)."""
+    if any(resource != PODS.qualified for resource, _ in store.all_objects(namespace=name)):
+        return None
+    current = store.get(NAMESPACES.qualified, "", name)
+    if current is None or not current["metadata"].get("deletionTimestamp"):
+        return None
+    try:
+        return store.delete(NAMESPACES.qualified, "", name, expect_uid=current["metadata"]["uid"], now=now())
+    except store_module.StoreError:
+        return None

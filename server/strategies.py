@@ -1,0 +1,181 @@
+"""One strategy per served resource, as kube-apiserver's registry has one per resource over its one generic store:
+what a create, a replace and a status write make of a request's object, which unknown fields are pruned, which
+fields a field selector may name, and the table `kubectl get` shows. server/rest.py is the generic handler that
+uses them; the store holds every resource's objects alike.
+
+- The job kinds (kubeflow.org, batch.tensorstack.dev): the rules of server/api/objects.py.
+- Pods: written by the controller only (the API reads, watches and deletes them).
+- Namespaces: cluster-scoped; created by `kubectl create ns` or on a job's first create in them; labels and
+  annotations may change.
+- Events (core/v1): written by the controller for each job's life, and by clients (kopf posts its own).
+"""
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ringrun.runtime.parse import prune_unknown
+
+from .api import apierrors, objects, table
+from .api.resources import EVENTS, JOBS, NAMESPACES, PODS
+from .api.selectors import FIELDS
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _no_prune(obj):
+    return obj, []
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How the generic handler treats one resource. create/replace/status are None where the API does not write it
+    (405); each returns the object to store and raises ApiError."""
+
+    resource: object
+    create: Callable | None = None  # (body, resource, version, namespace, uid, now, name) -> object
+    replace: Callable | None = None  # (old, new, resource, version, namespace, name) -> object
+    status: Callable | None = None  # the /status subresource: (old, new, resource, version, namespace, name)
+    deletable: bool = True
+    prune: Callable = _no_prune  # object -> (object without unknown fields, [their paths])
+    fields: tuple = FIELDS  # what field selectors may name
+    table: Callable = table.default_table
+    warnings: Callable = lambda obj: []  # `Warning` header values for an object written
+    empty_status: bool = False  # a created object's status is {} until the controller writes one (the seeds)
+    self_link: bool = True
+
+
+def _job_create(body, resource, version, namespace, uid, now, name):
+    obj = objects.for_create(body, resource, version, namespace, uid, now, name=name)
+    obj["status"] = {}
+    return obj
+
+
+# -- namespaces ---------------------------------------------------------------------------------------------------
+def namespace_object(name, uid, now):
+    """A Namespace as kube-apiserver makes one (the name label, the kubernetes finalizer in spec, phase Active)."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "namespace": "", "uid": uid, "creationTimestamp": now,
+                         "labels": {"kubernetes.io/metadata.name": name}},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+
+def check_namespace_name(name):
+    """422 unless `name` is a DNS label (a namespace's name)."""
+    if not isinstance(name, str) or len(name) > 63 or not _DNS_LABEL.match(name):
+        raise apierrors.invalid("Namespace", "", str(name), [
+            f"metadata.name: Invalid value: {json.dumps(name)}: a lowercase RFC 1123 label must consist of lower "
+            "case alphanumeric characters or '-', and must start and end with an alphanumeric character"])
+
+
+def _namespace_create(body, resource, version, namespace, uid, now, name):
+    objects.check_url(body, resource, version, None)
+    meta = body.get("metadata") or {}
+    name = name or meta.get("name")
+    check_namespace_name(name)
+    problems = objects.metadata_problems(meta)
+    if problems:
+        raise apierrors.invalid("Namespace", "", name, problems)
+    obj = namespace_object(name, uid, now)
+    obj["metadata"]["labels"] = {**(meta.get("labels") or {}), "kubernetes.io/metadata.name": name}
+    for key in ("annotations", "finalizers", "ownerReferences"):
+        if meta.get(key):
+            obj["metadata"][key] = copy.deepcopy(meta[key])
+    return obj
+
+
+def _metadata_only(kind):
+    """A replace that may change labels, annotations, finalizers and ownerReferences only (the rest is kept)."""
+    def replace(old, new, resource, version, namespace, name):
+        objects.check_url(new, resource, version, namespace if resource.namespaced else None, name)
+        meta = new.get("metadata") or {}
+        rv = meta.get("resourceVersion")
+        if rv in (None, ""):
+            raise apierrors.invalid(kind, "", name, [
+                "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"])
+        if str(rv) != old["metadata"]["resourceVersion"]:
+            raise apierrors.conflict(objects.target(resource, name))
+        problems = objects.metadata_problems(meta)
+        if problems:
+            raise apierrors.invalid(kind, "", name, problems)
+        result = copy.deepcopy(old)
+        for key in ("labels", "annotations", "finalizers", "ownerReferences"):
+            if meta.get(key) is not None:
+                result["metadata"][key] = copy.deepcopy(meta[key])
+            else:
+                result["metadata"].pop(key, None)
+        if kind == "Namespace":
+            result["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+        objects.check_finalizers(old, result, resource, name)
+        return result
+    return replace
+
+
+# -- events -------------------------------------------------------------------------------------------------------
+_EVENT_FIELDS = ("involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count", "type",
+                 "eventTime", "series", "action", "related", "reportingComponent", "reportingInstance")
+
+
+def _event_create(body, resource, version, namespace, uid, now, name):
+    objects.check_url(body, resource, version, namespace)
+    meta = body.get("metadata") or {}
+    if name is not None:
+        meta = {**meta, "name": name}
+    if not meta.get("name"):
+        raise apierrors.invalid("Event", "", "", ["metadata.name: required: name or generateName is required"])
+    lines = objects.metadata_problems(meta)
+    about = body.get("involvedObject")
+    if not isinstance(about, dict):
+        lines.append("involvedObject: Required value")
+    if body.get("type") not in (None, "", "Normal", "Warning"):
+        lines.append(f"type: Unsupported value: {json.dumps(body.get('type'))}: supported values: \"Normal\", "
+                     "\"Warning\"")
+    if lines:
+        raise apierrors.invalid("Event", "", meta["name"], lines)
+    obj = {"apiVersion": "v1", "kind": "Event", **{k: copy.deepcopy(body[k]) for k in _EVENT_FIELDS if k in body}}
+    obj["metadata"] = {k: copy.deepcopy(v) for k, v in meta.items() if k not in objects.SERVER_FIELDS}
+    obj["metadata"].update(namespace=namespace, uid=uid, creationTimestamp=now)
+    return obj
+
+
+def _event_replace(old, new, resource, version, namespace, name):
+    objects.check_url(new, resource, version, namespace, name)
+    rv = (new.get("metadata") or {}).get("resourceVersion")
+    if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
+        raise apierrors.conflict(objects.target(resource, name))
+    result = copy.deepcopy(old)
+    for key in _EVENT_FIELDS:
+        if key in new:
+            result[key] = copy.deepcopy(new[key])
+    return result
+
+
+# -- the registry -------------------------------------------------------------------------------------------------
+_JOB_FIELDS = FIELDS
+_POD_FIELDS = FIELDS + ("status.phase", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+                        "spec.serviceAccountName", "status.podIP", "status.nominatedNodeName")
+_EVENT_SELECTABLE = FIELDS + ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                              "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                              "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type")
+
+
+def _job_strategy(resource):
+    return Strategy(resource, create=_job_create, replace=objects.for_replace, status=objects.for_status,
+                    prune=prune_unknown, fields=_JOB_FIELDS, table=table.job_table, warnings=objects.warnings,
+                    empty_status=True)
+
+
+STRATEGIES = {r.qualified: _job_strategy(r) for r in JOBS}
+STRATEGIES.update({
+    PODS.qualified: Strategy(PODS, deletable=False, fields=_POD_FIELDS, table=table.pod_table, self_link=False),
+    NAMESPACES.qualified: Strategy(NAMESPACES, create=_namespace_create, replace=_metadata_only("Namespace"),
+                                   table=table.namespace_table, self_link=False),
+    EVENTS.qualified: Strategy(EVENTS, create=_event_create, replace=_event_replace, fields=_EVENT_SELECTABLE,
+                               table=table.event_table, self_link=False),
+})
+
+
+def strategy(resource):
+    return STRATEGIES[resource.qualified]
