@@ -40,6 +40,11 @@ def _read(name):
     return json.loads(text)
 
 
+def crd_schema(api_version, kind):
+    """The kind's openAPIV3Schema as its CRD has it (a new dict each call)."""
+    return _read(SCHEMA_FILES[(api_version, kind)])["openAPIV3Schema"]
+
+
 def source(api_version, kind):
     """Where the schema of a kind comes from: {"repo", "tag", "commit", "path", "version"}."""
     return _read(SCHEMA_FILES[(api_version, kind)])["source"]

@@ -142,12 +142,10 @@ class Server:
     async def route_jobs(self, call, group, version, rest):
         if rest[0] == "namespaces" and len(rest) >= 3:
             namespace, plural, tail = rest[1], rest[2], rest[3:]
-        elif len(rest) == 1:
-            namespace, plural, tail = None, rest[0], []
         else:
-            raise apierrors.no_route()
+            namespace, plural, tail = None, rest[0], rest[1:]
         resource = resources.job_resource(group, version, plural)
-        if resource is None:
+        if resource is None or (namespace is not None and not resource.namespaced):
             raise apierrors.no_route()
         return await self.dispatch(call, resource, version, namespace, tail)
 
@@ -305,7 +303,6 @@ def serve(settings, environ, out, err):
         host = f"[{settings.host}]" if sock.family == socket.AF_INET6 else settings.host
         url = f"https://{host}:{port}"
         kubeconfig = os.path.join(data_dir, "kubeconfig")
-        files.write_atomic(kubeconfig, tls.kubeconfig(url, ca, token).encode(), mode=0o600)
         controller = Controller(store, data_dir, job_users, capacity=settings.capacity, grace=settings.grace,
                                 host_paths=policy.paths_of, log_rotation=settings.log_rotation, log=log)
         controller.start()
@@ -313,14 +310,17 @@ def serve(settings, environ, out, err):
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         server = Server(store, controller, users, policy.rules, f"{settings.host}:{port}", log)
-        out.write(f"ringrun serve: listening on {url} (data in {data_dir})\n"
-                  f"export KUBECONFIG={kubeconfig}\n")
-        out.flush()
-        asyncio.run(_run(server.app(), sock, context, log, settings.max_connections))
+
+        def ready():  # the kubeconfig says the server is up: written once it accepts connections
+            files.write_atomic(kubeconfig, tls.kubeconfig(url, ca, token).encode(), mode=0o600)
+            out.write(f"ringrun serve: listening on {url} (data in {data_dir})\n"
+                      f"export KUBECONFIG={kubeconfig}\n")
+            out.flush()
+        asyncio.run(_run(server.app(), sock, context, log, settings.max_connections, ready))
     return 0
 
 
-async def _run(application, sock, context, log, max_connections):
+async def _run(application, sock, context, log, max_connections, ready):
     # handler_cancellation: a client that goes away ends its watch or log follow at once
     runner = web.AppRunner(application, handle_signals=False, access_log=None, handler_cancellation=True,
                            keepalive_timeout=connections.IDLE_SECONDS, shutdown_timeout=2.0)
@@ -337,6 +337,7 @@ async def _run(application, sock, context, log, max_connections):
         log(f"the accept loop failed: {task.exception()!r}; stopping") or stop.set()))
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
+    ready()
     await stop.wait()
     acceptor.cancel()
     sock.close()

@@ -35,10 +35,10 @@ from ringrun.runtime.parse import parse_object
 from ringrun.runtime.policy import job_policy
 from ringrun.runtime.status import JobState, finished, job_status, lost_status, queued_status
 
-from . import events, pods
+from . import crds, events, pods
 from . import store as store_module
 from .api.objects import requests
-from .api.resources import EVENTS, NAMESPACES, PODS, preferred, resource_of
+from .api.resources import CRDS, EVENTS, NAMESPACES, PODS, preferred, resource_of
 from .clock import utc_now
 from .datadir import private_dir
 from .jobusers import JobUsersError, granted
@@ -131,6 +131,7 @@ class Controller:
                     self.store.create(NAMESPACES.qualified, namespace_object(name, str(uuid.uuid4()), self.now()))
                 except store_module.Exists:
                     pass
+        self._install_crds()
         self._recover()
         self._collect_garbage()
         self.store.listen(self._on_event)
@@ -149,6 +150,18 @@ class Controller:
             if run.thread is not None:
                 run.thread.join(timeout if timeout is not None else self.grace + 10)
         self.store.unlisten(self._on_event)
+
+    def _install_crds(self):
+        """The job kinds' CRDs in the store, as this version of ringrun serves them (unchanged ones are no write)."""
+        for definition in crds.all_crds(self.now()):
+            name = definition["metadata"]["name"]
+            current = self.store.get(CRDS.qualified, "", name)
+            if current is None:
+                self.store.create(CRDS.qualified, definition)
+            else:
+                meta = {**definition["metadata"], "creationTimestamp": current["metadata"]["creationTimestamp"]}
+                self.store.update(CRDS.qualified, {**definition, "metadata": meta, "status": {
+                    **definition["status"], "conditions": current["status"]["conditions"]}})
 
     def _recover(self):
         waiting = []

@@ -1,12 +1,14 @@
 """OpenAPI v3 documents, as kube-apiserver serves them at /openapi/v3: enough for kubectl to see that the server
-validates fields itself (the `fieldValidation` parameter on writes) and to know each kind's schema. The schemas
-leave the spec open (x-kubernetes-preserve-unknown-fields): the server's own validation, as `ringrun validate`,
-is the one that answers, with 422 and a cause per field."""
+validates fields itself (the `fieldValidation` parameter on writes) and to know each kind's schema. A job kind's
+schema is its CRD's own (runtime/schemas/), as kube-apiserver publishes a CRD's, so `kubectl explain mpijob.spec`
+lists its fields down to the pod template; the core kinds' are left open."""
 
 import hashlib
 import json
 
-from ringrun.server.api import resources
+from ringrun.runtime import schema
+
+from .api import resources
 
 _WRITE_PARAMS = [{"name": n, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
                  for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")]
@@ -37,7 +39,8 @@ def _paths(group, version, resource):
     gvk = {"group": group, "version": version, "kind": resource.kind}
     name = _schema_name(group, version, resource.kind)
     base = f"/apis/{group}/{version}" if group else f"/api/{version}"
-    collection = f"{base}/namespaces/{{namespace}}/{resource.plural}"
+    collection = f"{base}/namespaces/{{namespace}}/{resource.plural}" if resource.namespaced else \
+        f"{base}/{resource.plural}"
     item = collection + "/{name}"
     paths = {collection: {"get": _operation("list", gvk, name)}, item: {"get": _operation("get", gvk, name)}}
     if "create" in resource.verbs:
@@ -47,7 +50,12 @@ def _paths(group, version, resource):
         paths[item + "/status"] = {"get": _operation("get", gvk, name), "put": _operation("put", gvk, name, body=True),
                                    "patch": _operation("patch", gvk, name, body=True)}
     for path in paths.values():
-        path["parameters"] = [{"name": "namespace", "in": "path", "required": True, "schema": {"type": "string"}}]
+        if resource.namespaced:
+            path["parameters"] = [{"name": "namespace", "in": "path", "required": True,
+                                   "schema": {"type": "string"}}]
+    if (resource.api_version(version), resource.kind) in schema.SCHEMA_FILES:
+        own = schema.crd_schema(resource.api_version(version), resource.kind)
+        return paths, {name: {**own, "x-kubernetes-group-version-kind": [gvk]}}
     return paths, {name: {"type": "object", "x-kubernetes-group-version-kind": [gvk],
                           "x-kubernetes-preserve-unknown-fields": True,
                           "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
@@ -65,7 +73,7 @@ def document(path):
         parts = path.split("/")
         if len(parts) != 3 or parts[0] != "apis":
             return None
-        served = [(parts[1], parts[2], r) for r in resources.JOBS
+        served = [(parts[1], parts[2], r) for r in resources.GROUPS
                   if r.group == parts[1] and parts[2] in r.versions]
     if not served:
         return None

@@ -477,6 +477,9 @@ class Rest:
         if kind not in merging + (JSON_PATCH,):
             raise apierrors.unsupported_media_type(kind or "none", PATCH_TYPES + merging[1:])
         patch = await self._body(call)
+        if kind == JSON_PATCH and not isinstance(patch, list):  # as kube-apiserver's decoder says it
+            raise apierrors.bad_request(f"json: cannot unmarshal {_json_type(patch)} into Go value of type "
+                                        "jsonpatch.Patch")
         warnings = list(call.warnings)
         # a patch that names no resourceVersion applies to whatever is current: retried when the controller wrote
         # the status in between (as kube-apiserver retries unconditional patches)
@@ -592,6 +595,10 @@ class Rest:
         body = {"apiVersion": resource.api_version(version), "kind": f"{resource.kind}List",
                 "metadata": {"resourceVersion": str(self.store.current())}, "items": deleted}
         return respond(body, pretty=call.pretty)
+
+
+def _json_type(value):
+    return {dict: "object", str: "string", bool: "bool", type(None): "null"}.get(type(value), "number")
 
 
 def _as_seen(event, wanted):

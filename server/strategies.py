@@ -19,7 +19,7 @@ from typing import Callable
 from ringrun.runtime.parse import prune_unknown
 
 from .api import apierrors, objects, table
-from .api.resources import EVENTS, JOBS, NAMESPACES, PODS
+from .api.resources import CRDS, EVENTS, JOBS, NAMESPACES, PODS
 from .api.selectors import FIELDS
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -172,6 +172,7 @@ STRATEGIES.update({
     PODS.qualified: Strategy(PODS, deletable=False, fields=_POD_FIELDS, table=table.pod_table, self_link=False),
     NAMESPACES.qualified: Strategy(NAMESPACES, create=_namespace_create, replace=_metadata_only("Namespace"),
                                    table=table.namespace_table, self_link=False),
+    CRDS.qualified: Strategy(CRDS, deletable=False, self_link=False),
     EVENTS.qualified: Strategy(EVENTS, create=_event_create, replace=_event_replace, fields=_EVENT_SELECTABLE,
                                table=table.event_table, self_link=False),
 })

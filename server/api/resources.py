@@ -54,9 +54,15 @@ def core_resource(plural):
     return next((r for r in CORE if r.plural == plural), None)
 
 
+# the vendored CRDs of the job kinds, readable (lightkube and kubectl read them), written by the server only
+CRDS = Resource("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", ("v1",),
+                namespaced=False, verbs=READ_VERBS, short_names=("crd", "crds"), status=False)
+GROUPS = (CRDS,) + JOBS  # every resource served under /apis, in discovery's order (built-in groups first)
+
+
 def job_resource(group, version, plural):
-    """The job Resource served at /apis/{group}/{version}/{plural}, else None."""
-    for resource in JOBS:
+    """The Resource served at /apis/{group}/{version}/{plural} (a job kind, or the CRDs), else None."""
+    for resource in GROUPS:
         if (resource.group, resource.plural) == (group, plural) and version in resource.versions:
             return resource
     return None
@@ -82,7 +88,7 @@ def _version_key(version):
 def group_versions():
     """{group: [versions, preferred first]} of every job group."""
     groups = {}
-    for resource in JOBS:
+    for resource in GROUPS:
         for version in resource.versions:
             groups.setdefault(resource.group, set()).add(version)
     return {g: sorted(v, key=_version_key) for g, v in groups.items()}
@@ -139,7 +145,7 @@ def api_resource_list(group, version):
         resources = [e for r in CORE for e in _entries(r)]
         resources.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]})
         return {"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}
-    served = [r for r in JOBS if r.group == group and version in r.versions]
+    served = [r for r in GROUPS if r.group == group and version in r.versions]
     if not served:
         return None
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}",

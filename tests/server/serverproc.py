@@ -112,6 +112,16 @@ class ServerProcess:
                 shutil.rmtree(self.jobs_base, ignore_errors=True)
 
 
+def end(proc, timeout=20):
+    """Stop a process the test started (SIGTERM, SIGKILL after `timeout` seconds) and reap it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def alive(pid):
     """Whether process `pid` exists and is not a zombie."""
     try:

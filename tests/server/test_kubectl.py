@@ -8,6 +8,7 @@ pytest.importorskip("kubernetes", reason="the server-test extra (the kubernetes 
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -219,3 +220,18 @@ def test_an_unknown_field_is_refused_by_kubectl_and_pruned_for_others(server):
     warned = kubectl(server, "create", "--validate=warn", "-f", "-", stdin=text)
     assert warned.returncode == 0, warned.stderr
     assert 'Warning: unknown field "spec.slotPerWorker"' in warned.stderr
+
+
+def test_explain_and_the_crds(server):
+    explained = kubectl(server, "explain", "mpijob.spec")
+    assert explained.returncode == 0, explained.stderr
+    fields = re.findall(r"^  (\w+)\t", explained.stdout.split("FIELDS:")[1], re.MULTILINE)
+    assert {"mpiReplicaSpecs", "runPolicy", "slotsPerWorker"} <= set(fields), explained.stdout
+    deep = kubectl(server, "explain", "mpijobs.spec.mpiReplicaSpecs.template.spec.containers.image",
+                   "--api-version=kubeflow.org/v2beta1")
+    assert deep.returncode == 0 and "FIELD: image <string>" in deep.stdout, deep.stdout + deep.stderr
+    crds = kubectl(server, "get", "crd", "-o", "name")
+    assert crds.stdout.split() == ["customresourcedefinition.apiextensions.k8s.io/" + n for n in (
+        "mpijobs.batch.tensorstack.dev", "mpijobs.kubeflow.org", "mxjobs.kubeflow.org", "pytorchjobs.kubeflow.org")]
+    refused = kubectl(server, "delete", "crd", "mpijobs.kubeflow.org")
+    assert refused.returncode == 1 and "MethodNotAllowed" in refused.stderr, refused.stderr
