@@ -18,6 +18,7 @@ import collections
 import contextlib
 import functools
 import json
+import re
 import secrets
 import uuid
 from datetime import datetime, timezone
@@ -25,8 +26,12 @@ from datetime import datetime, timezone
 from aiohttp import web
 from multidict import MultiDict
 
+from ringrun.runtime import schema as crd_schemas
+from ringrun.runtime.errors import SpecError
+from ringrun.runtime.parse import load_documents
+
 from . import store as store_module
-from .api import apierrors, objects, protobuf, table
+from .api import apierrors, apply, objects, protobuf, table
 from .api.patch import PatchError, PatchTooLarge, json_patch, merge_patch
 from .api.resources import NAMESPACES, PODS
 from .api.selectors import field_selector, label_selector
@@ -194,6 +199,27 @@ class Rest:
         if mode == "Warn":
             call.warnings += ["299 - " + json.dumps(f'unknown field "{path}"') for path in unknown]
         return {**pruned, "apiVersion": obj.get("apiVersion")} if as_version else pruned
+
+    @staticmethod
+    def _manager(call):
+        """The write's field manager: `fieldManager`, else the client's User-Agent up to its first "/" (as
+        kube-apiserver names it). 422 for one that is too long or not printable."""
+        given = call.query.get("fieldManager")
+        if given is not None and (len(given) > 128 or not _PRINTABLE.fullmatch(given)):
+            raise apierrors.ApiError(422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Invalid '
+                                                     f"value: {json.dumps(given[:140])}: must be at most 128 "
+                                                     "printable characters", {})
+        if given:
+            return given
+        agent = (call.request.headers.get("User-Agent") or "unknown").split("/")[0]
+        return agent[:128] or "unknown"
+
+    def _owned(self, call, resource, version, old, new):
+        """`new` with its managedFields after this write by the request's field manager (`old` None: a create)."""
+        meta = {**new["metadata"], "managedFields": apply.track_update(
+            old, new, self._manager(call), _schema_of(new.get("apiVersion"), new.get("kind")),
+            resource.api_version(version), self.now())}
+        return {**new, "metadata": meta}
 
     @staticmethod
     def _table(call):
@@ -423,6 +449,7 @@ class Rest:
             name = objects.generated_name(meta["generateName"], iter(secrets.token_bytes(5))) if generate else None
             obj = rules.create(body, resource, version, namespace, self.new_uid(), self.now(), name)
             key = obj["metadata"].setdefault("namespace", namespace or "")
+            obj = self._owned(call, resource, version, None, obj)
             if dry_run:
                 if self.store.get(resource.qualified, key, obj["metadata"]["name"]) is not None:
                     raise apierrors.already_exists(objects.target(resource, obj["metadata"]["name"]))
@@ -436,10 +463,13 @@ class Rest:
                 raise apierrors.already_exists(objects.target(resource, obj["metadata"]["name"])) from None
             return respond(self._serve(stored, resource, version), 201, call.pretty, _warned(stored, call, rules))
 
-    def _commit(self, call, resource, version, old, new):
+    def _commit(self, call, resource, version, old, new, owned=False):
         """Store `new` in place of `old` (checked against old's resourceVersion); 200 with the result. Raises
-        store.Stale when old is no longer current (409 for the caller, or a retry)."""
+        store.Stale when old is no longer current (409 for the caller, or a retry). `owned`: its managedFields
+        are set already (a status write keeps them, an apply makes them)."""
         rules = strategy(resource)
+        if not owned:
+            new = self._owned(call, resource, version, old, new)
         if call.dry_run:
             return respond(self._serve(new, resource, version), pretty=call.pretty, headers=_warned(new, call, rules))
         try:
@@ -448,9 +478,9 @@ class Rest:
             raise apierrors.not_found(objects.target(resource, new["metadata"]["name"])) from None
         return respond(self._serve(stored, resource, version), pretty=call.pretty, headers=_warned(stored, call, rules))
 
-    def _commit_or_conflict(self, call, resource, version, old, new):
+    def _commit_or_conflict(self, call, resource, version, old, new, owned=False):
         try:
-            return self._commit(call, resource, version, old, new)
+            return self._commit(call, resource, version, old, new, owned)
         except store_module.Stale:
             raise apierrors.conflict(objects.target(resource, new["metadata"]["name"])) from None
 
@@ -468,14 +498,16 @@ class Rest:
         old = self._current(resource, namespace, name)
         body = self._unknown_fields(call, body, resource, version, as_version=old.get("apiVersion"))
         return self._commit_or_conflict(call, resource, version, old,
-                                        rule(old, body, resource, version, namespace, name))
+                                        rule(old, body, resource, version, namespace, name), owned=status)
 
     async def patch(self, call, resource, version, namespace, name, status=False):
         rule = self._rule(call, resource, status)
         kind = (call.request.content_type or "").split(";")[0].strip()
+        if kind in APPLY and not status:
+            return await self.apply(call, resource, version, namespace, name)
         merging = (MERGE, STRATEGIC) if not resource.group else (MERGE,)
         if kind not in merging + (JSON_PATCH,):
-            raise apierrors.unsupported_media_type(kind or "none", PATCH_TYPES + merging[1:])
+            raise apierrors.unsupported_media_type(kind or "none", PATCH_TYPES + merging[1:] + APPLY[:1])
         patch = await self._body(call)
         if kind == JSON_PATCH and not isinstance(patch, list):  # as kube-apiserver's decoder says it
             raise apierrors.bad_request(f"json: cannot unmarshal {_json_type(patch)} into Go value of type "
@@ -505,10 +537,68 @@ class Rest:
             patched = self._unknown_fields(call, patched, resource, version, as_version=old.get("apiVersion"))
             try:
                 return self._commit(call, resource, version, old,
-                                    rule(old, patched, resource, version, namespace, name))
+                                    rule(old, patched, resource, version, namespace, name), owned=status)
             except store_module.Stale:
                 if conditional or attempt == PATCH_RETRIES - 1:
                     raise apierrors.conflict(objects.target(resource, name)) from None
+
+    async def apply(self, call, resource, version, namespace, name):
+        """Server-side apply (server/api/apply.py): the object made or changed to hold what the field manager
+        applies, 409 on conflicts with other managers unless `force=true`."""
+        manager = call.query.get("fieldManager")
+        if not manager:
+            raise apierrors.ApiError(422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required '
+                                                     "value: is required for apply patch", {})
+        self._manager(call)
+        try:
+            documents = load_documents((await call.request.read()).decode("utf-8", "replace"), "the apply patch")
+        except SpecError as exc:
+            raise apierrors.bad_request(str(exc)) from None
+        if len(documents) != 1 or not isinstance(documents[0], dict):
+            raise apierrors.bad_request("the apply patch must be one object")
+        applied = documents[0]
+        objects.check_url(applied, resource, version, namespace if resource.namespaced else None, name)
+        if not (applied.get("metadata") or {}).get("name"):
+            raise apierrors.bad_request("metadata.name: Required value: name is required for apply patch")
+        rules, api_version = strategy(resource), resource.api_version(version)
+        for attempt in range(PATCH_RETRIES):
+            old = self.store.get(resource.qualified, namespace or "", name)
+            at = old.get("apiVersion") if old else None
+            call.warnings = []
+            pruned = self._unknown_fields(call, applied, resource, version, as_version=at)
+            node = _schema_of(at or api_version, resource.kind)
+            if old is None:
+                if rules.create is None:
+                    raise apierrors.not_found(objects.target(resource, name))
+                obj, managed = apply.apply(None, pruned, manager, True, node, api_version, self.now())
+                made = rules.create(obj, resource, version, namespace, self.new_uid(), self.now(), None)
+                made["metadata"].setdefault("namespace", namespace or "")
+                made["metadata"]["managedFields"] = managed
+                if call.dry_run:
+                    return respond(self._serve(made, resource, version), 201, call.pretty, _warned(made, call, rules))
+                self._namespace_open(resource, namespace)
+                try:
+                    stored = self.store.create(resource.qualified, made)
+                except store_module.Exists:
+                    continue
+                return respond(self._serve(stored, resource, version), 201, call.pretty,
+                               _warned(stored, call, rules))
+            wanted = (applied.get("metadata") or {}).get("resourceVersion")
+            if wanted and str(wanted) != old["metadata"]["resourceVersion"]:
+                raise apierrors.conflict(objects.target(resource, name))
+            try:
+                merged, managed = apply.apply(objects.at_version(old, resource, version), pruned, manager,
+                                              call.flag("force"), node, api_version, self.now())
+            except apply.Conflicts as exc:
+                raise _conflicts(exc.found, resource, name) from None
+            merged["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            new = rules.replace(old, merged, resource, version, namespace, name)
+            new["metadata"]["managedFields"] = managed
+            try:
+                return self._commit(call, resource, version, old, new, owned=True)
+            except store_module.Stale:
+                continue
+        raise apierrors.conflict(objects.target(resource, name))
 
     async def _delete_options(self, call):
         raw = await call.request.read()
@@ -595,6 +685,28 @@ class Rest:
         body = {"apiVersion": resource.api_version(version), "kind": f"{resource.kind}List",
                 "metadata": {"resourceVersion": str(self.store.current())}, "items": deleted}
         return respond(body, pretty=call.pretty)
+
+
+_PRINTABLE = re.compile(r"[ -~]+")
+
+
+@functools.cache
+def _schema_of(api_version, kind):
+    """The CRD schema of objects of `api_version`/`kind` (None for the core kinds); shared, never changed."""
+    if (api_version, kind) not in crd_schemas.SCHEMA_FILES:
+        return None
+    return crd_schemas.crd_schema(api_version, kind)
+
+
+def _conflicts(found, resource, name):
+    """409 for an apply's conflicts, as kube-apiserver words it."""
+    lines = [f'conflict with "{manager}" using {api_version}: {apply.show_path(path)}'
+             for manager, api_version, path in found]
+    message = (f"Apply failed with {len(lines)} conflict{'s' if len(lines) > 1 else ''}: " + "\n".join(lines))
+    causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{manager}" using {api_version}',
+               "field": apply.show_path(path)} for manager, api_version, path in found]
+    return apierrors.ApiError(409, "Conflict", message, {**objects.target(resource, name).details(resource.kind),
+                                                         "causes": causes})
 
 
 def _json_type(value):

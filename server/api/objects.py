@@ -251,7 +251,7 @@ def for_replace(old, new, resource, version, namespace, name):
     old_rest = {k: v for k, v in old.items() if k not in ("metadata", "status", "apiVersion")}
     new_rest = {k: v for k, v in result.items() if k not in ("metadata", "status", "apiVersion")}
     _differences(old_rest, new_rest, [], allowed, changed)
-    free = ("labels", "annotations", "resourceVersion", "finalizers", "ownerReferences")
+    free = ("labels", "annotations", "resourceVersion", "finalizers", "ownerReferences", "managedFields")
     old_meta = {k: v for k, v in old["metadata"].items() if k not in free}
     new_meta = {k: v for k, v in result_meta.items() if k not in free}
     _differences(old_meta, new_meta, ["metadata"], set(), changed)

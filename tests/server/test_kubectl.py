@@ -235,3 +235,33 @@ def test_explain_and_the_crds(server):
         "mpijobs.batch.tensorstack.dev", "mpijobs.kubeflow.org", "mxjobs.kubeflow.org", "pytorchjobs.kubeflow.org")]
     refused = kubectl(server, "delete", "crd", "mpijobs.kubeflow.org")
     assert refused.returncode == 1 and "MethodNotAllowed" in refused.stderr, refused.stderr
+
+
+def test_server_side_apply_conflicts_force_and_removal(server):
+    text = MANIFEST.format(name="ssa").replace("spec:\n  mpiReplicaSpecs:", "spec:\n  runPolicy: {suspend: true}\n"
+                                                                           "  mpiReplicaSpecs:")
+    labelled = text.replace("name: ssa\n", "name: ssa\n  labels: {team: a}\n")
+    made = kubectl(server, "apply", "--server-side", "-n", "ssa", "-f", "-", stdin=labelled)
+    assert made.returncode == 0 and made.stdout.strip() == "mpijob.kubeflow.org/ssa serverside-applied", made.stderr
+    obj = json.loads(kubectl(server, "get", "mpijob", "-n", "ssa", "ssa", "-o", "json", "--show-managed-fields").stdout)
+    assert [(e["manager"], e["operation"]) for e in obj["metadata"]["managedFields"]] == [("kubectl", "Apply")]
+    assert obj["metadata"]["managedFields"][0]["fieldsV1"]["f:metadata"] == {"f:labels": {"f:team": {}}}
+    patched = kubectl(server, "patch", "mpijob", "-n", "ssa", "ssa", "--type", "merge", "-p",
+                      '{"spec": {"runPolicy": {"cleanPodPolicy": "All"}}}')
+    assert patched.returncode == 0, patched.stderr
+    mine = labelled.replace("runPolicy: {suspend: true}", "runPolicy: {suspend: true, cleanPodPolicy: Running}")
+    refused = kubectl(server, "apply", "--server-side", "-n", "ssa", "-f", "-", stdin=mine)
+    assert refused.returncode == 1
+    assert ('Apply failed with 1 conflict: conflict with "kubectl-patch" using kubeflow.org/v1: '
+            ".spec.runPolicy.cleanPodPolicy") in refused.stderr, refused.stderr
+    forced = kubectl(server, "apply", "--server-side", "--force-conflicts", "-n", "ssa", "-f", "-", stdin=mine)
+    assert forced.returncode == 0, forced.stderr
+    unlabelled = mine.replace("  labels: {team: a}\n", "")
+    assert kubectl(server, "apply", "--server-side", "-n", "ssa", "-f", "-", stdin=unlabelled).returncode == 0
+    obj = json.loads(kubectl(server, "get", "mpijob", "-n", "ssa", "ssa", "-o", "json").stdout)
+    assert obj["spec"]["runPolicy"] == {"suspend": True, "cleanPodPolicy": "Running"}
+    assert not obj["metadata"].get("labels")  # no longer applied, owned by no one else: removed
+    again = kubectl(server, "apply", "--server-side", "-n", "ssa", "-f", "-", stdin=unlabelled)
+    assert again.returncode == 0
+    assert json.loads(kubectl(server, "get", "mpijob", "-n", "ssa", "ssa", "-o", "json").stdout)["metadata"][
+        "resourceVersion"] == obj["metadata"]["resourceVersion"]  # an apply that changes nothing is no write
