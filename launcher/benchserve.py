@@ -36,7 +36,7 @@ def main(args, environ, out, err):
     jobs = tempfile.mkdtemp(prefix="ringrun-bench-jobs-", dir="/var/tmp" if os.geteuid() == 0 else data)
     os.chmod(jobs, 0o711 if os.geteuid() == 0 else 0o700)
     log = open(os.path.join(data, "serve.log"), "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([sys.executable, "-m", "ringrun.launcher", "serve", "--data-dir",
+    server = subprocess.Popen([sys.executable, "-m", "ringrun.server", "serve", "--data-dir",
                                os.path.join(data, "d"), "--port", "0", "--capacity", "cpu=100000,memory=1000Ti",
                                "--jobs-dir", os.path.join(jobs, "jobs"), "--job-uids", BENCH_UIDS],
                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=dict(environ))

@@ -1,22 +1,20 @@
-"""The `ringrun` command line. Quiet on success, one clear line per problem on failure, documented exit codes.
-
-Exit codes: 0 success; 2 invalid spec or arguments; 3 replica identity unknown; 4 endpoints not up by the deadline;
-5 setup failed (ssh keys, sshd, a framework extra missing); 6 an MPI worker pod was lost while the launcher's command
-ran; 7 the job is suspended or paused (nothing started); 128+N stopped by signal N (130 SIGINT, 143 SIGTERM).
-`run` and `launch` exit with the job's code: the launcher's (MPI) or the master's / first failure's; 124 when the
-deadline passed; 127 when a command could not be started.
-"""
+"""The `ringrun` command line. Quiet on success, one clear line per problem on failure, documented exit codes (one
+`ExitCode` each, runtime/errors.py: the help's and the README's lists are made from it). `run` and `launch` exit with
+the job's code: the launcher's (MPI) or the master's / first failure's."""
 
 import argparse
 import json
 import os
+import signal
 import sys
 
-EXIT_INTERRUPTED = 130
-EXIT_NOT_FOUND = 127
+from ringrun.runtime.errors import ExitCode, exit_codes_help
+
+EXIT_INTERRUPTED = ExitCode.signal(signal.SIGINT)
+EXIT_NOT_FOUND = ExitCode.NOT_STARTED
 
 
-def _bounded(kind, low, high, what):
+def bounded(kind, low, high, what):
     """An argparse type: a `kind` (int or float) in [low, high], finite; the error names the range."""
     def parse(text):
         try:
@@ -30,10 +28,10 @@ def _bounded(kind, low, high, what):
     return parse
 
 
-PORT = _bounded(int, 1, 65535, "a port number from 1 to 65535")
-RANKS = _bounded(int, 1, 2**31 - 1, "a number of ranks from 1 to 2147483647")
-SECONDS = _bounded(float, 0.0, 1e9, "a number of seconds from 0 to 1e9")
-DEADLINE = _bounded(float, 0.001, 1e9, "a number of seconds above 0, at most 1e9")
+PORT = bounded(int, 1, 65535, "a port number from 1 to 65535")
+RANKS = bounded(int, 1, 2**31 - 1, "a number of ranks from 1 to 2147483647")
+SECONDS = bounded(float, 0.0, 1e9, "a number of seconds from 0 to 1e9")
+DEADLINE = bounded(float, 0.001, 1e9, "a number of seconds above 0, at most 1e9")
 
 
 def _read_spec(path):
@@ -159,7 +157,7 @@ def cmd_run(args, environ, hostname, out, err):
     job = _warn(select_job(parse_objects(objects), args.job), args, err)
     _check_outputs(args)
     options = Options(status_path=args.status, timeout=args.timeout, log_dir=args.log_dir,
-                      grace=_grace(args, environ), is_root=os.geteuid() == 0)
+                      grace=grace_seconds(args, environ), is_root=os.geteuid() == 0)
     code, document = run_job(job, environ, options, out, err)
     out.write(json.dumps(document, indent=2) + "\n")
     return code
@@ -183,7 +181,7 @@ def _seconds(environ, name, default):
     return seconds
 
 
-def _grace(args, environ):
+def grace_seconds(args, environ):
     """--grace (range-checked by its option type), else $RINGRUN_GRACE_SECONDS, else the supervisor's default."""
     from .supervise import DEFAULT_GRACE_SECONDS
 
@@ -220,7 +218,7 @@ def cmd_entrypoint(args, environ, hostname, out, err):
                       environ=dict(environ), command=tuple(command), hostfile=hostfile)
     plan = build_plan(job, identity, context)
     settings = Settings(wait_timeout=_seconds(environ, "RINGRUN_WAIT_TIMEOUT", DEFAULT_WAIT_SECONDS),
-                        grace=_grace(args, environ), is_root=os.geteuid() == 0)
+                        grace=grace_seconds(args, environ), is_root=os.geteuid() == 0)
     return execute(job, plan, environ, settings, out, err)
 
 
@@ -270,74 +268,7 @@ def cmd_launch(args, environ, hostname, out, err):
                            export=export, is_root=os.geteuid() == 0, mpirun=mpirun)
     except ValueError as exc:
         raise UsageError(f"launch: {exc}") from None
-    return run_commands([("mpirun", argv, env)], out, err, "ringrun launch", grace=_grace(args, environ))
-
-
-def _capacity(text):
-    """--capacity cpu=N,memory=Q -> (cpu cores, memory bytes); a part left out is this machine's."""
-    from ringrun.runtime import UsageError
-    from ringrun.runtime.quantity import parse_quantity
-    from ringrun.server.controller import machine_capacity
-
-    cpu, memory = machine_capacity()
-    for part in (p for p in text.split(",") if p.strip()):
-        name, _, value = part.partition("=")
-        try:
-            amount = parse_quantity(value)
-        except ValueError:
-            amount = None
-        if name.strip() not in ("cpu", "memory") or amount is None or amount < 0:
-            raise UsageError(f"--capacity: expected cpu=N,memory=QUANTITY (e.g. cpu=8,memory=16Gi), got {text!r}")
-        if name.strip() == "cpu":
-            cpu = float(amount)
-        else:
-            memory = int(amount)
-    return cpu, memory
-
-
-def _log_size(text):
-    """--log-max-size: a quantity of bytes (10Mi, 1M, 65536) from 4Ki to 1Gi (a log is read whole at most)."""
-    from ringrun.runtime.quantity import parse_quantity
-
-    try:
-        amount = parse_quantity(text)
-    except ValueError:
-        amount = None
-    if amount is None or not 4096 <= amount <= 2**30:
-        raise argparse.ArgumentTypeError(f"must be a size from 4Ki to 1Gi (e.g. 10Mi), got {text!r}")
-    return int(amount)
-
-
-def _uid_range(text):
-    """--job-uids FIRST-LAST: an argparse type (1 <= FIRST <= LAST < 2**32 - 1)."""
-    first, _, last = text.partition("-")
-    if not (first.isdigit() and last.isdigit() and 1 <= int(first) <= int(last) < 2**32 - 1):
-        raise argparse.ArgumentTypeError(f"must be FIRST-LAST, two uids from 1 to 4294967294, got {text!r}")
-    return int(first), int(last)
-
-
-def default_data_dir(environ):
-    """$XDG_DATA_HOME/ringrun/serve, else ~/.local/share/ringrun/serve."""
-    base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "ringrun", "serve")
-
-
-def cmd_serve(args, environ, hostname, out, err):
-    try:
-        from ringrun.launcher.logfiles import Rotation
-        from ringrun.server.app import Settings, serve
-    except ImportError as exc:
-        from ringrun.runtime.errors import SetupError
-
-        raise SetupError(f"ringrun serve needs the `server` extra: {sys.executable} -m pip install 'aiohttp>=3.9,<4' "
-                         f"'cryptography>=42' (`make test` installs it into .venv): {exc}") from None
-    settings = Settings(data_dir=args.data_dir or default_data_dir(environ), host=args.host, port=args.port,
-                        token_files=tuple(args.token_auth_file or ()), policy_file=args.policy,
-                        capacity=_capacity(args.capacity) if args.capacity else None,
-                        grace=_grace(args, environ), watch_history=args.watch_history, jobs_dir=args.jobs_dir,
-                        max_connections=args.max_connections, log_rotation=Rotation(args.log_max_size, args.log_max_files),
-                        **({"job_uids": args.job_uids} if args.job_uids else {}))
-    return serve(settings, environ, out, err)
+    return run_commands([("mpirun", argv, env)], out, err, "ringrun launch", grace=grace_seconds(args, environ))
 
 
 class Parser(argparse.ArgumentParser):
@@ -347,16 +278,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser():
+def build_parser(commands=()):
+    """The parser of every subcommand; `commands`: more of them, each add(subparsers) (ringrun.server's `serve`:
+    the server builds on the launcher, never the other way round)."""
     from ringrun.runtime.model import MPIImplementation
 
     parser = Parser(
         prog="ringrun",
         description="Runtime inside distributed-training pods (MPIJob, PyTorchJob, MXJob, TensorStack MPIJob).",
-        epilog="exit codes: 0 ok, 2 invalid spec or arguments, 3 replica identity unknown, 4 endpoints not up by the "
-               "deadline, 5 setup failed, 6 MPI worker lost, 7 job suspended or paused (nothing started), 124 "
-               "deadline passed, 127 command not found, 128+N stopped by signal N; run, launch and entrypoint "
-               "otherwise exit with the job's own code")
+        epilog=exit_codes_help())
     parser.add_argument("--version", action="store_true", help="print ringrun's version and exit")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
 
@@ -434,53 +364,14 @@ def build_parser():
             p.add_argument("--hostfile", metavar="FILE")
         p.set_defaults(func=cmd_bench)
 
-    serve_help = "the job API server: MPIJob, PyTorchJob, MXJob and TensorStack MPIJob over Kubernetes' API, run here"
-    serve = sub.add_parser(
-        "serve", help=serve_help, description=serve_help,
-        epilog="writes DATA/kubeconfig (server URL, CA, admin token) before it accepts connections: "
-               "export KUBECONFIG=DATA/kubeconfig, then kubectl or the kubernetes Python client. SIGTERM or SIGINT "
-               "stops it: running jobs are stopped (Failed), queued jobs start when it starts again")
-    serve.add_argument("--data-dir", metavar="DIR", help="store, certificates, tokens, logs (default "
-                                                         "$XDG_DATA_HOME/ringrun/serve or ~/.local/share/ringrun/serve)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=_bounded(int, 0, 65535, "a port number from 0 (any free port) to 65535"),
-                       default=6443, help="port (default 6443; 0 picks a free one)")
-    serve.add_argument("--token-auth-file", action="append", metavar="FILE",
-                       help="more users: CSV lines token,user,uid,\"group1,group2\" (kube-apiserver's format)")
-    serve.add_argument("--policy", metavar="FILE", help="who may do what where: rules of user|group, namespaces, "
-                                                        "verbs, resources (the admin may do everything)")
-    serve.add_argument("--capacity", metavar="cpu=N,memory=Q",
-                       help="what admitted jobs may request together (default: this machine's cores and memory)")
-    serve.add_argument("--grace", type=SECONDS, metavar="S",
-                       help="seconds between SIGTERM and SIGKILL when stopping a job (default $RINGRUN_GRACE_SECONDS "
-                            "or 5)")
-    serve.add_argument("--watch-history", type=_bounded(int, 256, 10**7, "a number of events from 256 to 10000000"),
-                       default=20000, metavar="N", help="changes kept for watches (default 20000); a watch from an "
-                                                        "older resourceVersion gets 410 Expired")
-    serve.add_argument("--jobs-dir", metavar="DIR", help="where each job gets a folder of its own (its HOME and "
-                                                         "default workingDir; default /var/lib/ringrun/jobs as root, "
-                                                         "DATA/jobs otherwise)")
-    serve.add_argument("--max-connections", type=_bounded(int, 2, 1_000_000, "a count from 2 to 1000000"),
-                       default=2048, metavar="N", help="client connections at once, TLS handshakes included (default "
-                                                       "2048, fewer when RLIMIT_NOFILE leaves fewer); half of them "
-                                                       "from one address at most")
-    serve.add_argument("--log-max-size", type=_log_size, default=10 * 1024 * 1024, metavar="QUANTITY",
-                       help="each replica's log is rotated past this size (default 10Mi, kubelet's)")
-    serve.add_argument("--log-max-files", type=_bounded(int, 1, 100, "a count from 1 to 100"), default=5, metavar="N",
-                       help="log files kept per replica, the current one included (default 5, kubelet's)")
-    serve.add_argument("--job-uids", type=_uid_range, metavar="FIRST-LAST",
-                       help="as root: the uids given to namespaces, one each, for their jobs (default "
-                            "1000000000-1000099999)")
-    serve.set_defaults(func=cmd_serve)
-
     serve_bench = kinds.add_parser("serve", help="load on `ringrun serve`: create -> Running, concurrent creations, "
                                                  "watchers, memory", description="load on a `ringrun serve` of its "
                                    "own (loopback only): memory with finished jobs, create -> Running, creations "
                                    "from concurrent clients (errors, lost, p50/p99), concurrent watchers")
-    count = _bounded(int, 1, 100000, "a count from 1 to 100000")
+    count = bounded(int, 1, 100000, "a count from 1 to 100000")
     serve_bench.add_argument("--finished", type=count, default=100, help="finished jobs stored before memory is read")
     serve_bench.add_argument("--trials", type=count, default=10, help="create -> Running trials")
-    serve_bench.add_argument("--hostile", type=_bounded(float, 0, 600, "seconds from 0 to 600"), default=0,
+    serve_bench.add_argument("--hostile", type=bounded(float, 0, 600, "seconds from 0 to 600"), default=0,
                              metavar="S", help="then each attack of issue 28 for S seconds beside a normal client: "
                                                "its GET p50/p99 and the server's peak RSS (default 0: none)")
     serve_bench.add_argument("--jobs", type=count, default=1000, help="creations in the load phase")
@@ -500,10 +391,8 @@ def build_parser():
                "/run/ringrun/<job> as root, else $XDG_RUNTIME_DIR/ringrun/<job> or ~/.ringrun/run/<job>; it must "
                "belong to this user and be writable by no one else), RINGRUN_SSH_PORT, RINGRUN_WAIT_TIMEOUT (default 300 s), RINGRUN_GRACE_SECONDS "
                "(default 5), RINGRUN_HOSTFILE (an operator-mounted hostfile, default /etc/mpi/hostfile). "
-               "exit codes: the command's own; 2 bad spec or arguments, 3 identity unknown, 4 endpoints not up by "
-               "the deadline, 5 setup failed (keys, sshd, framework extra missing), 6 a worker pod was lost while the "
-               "launcher's command ran, 128+N stopped by signal N. A suspended or paused job starts nothing and "
-               "waits to be stopped")
+               "A suspended or paused job starts nothing and waits to be stopped. "
+               + exit_codes_help())
     entrypoint.add_argument("--spec", help="job spec file (default $RINGRUN_SPEC)")
     entrypoint.add_argument("--job", metavar="NAME", help="which job, when the file holds several")
     entrypoint.add_argument("--role", help="replica role (default: from env or host name)")
@@ -518,11 +407,14 @@ def build_parser():
                                  "this over ssh)")
     entrypoint.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]: replaces the spec's command")
     entrypoint.set_defaults(func=cmd_entrypoint)
+    for add in commands:
+        add(sub)
     return parser
 
 
-def main(argv=None, environ=None, hostname=None, out=None, err=None):
-    """Run the CLI; returns the exit code. environ/hostname/out/err default to the process's own."""
+def main(argv=None, environ=None, hostname=None, out=None, err=None, commands=()):
+    """Run the CLI; returns the exit code. environ/hostname/out/err default to the process's own; `commands`: more
+    subcommands (build_parser)."""
     from ringrun.runtime import RingrunError
 
     out = out or sys.stdout
@@ -532,7 +424,7 @@ def main(argv=None, environ=None, hostname=None, out=None, err=None):
         import socket
 
         hostname = socket.gethostname()
-    parser = build_parser()
+    parser = build_parser(commands)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.version:
@@ -554,5 +446,5 @@ def main(argv=None, environ=None, hostname=None, out=None, err=None):
 
 
 def entry():
-    """Console-script entry point."""
+    """`python -m ringrun.launcher`: every command but `serve` (the console script is ringrun.server.cli's)."""
     sys.exit(main())

@@ -20,7 +20,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from ringrun.runtime.errors import SetupError
+from ringrun.runtime.errors import ExitCode, SetupError
 from ringrun.runtime.policy import job_policy
 
 from . import files, rundir
@@ -31,7 +31,7 @@ from .watch import HostDiscovery, WorkerWatch
 
 FINISHED = "finished"  # marker file in a worker's run directory: the job's exit code
 NOTIFY_TIMEOUT = 10.0
-EXIT_WORKER_LOST = 6  # a worker pod went away while the launcher's command ran (and the command did not say so)
+EXIT_WORKER_LOST = ExitCode.WORKER_LOST  # a worker pod went away while the launcher's command ran (and the command did not say so)
 LOST_GRACE = 10.0  # seconds mpirun gets to notice a lost worker by itself before it is stopped
 
 

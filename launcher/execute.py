@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
+from ringrun.runtime.errors import ExitCode
 from ringrun.runtime.plan import Plan
 from ringrun.runtime.policy import JobPolicy, should_restart
 from ringrun.runtime.status import JobState, ReplicaState
@@ -34,9 +35,9 @@ from ringrun.runtime.status import JobState, ReplicaState
 from . import files, frameworks, mpirun, readiness, rundir, sshsetup
 from .supervise import DEFAULT_GRACE_SECONDS, Supervisor, stop_signals
 
-EXIT_HELD = 7  # nothing started: the job is suspended (runPolicy.suspend) or paused (runMode.pause)
-EXIT_DEADLINE = 124
-EXIT_NOT_STARTED = 127
+EXIT_HELD = ExitCode.HELD  # nothing started: the job is suspended (runPolicy.suspend) or paused (runMode.pause)
+EXIT_DEADLINE = ExitCode.DEADLINE
+EXIT_NOT_STARTED = ExitCode.NOT_STARTED
 POLL_SECONDS = 0.05
 
 

@@ -30,6 +30,7 @@ import time
 
 PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_CHILD_SUBREAPER = 1, 15, 36
 POLL_SECONDS = 0.02
+NOT_STARTED = 127  # ExitCode.NOT_STARTED of runtime/errors.py (standard library only here: the number; a test checks)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, *STOP_SIGNALS)  # as a shell would start CMD
 
@@ -142,7 +143,7 @@ def _spawn_as(command, user, cwd, env):
         except OSError as exc:
             os.write(write_end, f"{exc.errno}:{exc.filename or ''}".encode())
         finally:
-            os._exit(127)
+            os._exit(NOT_STARTED)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         failure = pipe.read()
@@ -187,7 +188,7 @@ def _keep(parent, grace, options, command):
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename and exc.filename != command[0] else ""
         sys.stderr.write(f"ringrun: cannot start {command[0]}: {exc.strerror}{where}\n")
-        return 127
+        return NOT_STARTED
     code, stopped_at = None, None
     while code is None:
         code = reap(child)

@@ -28,6 +28,7 @@ import time
 import uuid
 
 from ringrun.launcher.local import Options, run_job
+from ringrun.launcher.machine import machine_capacity
 from ringrun.launcher.logfiles import Rotation
 from ringrun.runtime import RingrunError
 from ringrun.runtime.local import processes, working_dirs
@@ -71,19 +72,6 @@ class Run:
     replicas: dict = dataclasses.field(default_factory=dict)  # pod name -> pods.Replica last written
     created: dict = dataclasses.field(default_factory=dict)  # pod name -> when its pod was first written
     conditions: tuple = ()  # the job's condition types already told as events
-
-
-def machine_capacity():
-    """(cpu cores, memory bytes) of this machine."""
-    memory = 0
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemTotal:"):
-                    memory = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return float(os.cpu_count() or 1), memory
 
 
 def _gib(amount):

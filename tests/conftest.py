@@ -14,7 +14,7 @@ def fixture_text(name):
 
 def run_cli(args, environ=None, hostname="test-host"):
     """Run `ringrun ARGS` in-process with a controlled environment; returns (exit code, stdout, stderr)."""
-    from ringrun.launcher.cli import main
+    from ringrun.server.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     code = main(list(args), environ={} if environ is None else environ, hostname=hostname, out=out, err=err)

@@ -54,7 +54,7 @@ class ServerProcess:
         if os.path.exists(self.kubeconfig):
             os.unlink(self.kubeconfig)
         self.log = open(os.path.join(os.path.dirname(self.data_dir), f"serve-{time.monotonic_ns()}.log"), "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ringrun.launcher", "serve", "--data-dir", self.data_dir,
+        self.proc = subprocess.Popen([sys.executable, "-m", "ringrun.server", "serve", "--data-dir", self.data_dir,
                                       "--port", "0", "--grace", "2", *self.args], stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, env=self.env)
         wait_until(lambda: os.path.exists(self.kubeconfig) or self.proc.poll() is not None, what="the kubeconfig")

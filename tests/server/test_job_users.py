@@ -134,7 +134,7 @@ def test_not_root_warns_that_jobs_are_the_servers_user(trusted_path, as_root):
     policy = folder / "policy.yaml"
     policy.write_text("rules: []\n")
     proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", sys.executable,
-                             "-m", "ringrun.launcher", "serve", "--data-dir", str(folder / "data"), "--port", "0",
+                             "-m", "ringrun.server", "serve", "--data-dir", str(folder / "data"), "--port", "0",
                              "--policy", str(policy)], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -189,7 +189,7 @@ def test_a_jobs_folder_made_anew_lets_the_jobs_users_through(as_root, fresh_serv
 def test_a_jobs_folder_its_users_cannot_reach_is_refused(as_root, trusted_path):
     closed = trusted_path / "closed"
     closed.mkdir(mode=0o700)
-    result = subprocess.run([sys.executable, "-m", "ringrun.launcher", "serve", "--port", "0", "--data-dir",
+    result = subprocess.run([sys.executable, "-m", "ringrun.server", "serve", "--port", "0", "--data-dir",
                              str(trusted_path / "data"), "--jobs-dir", str(closed / "jobs")],
                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert result.returncode == 5, result.stderr

@@ -10,7 +10,7 @@ pytest.importorskip("aiohttp", reason="the server extra (aiohttp) is installed b
 
 
 def serve(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "ringrun.launcher", "serve", "--port", "0", *args],
+    return subprocess.run([sys.executable, "-m", "ringrun.server", "serve", "--port", "0", *args],
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
