@@ -10,9 +10,16 @@ optimizer's step) hands over the buckets still incomplete (parameters this step 
 gradients, the same on every rank as without overlap), waits for the thread, and starts the next step's count.
 
 Needs MPI_THREAD_MULTIPLE (mpi4py asks for it by default): `usable()` says whether the communicator allows it.
+
+`close()` removes the hooks and ends the thread once it has reduced every bucket already complete (the same buckets
+on every rank, so no rank is left in a collective alone). A new Overlap over parameters
+an older one still hooks closes the older one first: a model's second DistributedOptimizer replaces its first.
 """
 
 import threading
+import weakref
+
+_LIVE = weakref.WeakSet()  # the Overlaps not closed yet
 
 
 class Overlap:
@@ -23,6 +30,10 @@ class Overlap:
         self.comm, self.fusion, self.arrays, self.op, self.passes = comm, fusion, arrays, op, passes
         self.buckets = cut
         self.where = {id(p): b for b, bucket in enumerate(self.buckets) for p in bucket}
+        for older in list(_LIVE):
+            if older.where.keys() & self.where.keys():
+                older.close()
+        self.closed = False
         self.names = {}
         self.lock = threading.Condition()
         self._reset()
@@ -31,6 +42,7 @@ class Overlap:
         self.handles = [p.register_post_accumulate_grad_hook(self._hook) for bucket in self.buckets for p in bucket]
         self.thread = threading.Thread(target=self._run, name="ringrun-overlap", daemon=True)
         self.thread.start()
+        _LIVE.add(self)
 
     def _reset(self):
         self.counts = {}  # id(param) -> hooks seen this step
@@ -54,6 +66,8 @@ class Overlap:
         while True:
             with self.lock:
                 while not (self.next < len(self.buckets) and (self.missing[self.next] == 0 or self.closing)):
+                    if self.closed:
+                        return
                     self.lock.wait()
                 bucket = self.buckets[self.next]
             self.held = None
@@ -86,6 +100,20 @@ class Overlap:
             self._reset()
         if error is not None:
             raise error
+
+
+    def close(self):
+        """Remove the hooks and end the thread (after the buckets already complete). Idempotent. (Its duplicate
+        communicator stays until MPI finalizes: freeing one is collective, and its shared-memory state with it.)"""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            self.lock.notify_all()
+        for handle in self.handles:
+            handle.remove()
+        self.thread.join()
+        _LIVE.discard(self)
 
 
 def buckets(params, bucket_bytes):

@@ -99,6 +99,20 @@ class DistributedOptimizer:
     def __getattr__(self, name):
         return getattr(self._optimizer, name)
 
+    def close(self):
+        """Stop overlapping: the gradient hooks removed, the background thread ended (every rank calls it, as it
+        made the optimizer). step() still works, reducing in one fused collective. A second DistributedOptimizer over
+        the same parameters closes the first one's overlap by itself."""
+        if self._overlap is not None:
+            self._overlap.close()
+            self._overlap = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def synchronize(self):
         """Average the gradients now (step() does it); the parameters without a gradient are left out."""
         if self._overlap is not None:

@@ -91,13 +91,11 @@ def cmd_validate(args, environ, hostname, out, err):
 
 
 def cmd_plan(args, environ, hostname, out, err):
-    from ringrun.runtime import Context, build_plan, resolve_identity
+    from ringrun.runtime import build_plan, resolve_identity
 
     job = _load_job(args, err)
     identity = resolve_identity(job, role=args.role, index=args.index, env=environ, hostname=hostname)
-    ssh_port = args.ssh_port or default_ssh_port(environ)
-    plan = build_plan(job, identity, Context(run_dir=run_dir_of(args, environ, job), ssh_port=ssh_port,
-                                             environ=dict(environ)))
+    plan = build_plan(job, identity, pod_context(args, environ, job, identity))
     if args.format == "env":
         out.write(plan.env_lines())
     else:
@@ -190,8 +188,23 @@ def grace_seconds(args, environ):
     return _seconds(environ, "RINGRUN_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)
 
 
+def pod_context(args, environ, job, identity, command=()):
+    """What a replica's plan is made from in its pod, the same for `plan` and `entrypoint`: the run directory, the
+    workers' ssh port, the environment, a replacement command, and for an MPI launcher the hostfile an operator
+    mounted (RINGRUN_HOSTFILE, default /etc/mpi/hostfile), which wins over the spec's workers."""
+    from ringrun.runtime import Context
+
+    hostfile = None
+    operator_hostfile = environ.get("RINGRUN_HOSTFILE", OPERATOR_HOSTFILE)
+    if job.framework == "mpi" and identity.role == "launcher" and os.path.isfile(operator_hostfile):
+        with open(operator_hostfile, encoding="utf-8") as handle:
+            hostfile = handle.read()
+    return Context(run_dir=run_dir_of(args, environ, job), ssh_port=args.ssh_port or default_ssh_port(environ),
+                   environ=dict(environ), command=tuple(command), hostfile=hostfile)
+
+
 def cmd_entrypoint(args, environ, hostname, out, err):
-    from ringrun.runtime import Context, UsageError, build_plan, resolve_identity
+    from ringrun.runtime import UsageError, build_plan, resolve_identity
 
     from .entrypoint import Settings, execute, finish
     from .readiness import DEFAULT_WAIT_SECONDS
@@ -209,14 +222,7 @@ def cmd_entrypoint(args, environ, hostname, out, err):
         raise UsageError("entrypoint: give the job spec with --spec or RINGRUN_SPEC")
     job = _load_job(args, err)
     identity = resolve_identity(job, role=args.role, index=args.index, env=environ, hostname=hostname)
-    hostfile = None
-    operator_hostfile = environ.get("RINGRUN_HOSTFILE", OPERATOR_HOSTFILE)
-    if job.framework == "mpi" and identity.role == "launcher" and os.path.isfile(operator_hostfile):
-        with open(operator_hostfile, encoding="utf-8") as handle:
-            hostfile = handle.read()
-    context = Context(run_dir=run_dir_of(args, environ, job), ssh_port=args.ssh_port or default_ssh_port(environ),
-                      environ=dict(environ), command=tuple(command), hostfile=hostfile)
-    plan = build_plan(job, identity, context)
+    plan = build_plan(job, identity, pod_context(args, environ, job, identity, command))
     settings = Settings(wait_timeout=_seconds(environ, "RINGRUN_WAIT_TIMEOUT", DEFAULT_WAIT_SECONDS),
                         grace=grace_seconds(args, environ), is_root=os.geteuid() == 0)
     return execute(job, plan, environ, settings, out, err)

@@ -155,3 +155,31 @@ def test_a_gradient_computed_more_often_than_declared_is_an_error(rr):
         return
     with pytest.raises(RuntimeError, match="gradient of .* computed more than backward_passes_per_step=1 times"):
         net(torch.ones(1, 4)).sum().backward()
+
+
+def test_a_second_optimizer_over_the_same_model_replaces_the_first(rr):
+    """Horovod's users hit it: a new DistributedOptimizer over a model (a new learning-rate schedule, a restart)
+    while the first one's hooks still count the gradients. The first one's overlap is closed; the second works."""
+    import torch
+
+    net = model()
+    first = rr.DistributedOptimizer(torch.optim.SGD(net.parameters(), lr=0.1), list(net.named_parameters()),
+                                    bucket_bytes=1 << 20)
+    second = rr.DistributedOptimizer(torch.optim.SGD(net.parameters(), lr=0.1), list(net.named_parameters()),
+                                     bucket_bytes=1 << 20)
+    assert first._overlap is None or not first._overlap.thread.is_alive()
+    from mpi4py import MPI
+
+    for _ in range(2):  # two steps: the first optimizer's hooks would have raised on the second backward
+        second.zero_grad()
+        net(torch.full((1, 300), float(rr.rank() + 1))).sum().backward()
+        mean = [torch.from_numpy(MPI.COMM_WORLD.allreduce(p.grad.numpy()) / rr.size()) for p in net.parameters()]
+        second.synchronize()
+        for got, want in zip((p.grad for p in net.parameters()), mean):
+            assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+    with rr.DistributedOptimizer(torch.optim.SGD(net.parameters(), lr=0.1), list(net.named_parameters()),
+                                 bucket_bytes=1 << 20) as third:
+        overlap = third._overlap
+    assert third._overlap is None and (overlap is None or not overlap.thread.is_alive())
+    net(torch.ones(1, 300)).sum().backward()  # no hook of any closed optimizer counts it
+    net(torch.ones(1, 300)).sum().backward()

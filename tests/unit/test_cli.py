@@ -127,3 +127,26 @@ def test_console_script_exit_codes_and_stdin():
     assert none.returncode == 2 and "usage:" in none.stderr
     version = subprocess.run([ringrun, "--version"], capture_output=True, text=True)
     assert (version.returncode, version.stdout) == (0, "ringrun 0.1.0\n")
+
+
+def test_plan_reads_the_operators_hostfile_as_the_entrypoint_does(tmp_path):
+    """In a v1 launcher pod with mpi-operator's hostfile and kubexec agent, `plan` shows what `entrypoint` runs:
+    the operator's hostfile, its pods as the workers, no ssh and nothing to wait for."""
+    hostfile = tmp_path / "hostfile"
+    hostfile.write_text("mpi-test-worker-0 slots=1\nmpi-test-worker-1 slots=1\n")
+    environ = {"RINGRUN_HOSTFILE": str(hostfile), "OMPI_MCA_plm_rsh_agent": "/etc/mpi/kubexec.sh"}
+    code, out, err = run_cli(["plan", SEED, "--role", "launcher", "--run-dir", "/r"], environ=environ)
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["files"] == {"/r/hostfile": hostfile.read_text()}
+    assert (plan["workers"], plan["wait_for"], plan["ssh"]) == ([], [], None)  # the operator's agent starts ranks
+    code, out, _ = run_cli(["plan", SEED, "--role", "launcher", "--run-dir", "/r"],
+                           environ={"RINGRUN_HOSTFILE": str(hostfile)})  # no agent: ssh to the hostfile's pods
+    plan = json.loads(out)
+    assert plan["workers"] == ["mpi-test-worker-0", "mpi-test-worker-1"]
+    assert plan["wait_for"] == ["mpi-test-worker-0:22", "mpi-test-worker-1:22"]
+    code, out, _ = run_cli(["plan", SEED, "--role", "launcher", "--run-dir", "/r"],
+                           environ={"RINGRUN_HOSTFILE": str(tmp_path / "none")})  # none mounted: the spec's workers
+    plan = json.loads(out)
+    assert plan["workers"] == ["mpi-test-worker-0.mpi-test.default.svc", "mpi-test-worker-1.mpi-test.default.svc"]
+    assert plan["ssh"] is not None
