@@ -7,17 +7,10 @@ import json
 from . import compat, schema
 from .errors import SpecError
 from .fields import Field, Problems, show
-from .kinds import kubeflow_mpi, mxnet, pytorch, tensorstack
+from .kinds import registry
 
-# (apiVersion, kind) -> parser(doc: Field, api_version, kind) -> JobSpec | None
-KINDS = {
-    ("kubeflow.org/v1alpha2", "MPIJob"): kubeflow_mpi.parse,
-    ("kubeflow.org/v1", "MPIJob"): kubeflow_mpi.parse,
-    ("kubeflow.org/v2beta1", "MPIJob"): kubeflow_mpi.parse,
-    ("kubeflow.org/v1", "PyTorchJob"): pytorch.parse,
-    ("kubeflow.org/v1", "MXJob"): mxnet.parse,
-    ("batch.tensorstack.dev/v1beta1", "MPIJob"): tensorstack.parse,
-}
+# (apiVersion, kind) -> parser(doc: Field, api_version, kind) -> JobSpec | None, from the kinds' registry
+KINDS = {key: kind.parse for key, kind in registry.by_api_version().items()}
 
 
 # Bounds on untrusted input. 3 MiB is kube-apiserver's limit on a request body; no real job spec nests 100 deep.

@@ -18,30 +18,26 @@ import json
 import re
 
 from .fields import show
+from .kinds.registry import KINDS
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # as fields.Field.child_path writes keys
-# (apiVersion, kind) -> schema file (without .json)
-SCHEMA_FILES = {
-    ("kubeflow.org/v1alpha2", "MPIJob"): "kubeflow.org-v1alpha2-mpijob",
-    ("kubeflow.org/v1", "MPIJob"): "kubeflow.org-v1-mpijob",
-    ("kubeflow.org/v2beta1", "MPIJob"): "kubeflow.org-v2beta1-mpijob",
-    ("kubeflow.org/v1", "PyTorchJob"): "kubeflow.org-v1-pytorchjob",
-    ("kubeflow.org/v1", "MXJob"): "kubeflow.org-v1-mxjob",
-    ("batch.tensorstack.dev/v1beta1", "MPIJob"): "batch.tensorstack.dev-v1beta1-mpijob",
-}
+# (apiVersion, kind) -> schema file (without .json), from the kinds' registry
+SCHEMA_FILES = {(k.api_version(v), k.kind): k.schemas[v] for k in KINDS for v in k.versions}
 
 # how the CRDs' resource.Quantity pattern begins
 _QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
 _RANGES = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
 
 
+@functools.cache
 def _read(name):
+    """A vendored schema file, read once (shared: callers never change it)."""
     text = importlib.resources.files("ringrun.runtime").joinpath("schemas", f"{name}.json").read_text()
     return json.loads(text)
 
 
 def crd_schema(api_version, kind):
-    """The kind's openAPIV3Schema as its CRD has it (a new dict each call)."""
+    """The kind's openAPIV3Schema as its CRD has it (shared: never change it)."""
     return _read(SCHEMA_FILES[(api_version, kind)])["openAPIV3Schema"]
 
 

@@ -32,6 +32,7 @@ from ringrun.launcher.machine import machine_capacity
 from ringrun.launcher.logfiles import Rotation
 from ringrun.runtime import RingrunError
 from ringrun.runtime.local import processes, working_dirs
+from ringrun.runtime.kinds.registry import kind_of
 from ringrun.runtime.parse import parse_object
 from ringrun.runtime.policy import job_policy
 from ringrun.runtime.status import JobState, finished, job_status, lost_status, queued_status
@@ -72,6 +73,7 @@ class Run:
     replicas: dict = dataclasses.field(default_factory=dict)  # pod name -> pods.Replica last written
     created: dict = dataclasses.field(default_factory=dict)  # pod name -> when its pod was first written
     conditions: tuple = ()  # the job's condition types already told as events
+    obj: dict | None = None  # the job as it was started (its pods are made from it: spec and identity never change)
 
 
 def _gib(amount):
@@ -340,7 +342,7 @@ class Controller:
         resource = entry[0]
         meta = obj["metadata"]
         generation = meta.get("generation", 1)
-        run = Run(resource, meta["namespace"], meta["name"], meta["uid"], cpu, memory, generation, generation)
+        run = Run(resource, meta["namespace"], meta["name"], meta["uid"], cpu, memory, generation, generation, obj=obj)
         try:
             job = parse_job(obj)
             processes(job)
@@ -385,7 +387,7 @@ class Controller:
             if current.get("status") == status:
                 return None
             return {**current, "status": status}
-        self.store.modify(run.resource, run.namespace, run.name, edit, expect_uid=run.uid)
+        return self.store.modify(run.resource, run.namespace, run.name, edit, expect_uid=run.uid)
 
     def _write_failure(self, run, obj, message):
         try:
@@ -399,10 +401,10 @@ class Controller:
 
     def _write_pods(self, run, job, state):
         """Each replica's Pod as its state now is (a pod that did not change is not written again)."""
-        types = {r.role: r.type for r in job.replicas}
-        owner = self.store.get(run.resource, run.namespace, run.name)
-        if owner is None or owner["metadata"]["uid"] != run.uid:
+        if run.stopped:  # deleted: its pods go (the garbage collector's), none is written again
             return
+        types = {r.role: r.type for r in job.replicas}
+        owner = run.obj
         now = self.now()
         for r in state.replicas:
             name = _replica_name(job, r.role, r.index)
@@ -440,10 +442,10 @@ class Controller:
         except store_module.StoreError as exc:
             self.log(f"an event could not be written: {exc}")
 
-    def _tell_conditions(self, run, status):
-        """An Event for each condition the job reaches (Created, Running, Restarting, Succeeded, Failed, ...)."""
-        owner = self.store.get(run.resource, run.namespace, run.name)
-        if owner is None or owner["metadata"]["uid"] != run.uid:
+    def _tell_conditions(self, run, status, owner):
+        """An Event for each condition the job reaches (Created, Running, Restarting, Succeeded, Failed, ...), about
+        `owner`, the job as just stored (None: gone)."""
+        if owner is None:
             return
         for condition in status.get("conditions") or []:
             key = (condition.get("type"), condition.get("reason"))
@@ -462,8 +464,7 @@ class Controller:
         def on_state(state):
             self._write_pods(run, job, state)
             status = job_status(job, state)
-            self._write_status(run, status)
-            self._tell_conditions(run, status)
+            self._tell_conditions(run, status, self._write_status(run, status))
 
         def attach(execution):
             with self._lock:
@@ -502,7 +503,5 @@ GARBAGE_SECONDS = 60  # how often expired events and orphaned pods are looked fo
 
 
 def _replica_name(job, role, index):
-    """The pod name of a replica: `<job>-<role>-<index>` (the MPI launcher: `<job>-launcher`, as mpi-operator)."""
-    if job.framework == "mpi" and role == "launcher":
-        return f"{job.name}-launcher"
-    return f"{job.name}-{role}-{index}"
+    """The pod name of a replica, by its kind's rule (runtime/kinds/registry.py)."""
+    return kind_of(job.api_version, job.kind).pod_name(job.name, role, index)

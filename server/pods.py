@@ -11,7 +11,8 @@ import os
 import uuid
 from dataclasses import dataclass
 
-_OPERATOR = {"MPIJob": "mpi-operator", "PyTorchJob": "pytorchjob-controller", "MXJob": "mxjob-controller"}
+from ringrun.runtime.kinds.registry import kind_of
+
 _MAIN_ROLES = ("launcher", "master", "scheduler")
 TYPE_LABEL, INDEX_LABEL = "training.kubeflow.org/replica-type", "training.kubeflow.org/replica-index"
 
@@ -35,11 +36,10 @@ class Replica:
 def _labels(job_obj, replica):
     name = job_obj["metadata"]["name"]
     labels = {"training.kubeflow.org/job-name": name,
-              "training.kubeflow.org/operator-name": _OPERATOR.get(job_obj["kind"], "ringrun"),
+              "training.kubeflow.org/operator-name": kind_of(job_obj["apiVersion"], job_obj["kind"]).operator,
               TYPE_LABEL: replica.role, INDEX_LABEL: str(replica.index),
               "training.kubeflow.org/job-role": "master" if replica.role in _MAIN_ROLES else "worker"}
-    if job_obj["kind"] == "MPIJob":  # mpi-operator v1alpha2 / v1 labels too
-        labels.update({"mpi_job_name": name, "mpi_role_type": replica.role})
+    labels.update(kind_of(job_obj["apiVersion"], job_obj["kind"]).pod_labels(name, replica.role))
     return labels
 
 

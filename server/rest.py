@@ -47,6 +47,7 @@ PROTOBUF = "application/vnd.kubernetes.protobuf"
 OTHER_ENCODINGS = (PROTOBUF, "application/cbor", "application/yaml")
 BOOKMARK_SECONDS = 60  # a watch that asked for bookmarks gets one this often
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+SERIALIZED_EVENTS = 256  # watch lines kept serialized for the next watcher of the same event
 EVENTS_PER_NAMESPACE = 10000  # events a namespace may hold (kube-apiserver bounds them by a TTL and admission)
 WATCH_SECONDS = 1800  # a watch with no timeoutSeconds ends after this long (kube-apiserver's minimum request timeout)
 PROPAGATION = ("Orphan", "Background", "Foreground")
@@ -149,6 +150,20 @@ class Rest:
 
     def __init__(self, store, clock_now=utc_now, new_uid=lambda: str(uuid.uuid4())):
         self.store, self.now, self.new_uid = store, clock_now, new_uid
+        self._lines = collections.OrderedDict()  # the watch lines of the latest events, serialized once
+        # namespace name -> being deleted?, kept from the store's events: a create checks its namespace without a
+        # store read (one would wait for the store's lock while the controller writes)
+        self._spaces = {n["metadata"]["name"]: bool(n["metadata"].get("deletionTimestamp"))
+                        for n in store.list(NAMESPACES.qualified)[0]}
+        store.listen(self._on_event)
+
+    def _on_event(self, event):  # in the writer's thread: a dict assignment, atomic
+        if event["resource"] == NAMESPACES.qualified:
+            meta = event["object"]["metadata"]
+            if event["type"] == "DELETED":
+                self._spaces.pop(meta["name"], None)
+            else:
+                self._spaces[meta["name"]] = bool(meta.get("deletionTimestamp"))
 
     # -- helpers -----------------------------------------------------------------------------------------------
     @staticmethod
@@ -406,11 +421,22 @@ class Rest:
         return {"kind": resource.kind, "apiVersion": resource.api_version(version), "metadata": meta}
 
     async def _send(self, response, resource, version, as_table, box, kind, obj):
-        if kind != "BOOKMARK":
-            obj = self._serve(obj, resource, version)
-            if as_table:
-                obj = self._as_table(resource, [obj], obj["metadata"]["resourceVersion"])
-        await _write(response, dumps({"type": kind, "object": obj}).encode(), box)
+        if kind == "BOOKMARK":
+            line = dumps({"type": kind, "object": obj}).encode()
+        elif as_table:
+            served = self._serve(obj, resource, version)
+            line = dumps({"type": kind, "object": self._as_table(resource, [served],
+                                                                 served["metadata"]["resourceVersion"])}).encode()
+        else:  # one event, many watchers: serialized once (the event loop is the only user of the cache)
+            meta = obj["metadata"]
+            key = (resource.qualified, version, kind, meta.get("uid"), meta.get("resourceVersion"))
+            line = self._lines.get(key)
+            if line is None:
+                line = dumps({"type": kind, "object": self._serve(obj, resource, version)}).encode()
+                self._lines[key] = line
+                if len(self._lines) > SERIALIZED_EVENTS:
+                    self._lines.popitem(last=False)
+        await _write(response, line, box)
 
     # -- writes ------------------------------------------------------------------------------------------------
     def _namespace_open(self, resource, namespace):
@@ -418,12 +444,12 @@ class Rest:
         one here), 403 while it is being deleted."""
         if not resource.namespaced:
             return
-        found = self.store.get(NAMESPACES.qualified, "", namespace)
-        if found is None:
+        terminating = self._spaces.get(namespace)
+        if terminating is None:
             check_namespace_name(namespace)
             with contextlib.suppress(store_module.Exists):
                 self.store.create(NAMESPACES.qualified, namespace_object(namespace, self.new_uid(), self.now()))
-        elif found["metadata"].get("deletionTimestamp"):
+        elif terminating:
             raise apierrors.ApiError(403, "Forbidden", f'{resource.qualified} "" is forbidden: unable to create new '
                                                        f"content in namespace {namespace} because it is being "
                                                        "terminated", {"kind": resource.plural})

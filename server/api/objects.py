@@ -19,6 +19,7 @@ import re
 
 from ringrun.runtime import compat, schema
 from ringrun.runtime.parse import MAX_DEPTH, nesting, parse_object
+from ringrun.runtime.kinds.registry import kind_of
 from ringrun.runtime.quantity import parse_quantity
 
 from . import apierrors
@@ -179,14 +180,8 @@ def for_create(obj, resource, version, namespace, uid, now, name=None):
 
 
 def _replaceable(resource, api_version):
-    """The spec paths (tuples) a replace may change for objects of `resource` at `api_version`."""
-    if resource.group == "batch.tensorstack.dev":
-        return {("spec", "runPolicy", "cleanUpWorkers")}
-    paths = {("spec", "runPolicy", "activeDeadlineSeconds"), ("spec", "runPolicy", "cleanPodPolicy"),
-             ("spec", "runPolicy", "suspend")}
-    if resource.kind == "MXJob" or api_version.endswith("/v1alpha2") or api_version.endswith("/v1"):
-        paths |= {("spec", "activeDeadlineSeconds"), ("spec", "cleanPodPolicy")}
-    return paths
+    """The spec paths (tuples) a replace may change for objects of `resource` at `api_version` (the kind's rule)."""
+    return kind_of(api_version, resource.kind).replaceable(api_version.rpartition("/")[2])
 
 
 def _differences(old, new, path, allowed, out):

@@ -1,12 +1,15 @@
 """The resources `ringrun serve` speaks, and the discovery documents that describe them (pure).
 
 One resource per (group, plural), served at several versions the way a CRD with conversion strategy `None` is: an
-object is stored with the apiVersion it was last written at and returned at the version of the request's URL with
+object is stored with the apiVersion it was created at and returned at the version of the request's URL with
 only `apiVersion` rewritten. So `kubectl get mpijobs` (the group's preferred version) lists MPIJobs created at
-v1alpha2, v1 and v2beta1 alike; the controller runs each object as the version it was written at.
+v1alpha2, v1 and v2beta1 alike; the controller runs each object as the version it was written at. The job
+resources are the kinds' registry's (runtime/kinds/registry.py).
 """
 
 from dataclasses import dataclass
+
+from ringrun.runtime.kinds.registry import KINDS
 
 JOB_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 STATUS_VERBS = ("get", "patch", "update")
@@ -35,12 +38,7 @@ class Resource:
         return f"{self.group}/{version}" if self.group else version
 
 
-JOBS = (
-    Resource("kubeflow.org", "mpijobs", "MPIJob", ("v2beta1", "v1", "v1alpha2")),
-    Resource("kubeflow.org", "pytorchjobs", "PyTorchJob", ("v1",)),
-    Resource("kubeflow.org", "mxjobs", "MXJob", ("v1",)),
-    Resource("batch.tensorstack.dev", "mpijobs", "MPIJob", ("v1beta1",)),
-)
+JOBS = tuple(Resource(k.group, k.plural, k.kind, k.versions, short_names=k.short_names) for k in KINDS)
 READ_VERBS = ("get", "list", "watch")
 PODS = Resource("", "pods", "Pod", ("v1",), verbs=READ_VERBS, short_names=("po",), status=False)
 NAMESPACES = Resource("", "namespaces", "Namespace", ("v1",), namespaced=False,

@@ -1,0 +1,91 @@
+"""The job kinds ringrun serves and runs, one `JobKind` each: the one table of (group, kind) -> everything that
+differs between kinds at the API's edge (versions and their CRD schemas, parser, plural, the operator's name, what a
+replace may change, the pod naming rule). runtime/parse.py, runtime/schema.py and the server's resources are made
+from it; adding a kind is a file in this folder (its parser), its schemas in runtime/schemas/, an entry here and its
+tests (docs/kinds.md has the steps).
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import kubeflow_mpi, mxnet, pytorch, tensorstack
+
+# the run-policy fields a replace may change where the kind keeps them (the seed's rule, per kind and version)
+_KUBEFLOW_POLICY = frozenset({("spec", "runPolicy", "activeDeadlineSeconds"), ("spec", "runPolicy", "cleanPodPolicy"),
+                              ("spec", "runPolicy", "suspend")})
+_INLINE_POLICY = frozenset({("spec", "activeDeadlineSeconds"), ("spec", "cleanPodPolicy")})
+
+
+def _kubeflow_replaceable(version):
+    """MPIJob v1alpha2 and v1 keep activeDeadlineSeconds and cleanPodPolicy in spec too; v2beta1 only in runPolicy."""
+    return _KUBEFLOW_POLICY | (_INLINE_POLICY if version in ("v1alpha2", "v1") else frozenset())
+
+
+def _pod_per_role_and_index(job_name, role, index):
+    return f"{job_name}-{role}-{index}"
+
+
+def _mpi_operator_pod(job_name, role, index):
+    """mpi-operator's pods: `<job>-launcher` (one launcher, a Job's pod) and `<job>-worker-<i>`."""
+    return f"{job_name}-launcher" if role == "launcher" else f"{job_name}-{role}-{index}"
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One served (group, kind).
+
+    versions: served, the storage (newest) one first; schemas: version -> the vendored CRD schema's file name
+    (runtime/schemas/, without .json); parse(doc, api_version, kind) -> JobSpec or None (problems recorded on doc);
+    framework: what runs it ("mpi", "pytorch", "mxnet"); operator: the operator's name, as its pods' label
+    `training.kubeflow.org/operator-name` says it; replaceable(version) -> the spec paths (tuples) a replace may
+    change besides labels and annotations; pod_name(job name, role, index) -> the replica's pod (and host) name;
+    pod_labels(job name, role) -> the labels its operator puts on a pod besides training.kubeflow.org's."""
+
+    group: str
+    kind: str
+    plural: str
+    versions: tuple
+    schemas: dict
+    parse: Callable
+    framework: str
+    operator: str
+    replaceable: Callable
+    pod_name: Callable = _pod_per_role_and_index
+    pod_labels: Callable = lambda job_name, role: {}  # the operator's own labels on its pods, beside Kubeflow's
+    short_names: tuple = ()
+
+    def api_version(self, version):
+        return f"{self.group}/{version}"
+
+    @property
+    def api_versions(self):
+        return tuple(self.api_version(v) for v in self.versions)
+
+
+KINDS = (
+    JobKind("kubeflow.org", "MPIJob", "mpijobs", ("v2beta1", "v1", "v1alpha2"),
+            {"v2beta1": "kubeflow.org-v2beta1-mpijob", "v1": "kubeflow.org-v1-mpijob",
+             "v1alpha2": "kubeflow.org-v1alpha2-mpijob"},
+            kubeflow_mpi.parse, "mpi", "mpi-operator", _kubeflow_replaceable, _mpi_operator_pod,
+            lambda job_name, role: {"mpi_job_name": job_name, "mpi_role_type": role}),  # v1alpha2 / v1 labels
+    JobKind("kubeflow.org", "PyTorchJob", "pytorchjobs", ("v1",), {"v1": "kubeflow.org-v1-pytorchjob"},
+            pytorch.parse, "pytorch", "pytorchjob-controller", lambda version: _KUBEFLOW_POLICY),
+    # the seed's MXJob writes activeDeadlineSeconds and cleanPodPolicy in spec, as mxnet-operator did
+    JobKind("kubeflow.org", "MXJob", "mxjobs", ("v1",), {"v1": "kubeflow.org-v1-mxjob"},
+            mxnet.parse, "mxnet", "mxjob-controller", lambda version: _KUBEFLOW_POLICY | _INLINE_POLICY),
+    # T9k names every pod `<job>-<role>-<index>`, its launcher too (status.tasks says so)
+    JobKind("batch.tensorstack.dev", "MPIJob", "mpijobs", ("v1beta1",),
+            {"v1beta1": "batch.tensorstack.dev-v1beta1-mpijob"}, tensorstack.parse, "mpi", "ringrun",
+            lambda version: frozenset({("spec", "runPolicy", "cleanUpWorkers")})),
+)
+
+
+def kind_of(api_version, kind):
+    """The JobKind serving objects of `api_version` and `kind`, else None."""
+    group, _, version = (api_version or "").rpartition("/")
+    return next((k for k in KINDS if k.group == group and k.kind == kind and version in k.versions), None)
+
+
+def by_api_version():
+    """{(apiVersion, kind): JobKind} of every served version."""
+    return {(k.api_version(v), k.kind): k for k in KINDS for v in k.versions}
