@@ -56,8 +56,8 @@ def test_an_object_past_etcds_limit_is_not_stored(server):
     assert status == 413 and "more than the 1572864 bytes an object may have" in body["message"], body
     assert request(server, "GET", f"{JOBS}/huge")[0] == 404
     create(server, "grows", {"pad": "y" * 200_000})  # labels and annotations are bounded anyway: the status grows
-    status, body = request(server, "PATCH", f"{JOBS}/grows/status", {"status": {"conditions": [{"type": "Big", "status": "True",
-                                                                        "message": "y" * (1500 * 1024)}]}},
+    big = {"status": {"conditions": [{"type": "Big", "status": "True", "message": "y" * (1500 * 1024)}]}}
+    status, body = request(server, "PATCH", f"{JOBS}/grows/status", big,
                            content_type="application/merge-patch+json")
     assert status == 413 and "more than the 1572864 bytes" in body["message"], body
 

@@ -12,6 +12,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 
 from jobspecs import mpijob
 from serverproc import end, wait_until
@@ -132,6 +133,13 @@ def test_a_kopf_operator_with_its_finalizer(server, tmp_path):
         seen = wait_until(lambda: (lambda o: o if (o["metadata"].get("annotations") or {}).get("seen-by") else None)(
             api.get_namespaced_custom_object(G, V, "kopf-ns", "mpijobs", "kopfed")), 60, what="kopf's annotation")
         assert seen["metadata"]["finalizers"] == ["kopf.zalando.org/KopfFinalizerMarker"]
+        # once the job has finished, kopf has nothing to do: the object stays as it is (a dropped finalizer made
+        # kopf patch it again and again: thousands of versions a minute)
+        done = wait_until(lambda: (lambda o: o if conditions(o)[-1:] == ["Succeeded"] else None)(
+            api.get_namespaced_custom_object(G, V, "kopf-ns", "mpijobs", "kopfed")), 60, what="the job finished")
+        time.sleep(3)
+        assert api.get_namespaced_custom_object(G, V, "kopf-ns", "mpijobs", "kopfed")["metadata"][
+            "resourceVersion"] == done["metadata"]["resourceVersion"]
         api.delete_namespaced_custom_object(G, V, "kopf-ns", "mpijobs", "kopfed")
         wait_until(lambda: not api.list_namespaced_custom_object(G, V, "kopf-ns", "mpijobs")["items"], 60,
                    what="the job gone once kopf removed its finalizer")

@@ -81,3 +81,25 @@ def test_a_store_of_the_earlier_version_is_opened(tmp_path):
         next(store.events_since(3))
     store.create("things", obj("a"))
     assert [e["object"]["metadata"]["name"] for e in store.events_since(7)] == ["a"]
+
+
+def test_a_namespace_holds_a_bounded_number_of_events_and_they_expire(tmp_path, monkeypatch):
+    pytest.importorskip("aiohttp", reason="the server extra (aiohttp) is installed by `make test`")
+    from ringrun.server import events, rest
+    from ringrun.server.api.apierrors import ApiError
+    from ringrun.server.api.resources import EVENTS
+
+    store = Store(str(tmp_path / "s.db"))
+    handler = rest.Rest(store)
+    monkeypatch.setattr(rest, "EVENTS_PER_NAMESPACE", 2)
+    job = {"apiVersion": "kubeflow.org/v2beta1", "kind": "MPIJob",
+           "metadata": {"name": "j", "namespace": "ns", "uid": "u", "resourceVersion": "1"}}
+    for i, when in enumerate(("2026-12-04T10:00:00Z", "2026-12-04T12:00:00Z")):
+        uid = f"{i}0000000-0000-0000-0000-000000000000"
+        store.create(EVENTS.qualified, events.event(job, "Normal", "R", "m", when, uid))
+    handler._room_for_events(EVENTS, "other")  # another namespace has room
+    with pytest.raises(ApiError) as raised:
+        handler._room_for_events(EVENTS, "ns")
+    assert raised.value.code == 429 and "holds 2 events" in raised.value.message
+    old = events.expired(store.list(EVENTS.qualified)[0], "2026-12-04T12:30:00Z")
+    assert [e["metadata"]["creationTimestamp"] for e in old] == ["2026-12-04T10:00:00Z"]
