@@ -19,6 +19,8 @@ import json
 import sqlite3
 import threading
 
+from .clock import utc_now
+
 HISTORY = 20000
 HISTORY_BYTES = 256 * 1024 * 1024
 MAX_OBJECT = 1536 * 1024  # etcd's --max-request-bytes default, 1.5 MiB
@@ -369,8 +371,8 @@ class Store:
 
     def delete(self, resource, namespace, name, expect_uid=None, expect_rv=None, now=None):
         """Remove an object; returns it as it was last (resourceVersion of the deletion). An object with
-        finalizers is not removed: it gets `deletionTimestamp` = `now` (once) and stays until an update removes
-        its last finalizer. Raises Missing, Stale."""
+        finalizers is not removed: it gets `deletionTimestamp` = `now` (default: the clock's) once, and stays until
+        an update removes its last finalizer. Raises Missing, Stale."""
         def change(rv):
             row = self._row(resource, namespace, name)
             if not row:
@@ -383,7 +385,7 @@ class Store:
                 if old["metadata"].get("deletionTimestamp"):
                     raise _Unchanged(old)
                 marked = {**old, "metadata": {**old["metadata"], "resourceVersion": str(rv),
-                                              "deletionTimestamp": now, "deletionGracePeriodSeconds": 0}}
+                                              "deletionTimestamp": now or utc_now(), "deletionGracePeriodSeconds": 0}}
                 text = self._text(marked)
                 self._db.execute("UPDATE objects SET rv=?, body=? WHERE resource=? AND namespace=? AND name=?",
                                  (rv, text, resource, namespace, name))
