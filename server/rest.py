@@ -1,6 +1,6 @@
-"""The generic handler of every served resource: create, get, list, replace, patch, delete, deletecollection,
-watch and /status, following kube-apiserver's conventions over the one store; what differs per resource is its
-strategy (server/strategies.py).
+"""The generic handler of every served resource: create, get, list, replace, patch, apply, delete,
+deletecollection, watch (server/watches.py) and /status, following kube-apiserver's conventions over the one store;
+what differs per resource is its strategy (server/strategies.py).
 
 - Lists are pages at one snapshot: a continued page is read at the first page's resourceVersion (410 with an
   inconsistent continue token once the history no longer holds it); `remainingItemCount` when no selector.
@@ -12,9 +12,7 @@ strategy (server/strategies.py).
 - Finalizers: a delete of an object with finalizers sets `deletionTimestamp`; removing the last one removes it.
 - An update that changes nothing is no write (no new resourceVersion, no event)."""
 
-import asyncio
 import base64
-import collections
 import contextlib
 import functools
 import json
@@ -23,7 +21,6 @@ import secrets
 import uuid
 from datetime import datetime, timezone
 
-from aiohttp import web
 from multidict import MultiDict
 
 from ringrun.runtime import schema as crd_schemas
@@ -33,11 +30,12 @@ from ringrun.runtime.parse import load_documents
 from . import store as store_module
 from .api import apierrors, apply, objects, protobuf, table
 from .api.patch import PatchError, PatchTooLarge, json_patch, merge_patch
-from .api.resources import NAMESPACES, PODS
+from .api.resources import EVENTS, NAMESPACES, PODS
 from .api.selectors import field_selector, label_selector
 from .clock import utc_now
-from .http import dumps, respond
+from .http import respond
 from .strategies import check_namespace_name, namespace_object, strategy
+from .watches import Watching, list_options_error
 
 MERGE, JSON_PATCH = "application/merge-patch+json", "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"  # kubectl's patch for core resources (read as a merge patch)
@@ -45,11 +43,7 @@ APPLY = ("application/apply-patch+yaml", "application/apply-patch+json")
 PATCH_TYPES = (JSON_PATCH, MERGE)
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 OTHER_ENCODINGS = (PROTOBUF, "application/cbor", "application/yaml")
-BOOKMARK_SECONDS = 60  # a watch that asked for bookmarks gets one this often
-INITIAL_EVENTS_END = "k8s.io/initial-events-end"
-SERIALIZED_EVENTS = 256  # watch lines kept serialized for the next watcher of the same event
 EVENTS_PER_NAMESPACE = 10000  # events a namespace may hold (kube-apiserver bounds them by a TTL and admission)
-WATCH_SECONDS = 1800  # a watch with no timeoutSeconds ends after this long (kube-apiserver's minimum request timeout)
 PROPAGATION = ("Orphan", "Background", "Foreground")
 
 
@@ -76,67 +70,6 @@ def _now():
     return datetime.now(timezone.utc)
 
 
-WATCH_EVENTS = 1000  # events waiting for one watcher at most ...
-WATCH_BYTES = 32 * 1024 * 1024  # ... and their bytes: past either, the watcher is too slow and its watch ends
-WATCH_WRITE_SECONDS = 60  # a watcher that has not taken one event in this long is dropped
-
-
-class _TooSlow(Exception):
-    """A watcher did not take an event within WATCH_WRITE_SECONDS, or fell so far behind that its mailbox
-    overflowed while an event was being written to it."""
-
-
-async def _write(response, data, box=None):
-    """Write `data`; raises _TooSlow when that takes WATCH_WRITE_SECONDS, or when `box` overflows meanwhile."""
-    write = asyncio.ensure_future(response.write(data))
-    waits = {write} | ({asyncio.ensure_future(box.overflow.wait())} if box is not None else set())
-    done, pending = await asyncio.wait(waits, timeout=WATCH_WRITE_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    if write not in done:
-        raise _TooSlow()
-    write.result()
-
-
-class _Mailbox:
-    """The events waiting for one watcher, bounded by WATCH_EVENTS and WATCH_BYTES: past either the box overflows
-    (it drops what it holds and takes nothing more) and the watch ends, as kube-apiserver ends a watcher that falls
-    behind; clients watch again from a list. put() runs in the event loop (the store's writer calls it through
-    call_soon_threadsafe)."""
-
-    def __init__(self, events=WATCH_EVENTS, size=WATCH_BYTES):
-        self.limit, self.size_limit = events, size
-        self.items, self.size, self.overflowed = collections.deque(), 0, False
-        self.floor = 0  # the newest resourceVersion the watch has sent
-        self.ready, self.overflow = asyncio.Event(), asyncio.Event()
-
-    def put(self, event):
-        if self.overflowed or event["rv"] <= self.floor:  # already sent (by a replay of the history): not kept
-            return
-        if len(self.items) >= self.limit or self.size + event.get("size", 0) > self.size_limit:
-            self.overflowed = True
-            self.items.clear()
-            self.overflow.set()
-        else:
-            self.items.append(event)
-            self.size += event.get("size", 0)
-        self.ready.set()
-
-    async def get(self, timeout):
-        """The next event, or None after `timeout` seconds or when the box overflowed."""
-        if not self.items and not self.overflowed:
-            self.ready.clear()
-            try:
-                await asyncio.wait_for(self.ready.wait(), timeout)
-            except asyncio.TimeoutError:
-                return None
-        if self.overflowed or not self.items:
-            return None
-        event = self.items.popleft()
-        self.size -= event.get("size", 0)
-        return event
-
-
 def _list_options_error(message):
     return apierrors.ApiError(422, "Invalid", f"ListOptions.meta.k8s.io \"\" is invalid: {message}",
                               {"group": "meta.k8s.io", "kind": "ListOptions",
@@ -144,13 +77,13 @@ def _list_options_error(message):
                                            "field": message.split(":", 1)[0]}]})
 
 
-class Rest:
+class Rest(Watching):
     """The generic handler: every method takes the request (`call`), the Resource, the URL's version and namespace
     (None: all namespaces, or a cluster-scoped resource)."""
 
     def __init__(self, store, clock_now=utc_now, new_uid=lambda: str(uuid.uuid4())):
+        super().__init__()
         self.store, self.now, self.new_uid = store, clock_now, new_uid
-        self._lines = collections.OrderedDict()  # the watch lines of the latest events, serialized once
         # namespace name -> being deleted?, kept from the store's events: a create checks its namespace without a
         # store read (one would wait for the store's lock while the controller writes)
         self._spaces = {n["metadata"]["name"]: bool(n["metadata"].get("deletionTimestamp"))
@@ -168,13 +101,16 @@ class Rest:
     # -- helpers -----------------------------------------------------------------------------------------------
     @staticmethod
     def _serve(obj, resource, version):
+        rules = strategy(resource)
         served = objects.at_version(obj, resource, version)
-        if strategy(resource).self_link:
+        if rules.present is not None:
+            served = rules.present(served)
+        if rules.self_link:
             served = objects.with_self_link(served, resource, version)
         return served
 
     def _current(self, resource, namespace, name):
-        obj = self.store.get(resource.qualified, namespace or "", name)
+        obj = self.store.get(resource.key, namespace or "", name)
         if obj is None:
             raise apierrors.not_found(objects.target(resource, name))
         return obj
@@ -244,8 +180,12 @@ class Rest:
         return strategy(resource).table(items, rv, _now())
 
     def _selectors(self, call, resource):
-        return (label_selector(call.query.get("labelSelector")),
-                field_selector(call.query.get("fieldSelector"), strategy(resource).fields))
+        """(labels predicate, fields predicate over a stored object) of the request's selectors."""
+        rules = strategy(resource)
+        fields = field_selector(call.query.get("fieldSelector"), rules.fields)
+        if rules.present is not None:  # field names of the resource as it shows its objects
+            fields = (lambda test, present: lambda obj: test(present(obj)))(fields, rules.present)
+        return label_selector(call.query.get("labelSelector")), fields
 
     # -- reads -------------------------------------------------------------------------------------------------
     async def get(self, call, resource, version, namespace, name):
@@ -258,12 +198,12 @@ class Rest:
         if call.flag("watch"):
             return await self.watch(call, resource, version, namespace)
         if "sendInitialEvents" in call.query:
-            raise _list_options_error("sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list")
+            raise list_options_error("sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list")
         labels, fields = self._selectors(call, resource)
         limit = call.integer("limit")
         after, first_rv = self._continue(call.query.get("continue"))
         try:
-            items, rv = self.store.list(resource.qualified, namespace, after=after,
+            items, rv = self.store.list(resource.key, namespace, after=after,
                                         at=first_rv if first_rv and first_rv > 0 else None)
         except store_module.TooOld:
             raise apierrors.ApiError(
@@ -310,134 +250,6 @@ class Rest:
         except (ValueError, KeyError, TypeError):
             raise apierrors.bad_request("continue key is not valid: it was not returned by this server") from None
 
-    # -- watch -------------------------------------------------------------------------------------------------
-    def _watch_mode(self, call):
-        """(start from a list?, end the initial events with a bookmark?) from the watch's options; 422 for the
-        combinations kube-apiserver refuses."""
-        given = call.query.get("resourceVersion", "")
-        match = call.query.get("resourceVersionMatch")
-        initial = call.query.get("sendInitialEvents")
-        if match not in (None, "", "NotOlderThan", "Exact"):
-            raise _list_options_error(f'resourceVersionMatch: Unsupported value: "{match}": supported values: '
-                                      '"Exact", "NotOlderThan"')
-        if initial is None:
-            if match:
-                raise _list_options_error("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for "
-                                          "watch unless sendInitialEvents is provided")
-            return given in ("", "0"), False
-        if match != "NotOlderThan":
-            raise _list_options_error("resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
-                                      "resourceVersionMatch to NotOlderThan")
-        wanted = initial.lower() == "true"
-        if wanted and not call.flag("allowWatchBookmarks"):
-            raise _list_options_error("allowWatchBookmarks: Forbidden: sendInitialEvents requires setting "
-                                      "allowWatchBookmarks to true")
-        return wanted or given in ("", "0"), wanted
-
-    async def watch(self, call, resource, version, namespace, name=None):
-        labels, fields = self._selectors(call, resource)
-        timeout = call.integer("timeoutSeconds")
-        timeout = WATCH_SECONDS if timeout is None or timeout == 0 else min(timeout, WATCH_SECONDS)
-        given = call.query.get("resourceVersion", "")
-        if given not in ("", "0") and not given.isdigit():
-            raise apierrors.bad_request(f"resourceVersion: Invalid value: {given!r}: must be an integer")
-        from_list, end_bookmark = self._watch_mode(call)
-        if given not in ("", "0") and int(given) > self.store.current():
-            raise apierrors.ApiError(504, "Timeout", f"Timeout: Too large resource version: {given}, current: "
-                                                     f"{self.store.current()}",
-                                     {"causes": [{"reason": "ResourceVersionTooLarge",
-                                                  "message": "Too large resource version"}],
-                                      "retryAfterSeconds": 1}, retry_after=1)
-        bookmarks = call.flag("allowWatchBookmarks")
-        as_table = self._table(call)
-        loop = asyncio.get_running_loop()
-        box = _Mailbox()
-
-        def listener(event):  # in the writer's thread: only this resource's events, never after the loop closed
-            if event["resource"] == resource.qualified and not loop.is_closed():
-                loop.call_soon_threadsafe(box.put, event)
-
-        def wanted(obj):
-            meta = obj["metadata"]
-            return (namespace is None or meta.get("namespace") == namespace) and \
-                (name is None or meta.get("name") == name) and labels(meta.get("labels")) and fields(obj)
-
-        self.store.listen(listener)
-        response = web.StreamResponse(headers={"Content-Type": "application/json",
-                                               "Transfer-Encoding": "chunked"})
-        send = functools.partial(self._send, response, resource, version, as_table, box)
-        try:
-            await response.prepare(call.request)
-            if from_list:
-                items, last = self.store.list(resource.qualified, namespace)
-                backlog = ({"type": "ADDED", "object": o, "rv": last} for o in items)
-            else:
-                last = int(given)
-                backlog = self.store.events_since(last, resource.qualified)
-            for event in backlog:  # the history is read a page at a time, as it is sent
-                shown = _as_seen(event, wanted)
-                if shown is not None:
-                    await send(*shown)
-                last = box.floor = max(last, event["rv"])
-            if end_bookmark:
-                await send("BOOKMARK", self._bookmark(resource, version, last, initial_end=True))
-            deadline = loop.time() + timeout
-            marked = loop.time()
-            while not box.overflowed:
-                remaining = min(deadline - loop.time(), 5.0)
-                transport = call.request.transport
-                if remaining <= 0 or transport is None or transport.is_closing():
-                    break
-                event = await box.get(remaining)
-                if bookmarks and loop.time() - marked >= BOOKMARK_SECONDS:
-                    marked = loop.time()
-                    await send("BOOKMARK", self._bookmark(resource, version, last))
-                if event is None or event["rv"] <= last:
-                    continue
-                last = event["rv"]
-                shown = _as_seen(event, wanted)
-                if shown is not None:
-                    await send(*shown)
-            if box.overflowed:
-                raise _TooSlow()
-        except store_module.TooOld as exc:
-            error = apierrors.expired(exc.requested, exc.oldest).status()
-            with contextlib.suppress(_TooSlow, ConnectionResetError):
-                await _write(response, dumps({"type": "ERROR", "object": error}).encode())
-        except ConnectionResetError:
-            pass
-        except _TooSlow:  # a client that does not read: its connection dropped, nothing more buffered for it
-            if call.request.transport is not None:
-                call.request.transport.abort()
-        finally:
-            self.store.unlisten(listener)
-        return response
-
-    @staticmethod
-    def _bookmark(resource, version, rv, initial_end=False):
-        meta = {"resourceVersion": str(rv)}
-        if initial_end:
-            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
-        return {"kind": resource.kind, "apiVersion": resource.api_version(version), "metadata": meta}
-
-    async def _send(self, response, resource, version, as_table, box, kind, obj):
-        if kind == "BOOKMARK":
-            line = dumps({"type": kind, "object": obj}).encode()
-        elif as_table:
-            served = self._serve(obj, resource, version)
-            line = dumps({"type": kind, "object": self._as_table(resource, [served],
-                                                                 served["metadata"]["resourceVersion"])}).encode()
-        else:  # one event, many watchers: serialized once (the event loop is the only user of the cache)
-            meta = obj["metadata"]
-            key = (resource.qualified, version, kind, meta.get("uid"), meta.get("resourceVersion"))
-            line = self._lines.get(key)
-            if line is None:
-                line = dumps({"type": kind, "object": self._serve(obj, resource, version)}).encode()
-                self._lines[key] = line
-                if len(self._lines) > SERIALIZED_EVENTS:
-                    self._lines.popitem(last=False)
-        await _write(response, line, box)
-
     # -- writes ------------------------------------------------------------------------------------------------
     def _namespace_open(self, resource, namespace):
         """A namespaced write goes to a namespace that exists: made on the first write in it (every valid name is
@@ -455,8 +267,7 @@ class Rest:
                                                        "terminated", {"kind": resource.plural})
 
     def _room_for_events(self, resource, namespace):
-        if resource.plural == "events" and not resource.group and \
-                self.store.count(resource.qualified, namespace) >= EVENTS_PER_NAMESPACE:
+        if resource.key == EVENTS.qualified and self.store.count(resource.key, namespace) >= EVENTS_PER_NAMESPACE:
             raise apierrors.ApiError(429, "TooManyRequests", f"namespace {namespace} holds {EVENTS_PER_NAMESPACE} "
                                                              "events, as many as it may: older ones expire after an "
                                                              "hour", {"retryAfterSeconds": 60}, retry_after=60)
@@ -477,12 +288,12 @@ class Rest:
             key = obj["metadata"].setdefault("namespace", namespace or "")
             obj = self._owned(call, resource, version, None, obj)
             if dry_run:
-                if self.store.get(resource.qualified, key, obj["metadata"]["name"]) is not None:
+                if self.store.get(resource.key, key, obj["metadata"]["name"]) is not None:
                     raise apierrors.already_exists(objects.target(resource, obj["metadata"]["name"]))
                 return respond(self._serve(obj, resource, version), 201, call.pretty, _warned(obj, call, rules))
             self._namespace_open(resource, namespace)
             try:
-                stored = self.store.create(resource.qualified, obj)
+                stored = self.store.create(resource.key, obj)
             except store_module.Exists:
                 if generate and attempt < 7:
                     continue
@@ -499,7 +310,7 @@ class Rest:
         if call.dry_run:
             return respond(self._serve(new, resource, version), pretty=call.pretty, headers=_warned(new, call, rules))
         try:
-            stored = self.store.update(resource.qualified, new, expect_rv=old["metadata"]["resourceVersion"])
+            stored = self.store.update(resource.key, new, expect_rv=old["metadata"]["resourceVersion"])
         except store_module.Missing:
             raise apierrors.not_found(objects.target(resource, new["metadata"]["name"])) from None
         return respond(self._serve(stored, resource, version), pretty=call.pretty, headers=_warned(stored, call, rules))
@@ -588,7 +399,7 @@ class Rest:
             raise apierrors.bad_request("metadata.name: Required value: name is required for apply patch")
         rules, api_version = strategy(resource), resource.api_version(version)
         for attempt in range(PATCH_RETRIES):
-            old = self.store.get(resource.qualified, namespace or "", name)
+            old = self.store.get(resource.key, namespace or "", name)
             at = old.get("apiVersion") if old else None
             call.warnings = []
             pruned = self._unknown_fields(call, applied, resource, version, as_version=at)
@@ -604,7 +415,7 @@ class Rest:
                     return respond(self._serve(made, resource, version), 201, call.pretty, _warned(made, call, rules))
                 self._namespace_open(resource, namespace)
                 try:
-                    stored = self.store.create(resource.qualified, made)
+                    stored = self.store.create(resource.key, made)
                 except store_module.Exists:
                     continue
                 return respond(self._serve(stored, resource, version), 201, call.pretty,
@@ -659,7 +470,7 @@ class Rest:
         if resource == NAMESPACES:
             return respond(self._serve(self.delete_namespace(old), resource, version), pretty=call.pretty)
         try:
-            gone = self.store.delete(resource.qualified, namespace or "", name, expect_uid=old["metadata"]["uid"],
+            gone = self.store.delete(resource.key, namespace or "", name, expect_uid=old["metadata"]["uid"],
                                      expect_rv=pre.get("resourceVersion"), now=self.now())
         except store_module.Missing:
             raise apierrors.not_found(target) from None
@@ -696,14 +507,14 @@ class Rest:
             raise apierrors.method_not_allowed(call.method)
         _, dry_run = await self._delete_options(call)
         labels, fields = self._selectors(call, resource)
-        items, _ = self.store.list(resource.qualified, namespace)
+        items, _ = self.store.list(resource.key, namespace)
         deleted = []
         for obj in items:
             if labels(obj["metadata"].get("labels")) and fields(obj):
                 meta = obj["metadata"]
                 if not dry_run:
                     try:
-                        obj = self.store.delete(resource.qualified, meta["namespace"], meta["name"],
+                        obj = self.store.delete(resource.key, meta["namespace"], meta["name"],
                                                 expect_uid=meta["uid"], now=self.now())
                     except (store_module.Missing, store_module.Stale):
                         continue
@@ -737,26 +548,6 @@ def _conflicts(found, resource, name):
 
 def _json_type(value):
     return {dict: "object", str: "string", bool: "bool", type(None): "null"}.get(type(value), "number")
-
-
-def _as_seen(event, wanted):
-    """(type, object) of a store event as a watcher with the selector `wanted` sees it, or None: an object that
-    starts matching comes as ADDED, one that stops as DELETED (its last matching content, at the new
-    resourceVersion), as kube-apiserver's watch cache sends them."""
-    obj, kind = event["object"], event["type"]
-    if kind != "MODIFIED":
-        return (kind, obj) if wanted(obj) else None
-    before = event.get("before") or event.get("prev")
-    now_ok = wanted(obj)
-    was_ok = wanted(before) if before is not None else now_ok
-    if now_ok:
-        return ("MODIFIED" if was_ok else "ADDED"), obj
-    if not was_ok:
-        return None
-    old = event.get("before")
-    if old is None:  # from the history, which keeps only what selectors see of the object before
-        return "DELETED", obj
-    return "DELETED", {**old, "metadata": {**old["metadata"], "resourceVersion": str(event["rv"])}}
 
 
 def finish_namespace(store, name, now):

@@ -13,13 +13,13 @@ uses them; the store holds every resource's objects alike.
 import copy
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from ringrun.runtime.parse import prune_unknown
 
 from .api import apierrors, objects, table
-from .api.resources import CRDS, EVENTS, JOBS, NAMESPACES, PODS
+from .api.resources import CRDS, EVENTS, EVENTS_V1, JOBS, NAMESPACES, PODS
 from .api.selectors import FIELDS
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -45,6 +45,7 @@ class Strategy:
     warnings: Callable = lambda obj: []  # `Warning` header values for an object written
     empty_status: bool = False  # a created object's status is {} until the controller writes one (the seeds)
     self_link: bool = True
+    present: Callable | None = None  # stored object -> as this resource shows it (another group's field names)
 
 
 def _job_create(body, resource, version, namespace, uid, now, name):
@@ -152,10 +153,50 @@ def _event_replace(old, new, resource, version, namespace, name):
     return result
 
 
+# events.k8s.io/v1: the same objects with its own field names (kube-apiserver's conversion)
+_V1_NAMES = (("involvedObject", "regarding"), ("message", "note"), ("reportingComponent", "reportingController"),
+             ("source", "deprecatedSource"), ("firstTimestamp", "deprecatedFirstTimestamp"),
+             ("lastTimestamp", "deprecatedLastTimestamp"), ("count", "deprecatedCount"))
+
+
+def event_as_v1(obj):
+    """A core/v1 Event as events.k8s.io/v1 shows it (apiVersion set by the caller)."""
+    out = {k: v for k, v in obj.items() if k not in dict(_V1_NAMES)}
+    for core, v1 in _V1_NAMES:
+        if core in obj:
+            out[v1] = obj[core]
+    source = obj.get("source") or {}
+    out.setdefault("reportingController", source.get("component", ""))
+    out.setdefault("reportingInstance", source.get("host", ""))
+    return out
+
+
+def _event_as_core(body):
+    out = {k: v for k, v in body.items() if k not in {v1 for _, v1 in _V1_NAMES}}
+    for core, v1 in _V1_NAMES:
+        if v1 in body:
+            out[core] = body[v1]
+    out["apiVersion"] = "v1"
+    return out
+
+
+def _event_v1_create(body, resource, version, namespace, uid, now, name):
+    objects.check_url(body, resource, version, namespace)
+    return _event_create(_event_as_core(body), EVENTS, "v1", namespace, uid, now, name)
+
+
+def _event_v1_replace(old, new, resource, version, namespace, name):
+    objects.check_url(new, resource, version, namespace, name)
+    return _event_replace(old, _event_as_core(new), EVENTS, "v1", namespace, name)
+
+
 # -- the registry -------------------------------------------------------------------------------------------------
 _JOB_FIELDS = FIELDS
 _POD_FIELDS = FIELDS + ("status.phase", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
                         "spec.serviceAccountName", "status.podIP", "status.nominatedNodeName")
+_EVENT_V1_SELECTABLE = FIELDS + ("regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid",
+                                  "regarding.apiVersion", "regarding.resourceVersion", "regarding.fieldPath",
+                                  "reason", "reportingController", "type")
 _EVENT_SELECTABLE = FIELDS + ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
                               "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
                               "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type")
@@ -175,6 +216,9 @@ STRATEGIES.update({
     CRDS.qualified: Strategy(CRDS, deletable=False, self_link=False),
     EVENTS.qualified: Strategy(EVENTS, create=_event_create, replace=_event_replace, fields=_EVENT_SELECTABLE,
                                table=table.event_table, self_link=False),
+    EVENTS_V1.qualified: Strategy(EVENTS_V1, create=_event_v1_create, replace=_event_v1_replace,
+                                  fields=_EVENT_V1_SELECTABLE, table=table.event_table, self_link=False,
+                                  present=event_as_v1),
 })
 
 

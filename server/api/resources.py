@@ -25,6 +25,7 @@ class Resource:
     verbs: tuple[str, ...] = JOB_VERBS
     short_names: tuple[str, ...] = ()
     status: bool = True  # has a /status subresource
+    storage: str | None = None  # the store's name of a resource served in two groups (events), else `qualified`
 
     @property
     def singular(self):
@@ -33,6 +34,11 @@ class Resource:
     @property
     def qualified(self):
         return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def key(self):
+        """Where its objects are in the store."""
+        return self.storage or self.qualified
 
     def api_version(self, version):
         return f"{self.group}/{version}" if self.group else version
@@ -55,7 +61,10 @@ def core_resource(plural):
 # the vendored CRDs of the job kinds, readable (lightkube and kubectl read them), written by the server only
 CRDS = Resource("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", ("v1",),
                 namespaced=False, verbs=READ_VERBS, short_names=("crd", "crds"), status=False)
-GROUPS = (CRDS,) + JOBS  # every resource served under /apis, in discovery's order (built-in groups first)
+# core/v1 events served as events.k8s.io/v1 too, one resource in the store (kube-apiserver's too)
+EVENTS_V1 = Resource("events.k8s.io", "events", "Event", ("v1",), verbs=JOB_VERBS, status=False,
+                     storage=EVENTS.qualified)
+GROUPS = (CRDS, EVENTS_V1) + JOBS  # every resource served under /apis, in discovery's order (built-in groups first)
 
 
 def job_resource(group, version, plural):

@@ -84,12 +84,13 @@ def namespace_table(items, rv, now):
 
 def event_table(items, rv, now):
     rows = []
-    for event in items:
-        about = event.get("involvedObject") or {}
-        seen = event.get("lastTimestamp") or event.get("eventTime") or event["metadata"].get("creationTimestamp")
+    for event in items:  # core/v1 or events.k8s.io/v1 field names
+        about = event.get("involvedObject") or event.get("regarding") or {}
+        seen = event.get("lastTimestamp") or event.get("deprecatedLastTimestamp") or event.get("eventTime") or \
+            event["metadata"].get("creationTimestamp")
         rows.append(_row(event, [age(seen, now), event.get("type", ""), event.get("reason", ""),
                                  f"{str(about.get('kind', '')).lower()}/{about.get('name', '')}",
-                                 event.get("message", "")]))
+                                 event.get("message", event.get("note", ""))]))
     return _table(_EVENT_COLUMNS, rows, str(rv))
 
 

@@ -17,7 +17,7 @@ from jobspecs import mpijob
 from rawhttp import created, exchange, request
 from serverproc import wait_until
 
-from ringrun.server import rest as jobs_module
+from ringrun.server import watches as jobs_module
 from ringrun.server.store import Store, TooLarge, TooOld
 
 NS = "bounds"

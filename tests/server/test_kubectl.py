@@ -189,6 +189,9 @@ def test_wait_events_namespaces_and_pods_watch(server):
     events = kubectl(server, "events", "-n", "kc-space", "--for", "mpijob/waited")
     assert events.returncode == 0, events.stderr
     assert "MPIJobSucceeded" in events.stdout and "SuccessfulCreatePod" in events.stdout
+    for kind in ("ev", "events.events.k8s.io"):  # core/v1 and events.k8s.io/v1: the same events
+        listed = kubectl(server, "get", kind, "-n", "kc-space")
+        assert listed.returncode == 0 and listed.stderr == "" and "MPIJobSucceeded" in listed.stdout, listed
     described = kubectl(server, "describe", "mpijob", "-n", "kc-space", "waited")
     assert "Events:" in described.stdout and "MPIJobCreated" in described.stdout.split("Events:")[1]
     wide = kubectl(server, "get", "pods", "-n", "kc-space", "-o", "wide")

@@ -232,6 +232,20 @@ def test_pods_and_events_are_objects_that_watches_see(server):
         "involvedObject": {"apiVersion": "kubeflow.org/v2beta1", "kind": "MPIJob", "name": "lived",
                            "namespace": NS, "uid": made["metadata"]["uid"]}})
     assert status == 201 and posted["metadata"]["name"].startswith("lived."), posted
+    # the same events as events.k8s.io/v1 shows them, and one written through it
+    v1 = f"/apis/events.k8s.io/v1/namespaces/{NS}/events"
+    _, shown = request(server, "GET", f"{v1}?fieldSelector=" + urllib.parse.quote("regarding.name=lived,reason=Logging"))
+    assert [(e["apiVersion"], e["note"], e["regarding"]["uid"], e["reportingController"]) for e in shown["items"]] == \
+        [("events.k8s.io/v1", "handled", made["metadata"]["uid"], "kopf")]
+    status, written = request(server, "POST", v1, {
+        "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "lived.v1"}, "reason": "Noted",
+        "note": "through events.k8s.io", "type": "Warning", "eventTime": "2026-12-04T12:00:00.000000Z",
+        "reportingController": "example.com/ctl", "reportingInstance": "ctl-1", "action": "Check",
+        "regarding": {"apiVersion": "kubeflow.org/v2beta1", "kind": "MPIJob", "name": "lived", "namespace": NS}})
+    assert status == 201 and written["note"] == "through events.k8s.io", written
+    _, core = request(server, "GET", f"/api/v1/namespaces/{NS}/events/lived.v1")
+    assert (core["apiVersion"], core["message"], core["involvedObject"]["name"], core["reportingComponent"]) == \
+        ("v1", "through events.k8s.io", "lived", "example.com/ctl")
     assert request(server, "POST", f"{pods_path}", {"apiVersion": "v1", "kind": "Pod",
                                                     "metadata": {"name": "mine"}})[0] == 405
     # the job's pods go with it
