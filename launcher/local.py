@@ -21,7 +21,7 @@ from ringrun.runtime.errors import SetupError
 from ringrun.runtime.effects import ignored_locally
 from ringrun.runtime.local import localize, processes, with_port
 from ringrun.runtime.policy import deciders, job_policy
-from ringrun.runtime.status import job_status
+from ringrun.runtime.kinds.registry import of as kind_of_job
 
 from . import files
 from .execute import Execution, ReplicaSpec
@@ -66,7 +66,7 @@ def local_plans(job, run_dir, port=None):
 def document(job, state):
     """The job object with its status, as `ringrun run` prints it and writes it to --status."""
     return {"apiVersion": job.api_version, "kind": job.kind,
-            "metadata": {"name": job.name, "namespace": job.namespace}, "status": job_status(job, state)}
+            "metadata": {"name": job.name, "namespace": job.namespace}, "status": kind_of_job(job).status.build(job, state)}
 
 
 def run_job(job, environ, options, out, err, on_state=None, attach=None, signals=True):

@@ -67,32 +67,42 @@ def from_hostname(job, hostname):
     return None
 
 
-def _from_operator(job, env, hostname):
-    """(role, index, source) from the variables an operator injected, or None."""
-    if job.framework == "mpi" and env.get("K_MPI_JOB_ROLE"):
-        role = env["K_MPI_JOB_ROLE"].lower()
-        parsed = from_hostname(job, hostname)
-        index = parsed[1] if parsed and parsed[0] == role else None
-        return role, index, "K_MPI_JOB_ROLE"
-    if job.framework == "pytorch" and env.get("RANK"):
-        rank = _int(env["RANK"], "RANK")
-        if job.replica("master") is not None:
-            return ("master", 0, "RANK") if rank == 0 else ("worker", rank - 1, "RANK")
-        return "worker", rank, "RANK"
-    if job.framework == "mxnet" and env.get("DMLC_ROLE"):
-        role = env["DMLC_ROLE"].lower()
-        index = None
-        try:
-            task = json.loads(env.get("MX_CONFIG", "null"))
-        except ValueError:
-            task = None
-        task = task.get("task") if isinstance(task, dict) else None
-        if isinstance(task, dict) and task.get("type") == role and isinstance(task.get("index"), int):
-            index = task["index"]
-        elif role == "worker" and env.get("DMLC_WORKER_ID"):
-            index = _int(env["DMLC_WORKER_ID"], "DMLC_WORKER_ID")
-        return role, index, "DMLC_ROLE"
-    return None
+def from_mpi_operator(job, env, hostname):
+    """(role, index, source) from mpi-operator's K_MPI_JOB_ROLE (the index from the host name), or None."""
+    if not env.get("K_MPI_JOB_ROLE"):
+        return None
+    role = env["K_MPI_JOB_ROLE"].lower()
+    parsed = from_hostname(job, hostname)
+    index = parsed[1] if parsed and parsed[0] == role else None
+    return role, index, "K_MPI_JOB_ROLE"
+
+
+def from_pytorch_operator(job, env, hostname):
+    """(role, index, source) from training-operator's RANK (the master is rank 0), or None."""
+    if not env.get("RANK"):
+        return None
+    rank = _int(env["RANK"], "RANK")
+    if job.replica("master") is not None:
+        return ("master", 0, "RANK") if rank == 0 else ("worker", rank - 1, "RANK")
+    return "worker", rank, "RANK"
+
+
+def from_mxnet_operator(job, env, hostname):
+    """(role, index, source) from DMLC_ROLE and MX_CONFIG's task (or DMLC_WORKER_ID), or None."""
+    if not env.get("DMLC_ROLE"):
+        return None
+    role = env["DMLC_ROLE"].lower()
+    index = None
+    try:
+        task = json.loads(env.get("MX_CONFIG", "null"))
+    except ValueError:
+        task = None
+    task = task.get("task") if isinstance(task, dict) else None
+    if isinstance(task, dict) and task.get("type") == role and isinstance(task.get("index"), int):
+        index = task["index"]
+    elif role == "worker" and env.get("DMLC_WORKER_ID"):
+        index = _int(env["DMLC_WORKER_ID"], "DMLC_WORKER_ID")
+    return role, index, "DMLC_ROLE"
 
 
 def resolve_identity(job, role=None, index=None, env=None, hostname=None):
@@ -109,7 +119,9 @@ def resolve_identity(job, role=None, index=None, env=None, hostname=None):
     if env.get("RINGRUN_ROLE"):
         raw = env.get("RINGRUN_INDEX")
         return _check(job, env["RINGRUN_ROLE"].lower(), _int(raw, "RINGRUN_INDEX") if raw else None, "RINGRUN_ROLE")
-    found = _from_operator(job, env, env.get("HOSTNAME") or hostname)
+    from .kinds.registry import of  # the registry names these functions: imported when used
+
+    found = of(job).operator_identity(job, env, env.get("HOSTNAME") or hostname)
     if found is not None:
         return _check(job, found[0], found[1], found[2])
     for name, source in ((env.get("HOSTNAME"), "HOSTNAME"), (hostname, "hostname")):

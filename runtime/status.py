@@ -116,35 +116,47 @@ def tensorstack_status(job, state):
     return {"phase": phase, "conditions": conditions, "aggregate": aggregate, "tasks": tasks}
 
 
-def job_status(job, state):
-    """The status object for `job`'s API."""
-    return tensorstack_status(job, state) if job.tensorstack is not None else kubeflow_status(job, state)
-
-
-def queued_status(job, when, why):
-    """The status of a job waiting to be admitted (the machine has too little free cpu or memory for it): Kubeflow
-    Created plus a `Queued` condition saying why; TensorStack phase Pending."""
-    if job.tensorstack is not None:
-        return {"phase": "Pending", "conditions": [
-            {"type": "Initialized", "status": "False", "reason": "Queued", "message": why, "lastTransitionTime": when}],
-            "aggregate": {}, "tasks": []}
+def _kubeflow_queued(job, when, why):
     full = f"{job.kind} {job.namespace}/{job.name}"
     return {"conditions": [_condition("Created", "True", f"{job.kind}Created", f"{full} is created.", when),
                            _condition("Queued", "True", "InsufficientResources", why, when)],
             "replicaStatuses": {r.type: {} for r in job.replicas}}
 
 
-def lost_status(job, status, when, why):
-    """`status` (a stored status object) of a job whose run was lost (the server stopped while it ran): Failed."""
-    if job.tensorstack is not None:
-        conditions = [c for c in status.get("conditions", []) if c.get("type") != "Running"]
-        conditions.append({"type": "Failed", "status": "True", "reason": "Failed", "message": why,
-                           "lastTransitionTime": when})
-        return {**status, "phase": "Failed", "conditions": conditions}
+def _tensorstack_queued(job, when, why):
+    return {"phase": "Pending", "conditions": [
+        {"type": "Initialized", "status": "False", "reason": "Queued", "message": why, "lastTransitionTime": when}],
+        "aggregate": {}, "tasks": []}
+
+
+def _kubeflow_lost(job, status, when, why):
     conditions = [({**c, "status": "False"} if c.get("type") == "Running" else c)
                   for c in status.get("conditions", [])]
     conditions.append(_condition("Failed", "True", f"{job.kind}Failed", why, when))
     return {**status, "conditions": conditions, "completionTime": when}
+
+
+def _tensorstack_lost(job, status, when, why):
+    conditions = [c for c in status.get("conditions", []) if c.get("type") != "Running"]
+    conditions.append({"type": "Failed", "status": "True", "reason": "Failed", "message": why,
+                       "lastTransitionTime": when})
+    return {**status, "phase": "Failed", "conditions": conditions}
+
+
+@dataclass(frozen=True)
+class StatusRules:
+    """How one API writes a job's status (a kind's, runtime/kinds/registry.py): build(job, state) -> the status;
+    queued(job, when, why) -> waiting to be admitted (too little free cpu or memory: Kubeflow Created plus a
+    `Queued` condition saying why, TensorStack phase Pending); lost(job, stored status, when, why) -> Failed, the
+    server having stopped while the job ran."""
+
+    build: object
+    queued: object
+    lost: object
+
+
+KUBEFLOW = StatusRules(kubeflow_status, _kubeflow_queued, _kubeflow_lost)
+TENSORSTACK = StatusRules(tensorstack_status, _tensorstack_queued, _tensorstack_lost)
 
 
 def finished(status):

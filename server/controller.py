@@ -32,10 +32,10 @@ from ringrun.launcher.machine import machine_capacity
 from ringrun.launcher.logfiles import Rotation
 from ringrun.runtime import RingrunError
 from ringrun.runtime.local import processes, working_dirs
-from ringrun.runtime.kinds.registry import kind_of
+from ringrun.runtime.kinds.registry import kind_of, of
 from ringrun.runtime.parse import parse_object
 from ringrun.runtime.policy import job_policy
-from ringrun.runtime.status import JobState, finished, job_status, lost_status, queued_status
+from ringrun.runtime.status import JobState, finished
 
 from . import crds, events, pods
 from . import store as store_module
@@ -168,7 +168,7 @@ class Controller:
                 why = (f"{job.kind} {job.namespace}/{job.name} has failed: the ringrun server that ran it stopped "
                        "while it ran, and its replicas were stopped with it")
                 self.store.modify(resource, meta["namespace"], meta["name"],
-                                  lambda cur, job=job, why=why: {**cur, "status": lost_status(
+                                  lambda cur, job=job, why=why: {**cur, "status": of(job).status.lost(
                                       job, cur.get("status") or {}, self.now(), why)}, expect_uid=meta["uid"])
                 self._mark_pods_lost(meta["namespace"], meta["uid"])
             else:
@@ -326,7 +326,7 @@ class Controller:
             job = parse_job(obj)
         except RingrunError:
             return
-        status = queued_status(job, meta.get("creationTimestamp") or self.now(), why)
+        status = of(job).status.queued(job, meta.get("creationTimestamp") or self.now(), why)
 
         def edit(current):
             old = current.get("status") or {}
@@ -397,7 +397,7 @@ class Controller:
         now = self.now()
         state = JobState(start_time=now, replicas=(), outcome="Failed", reason=f"{job.kind}Failed",
                          message=f"{job.kind} {job.namespace}/{job.name} has failed: {message}", completion_time=now)
-        self._write_status(run, job_status(job, state))
+        self._write_status(run, of(job).status.build(job, state))
 
     def _write_pods(self, run, job, state):
         """Each replica's Pod as its state now is (a pod that did not change is not written again)."""
@@ -463,7 +463,7 @@ class Controller:
 
         def on_state(state):
             self._write_pods(run, job, state)
-            status = job_status(job, state)
+            status = of(job).status.build(job, state)
             self._tell_conditions(run, status, self._write_status(run, status))
 
         def attach(execution):

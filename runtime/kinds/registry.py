@@ -8,6 +8,8 @@ tests (docs/kinds.md has the steps).
 from dataclasses import dataclass
 from typing import Callable
 
+from .. import identity
+from .. import status as statuses
 from . import kubeflow_mpi, mxnet, pytorch, tensorstack
 
 # the run-policy fields a replace may change where the kind keeps them (the seed's rule, per kind and version)
@@ -39,7 +41,9 @@ class JobKind:
     framework: what runs it ("mpi", "pytorch", "mxnet"); operator: the operator's name, as its pods' label
     `training.kubeflow.org/operator-name` says it; replaceable(version) -> the spec paths (tuples) a replace may
     change besides labels and annotations; pod_name(job name, role, index) -> the replica's pod (and host) name;
-    pod_labels(job name, role) -> the labels its operator puts on a pod besides training.kubeflow.org's."""
+    pod_labels(job name, role) -> the labels its operator puts on a pod besides training.kubeflow.org's;
+    status: how its API writes a job's status; operator_identity(job, env, hostname) -> (role, index, source) from
+    the variables its operator puts in a pod, or None."""
 
     group: str
     kind: str
@@ -52,6 +56,8 @@ class JobKind:
     replaceable: Callable
     pod_name: Callable = _pod_per_role_and_index
     pod_labels: Callable = lambda job_name, role: {}  # the operator's own labels on its pods, beside Kubeflow's
+    status: statuses.StatusRules = statuses.KUBEFLOW
+    operator_identity: Callable = identity.from_mpi_operator
     short_names: tuple = ()
 
     def api_version(self, version):
@@ -69,14 +75,16 @@ KINDS = (
             kubeflow_mpi.parse, "mpi", "mpi-operator", _kubeflow_replaceable, _mpi_operator_pod,
             lambda job_name, role: {"mpi_job_name": job_name, "mpi_role_type": role}),  # v1alpha2 / v1 labels
     JobKind("kubeflow.org", "PyTorchJob", "pytorchjobs", ("v1",), {"v1": "kubeflow.org-v1-pytorchjob"},
-            pytorch.parse, "pytorch", "pytorchjob-controller", lambda version: _KUBEFLOW_POLICY),
+            pytorch.parse, "pytorch", "pytorchjob-controller", lambda version: _KUBEFLOW_POLICY,
+            operator_identity=identity.from_pytorch_operator),
     # the seed's MXJob writes activeDeadlineSeconds and cleanPodPolicy in spec, as mxnet-operator did
     JobKind("kubeflow.org", "MXJob", "mxjobs", ("v1",), {"v1": "kubeflow.org-v1-mxjob"},
-            mxnet.parse, "mxnet", "mxjob-controller", lambda version: _KUBEFLOW_POLICY | _INLINE_POLICY),
+            mxnet.parse, "mxnet", "mxjob-controller", lambda version: _KUBEFLOW_POLICY | _INLINE_POLICY,
+            operator_identity=identity.from_mxnet_operator),
     # T9k names every pod `<job>-<role>-<index>`, its launcher too (status.tasks says so)
     JobKind("batch.tensorstack.dev", "MPIJob", "mpijobs", ("v1beta1",),
             {"v1beta1": "batch.tensorstack.dev-v1beta1-mpijob"}, tensorstack.parse, "mpi", "ringrun",
-            lambda version: frozenset({("spec", "runPolicy", "cleanUpWorkers")})),
+            lambda version: frozenset({("spec", "runPolicy", "cleanUpWorkers")}), status=statuses.TENSORSTACK),
 )
 
 
@@ -84,6 +92,11 @@ def kind_of(api_version, kind):
     """The JobKind serving objects of `api_version` and `kind`, else None."""
     group, _, version = (api_version or "").rpartition("/")
     return next((k for k in KINDS if k.group == group and k.kind == kind and version in k.versions), None)
+
+
+def of(job):
+    """The JobKind of a JobSpec."""
+    return kind_of(job.api_version, job.kind)
 
 
 def by_api_version():
