@@ -21,6 +21,7 @@ from ringrun.runtime.errors import SetupError
 from ringrun.runtime.effects import ignored_locally
 from ringrun.runtime.local import localize, processes, with_port
 from ringrun.runtime.policy import deciders, job_policy
+from ringrun.runtime.kinds import frameworks
 from ringrun.runtime.kinds.registry import of as kind_of_job
 
 from . import files
@@ -85,7 +86,7 @@ def run_job(job, environ, options, out, err, on_state=None, attach=None, signals
             os.chmod(run_dir, 0o750)
         roles = deciders(job)
         # a rendezvous port of this job's own: two jobs on one machine never meet at the default 23456 / 9091
-        port = free_loopback_port() if job.framework in ("pytorch", "mxnet") else None
+        port = free_loopback_port() if frameworks.of(job).rendezvous else None
         specs = [ReplicaSpec(_in_working_dir(plan, options.working_dir), job.replica(role).restart_policy,
                              role in roles)
                  for (role, _), plan in local_plans(job, run_dir, port).items()]

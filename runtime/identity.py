@@ -9,11 +9,11 @@ Sources, first match wins:
 The environment and host name are passed in: nothing here reads the process state.
 """
 
-import json
 import re
 from dataclasses import dataclass
 
 from .errors import IdentityError, UsageError
+from .kinds import frameworks
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def _check(job, role, index, source):
     return Identity(role, index, source)
 
 
-def _int(text, what):
+def env_integer(text, what):
     try:
         return int(text)
     except (TypeError, ValueError):
@@ -67,44 +67,6 @@ def from_hostname(job, hostname):
     return None
 
 
-def from_mpi_operator(job, env, hostname):
-    """(role, index, source) from mpi-operator's K_MPI_JOB_ROLE (the index from the host name), or None."""
-    if not env.get("K_MPI_JOB_ROLE"):
-        return None
-    role = env["K_MPI_JOB_ROLE"].lower()
-    parsed = from_hostname(job, hostname)
-    index = parsed[1] if parsed and parsed[0] == role else None
-    return role, index, "K_MPI_JOB_ROLE"
-
-
-def from_pytorch_operator(job, env, hostname):
-    """(role, index, source) from training-operator's RANK (the master is rank 0), or None."""
-    if not env.get("RANK"):
-        return None
-    rank = _int(env["RANK"], "RANK")
-    if job.replica("master") is not None:
-        return ("master", 0, "RANK") if rank == 0 else ("worker", rank - 1, "RANK")
-    return "worker", rank, "RANK"
-
-
-def from_mxnet_operator(job, env, hostname):
-    """(role, index, source) from DMLC_ROLE and MX_CONFIG's task (or DMLC_WORKER_ID), or None."""
-    if not env.get("DMLC_ROLE"):
-        return None
-    role = env["DMLC_ROLE"].lower()
-    index = None
-    try:
-        task = json.loads(env.get("MX_CONFIG", "null"))
-    except ValueError:
-        task = None
-    task = task.get("task") if isinstance(task, dict) else None
-    if isinstance(task, dict) and task.get("type") == role and isinstance(task.get("index"), int):
-        index = task["index"]
-    elif role == "worker" and env.get("DMLC_WORKER_ID"):
-        index = _int(env["DMLC_WORKER_ID"], "DMLC_WORKER_ID")
-    return role, index, "DMLC_ROLE"
-
-
 def resolve_identity(job, role=None, index=None, env=None, hostname=None):
     """This process's Identity in `job`.
 
@@ -118,10 +80,8 @@ def resolve_identity(job, role=None, index=None, env=None, hostname=None):
         raise UsageError("flags: --index needs --role")
     if env.get("RINGRUN_ROLE"):
         raw = env.get("RINGRUN_INDEX")
-        return _check(job, env["RINGRUN_ROLE"].lower(), _int(raw, "RINGRUN_INDEX") if raw else None, "RINGRUN_ROLE")
-    from .kinds.registry import of  # the registry names these functions: imported when used
-
-    found = of(job).operator_identity(job, env, env.get("HOSTNAME") or hostname)
+        return _check(job, env["RINGRUN_ROLE"].lower(), env_integer(raw, "RINGRUN_INDEX") if raw else None, "RINGRUN_ROLE")
+    found = frameworks.of(job).operator_identity(job, env, env.get("HOSTNAME") or hostname)
     if found is not None:
         return _check(job, found[0], found[1], found[2])
     for name, source in ((env.get("HOSTNAME"), "HOSTNAME"), (hostname, "hostname")):

@@ -18,6 +18,7 @@ import yaml
 
 from . import commands, topology
 from .errors import SpecError, UsageError
+from .kinds import frameworks
 from .model import MPIImplementation, Port
 
 
@@ -42,13 +43,11 @@ MAX_LOCAL_PROCESSES = 1024
 def processes(job):
     """(role, index) of every replica that runs as a local process, in start order. Raises UsageError past
     MAX_LOCAL_PROCESSES."""
-    if job.framework == "mpi":
-        return (("launcher", 0),)
-    count = sum(r.replicas for r in job.replicas)
-    if count > MAX_LOCAL_PROCESSES:
-        raise UsageError(f"{job.kind} {job.namespace}/{job.name} has {count} replicas; a local run starts each as a "
-                         f"process on this machine and takes at most {MAX_LOCAL_PROCESSES} (run it on a cluster)")
-    return tuple((r.role, i) for r in job.replicas for i in range(r.replicas))
+    found = frameworks.of(job).local_processes(job)
+    if len(found) > MAX_LOCAL_PROCESSES:
+        raise UsageError(f"{job.kind} {job.namespace}/{job.name} has {len(found)} replicas; a local run starts each "
+                         f"as a process on this machine and takes at most {MAX_LOCAL_PROCESSES} (run it on a cluster)")
+    return found
 
 
 def working_dirs(job):
@@ -65,8 +64,7 @@ def replica_names(job):
     for replica in job.replicas:
         for i in range(replica.replicas):
             names.add(topology.service_name(job, replica.role, i))
-            if job.framework == "mpi":
-                names.add(topology.mpi_host(job, replica.role, i))
+            names.update(frameworks.of(job).host_names(job, replica.role, i))
     return frozenset(names)
 
 
@@ -107,9 +105,7 @@ def localize(job, plan):
         files[plan.hostfile] = topology.hostfile_line("localhost", max(slots, 1), job.mpi.implementation) + "\n"
         if job.mpi.implementation is MPIImplementation.OPENMPI:
             env.update(LOCAL_OPENMPI_ENV)
-    if job.framework == "mxnet":
-        # ps-lite advertises DMLC_NODE_HOST, else the address of an interface it picks: keep every role on loopback.
-        env["DMLC_NODE_HOST"] = LOCALHOST
+    env.update(frameworks.of(job).local_env)
     files = {path: _to_localhost(text, names) for path, text in files.items()}
     argv, notes = plan.argv, plan.notes
     if plan.discover_hosts is not None:

@@ -12,6 +12,8 @@ the deadline and the clean-up policy. The execution core (ringrun.launcher.execu
 
 from dataclasses import dataclass
 
+from .kinds import frameworks
+
 DEFAULT_BACKOFF_LIMIT = 6
 
 
@@ -38,12 +40,8 @@ def job_policy(job, timeout=None):
 
 
 def deciders(job):
-    """Roles whose replicas must all succeed for the job to succeed."""
-    if job.framework == "mpi":
-        return {"launcher"}
-    if job.framework == "pytorch":
-        return {"master"} if job.replica("master") else {"worker"}
-    return {"tuner"} if job.mxnet.job_mode == "MXTune" else {"worker"}
+    """Roles whose replicas must all succeed for the job to succeed (its framework's rule)."""
+    return frameworks.of(job).deciders(job)
 
 
 def should_restart(policy, code, decides):

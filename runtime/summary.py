@@ -2,33 +2,21 @@
 
 import shlex
 
-from . import env as envs
-from . import topology
+from .kinds import frameworks
 
 
 def _command_text(replica, job):
     if job.tensorstack is not None:
         return "mpirun ... " + shlex.join(job.mpi.worker_cmd) if replica.role == "launcher" else "sshd (ringrun)"
-    if job.framework == "mpi" and replica.role == "worker":
-        return "sshd (ringrun)"
+    if replica.role == "worker" and frameworks.of(job).worker_text:
+        return frameworks.of(job).worker_text
     main = replica.container(job.mpi.main_container if job.mpi else job.framework)
     text = shlex.join(main.command + main.args) or "(image default)"
     return text if len(text) <= 90 else text[:87] + "..."
 
 
 def world_line(job):
-    if job.framework == "mpi":
-        return (f"MPI: {job.mpi.implementation}, {job.count('worker')} workers x slotsPerWorker "
-                f"{job.mpi.slots_per_worker} = world size {topology.world_size(job)}")
-    if job.framework == "pytorch":
-        nodes = sum(r.replicas for r in job.replicas)
-        elastic = " (elastic)" if job.pytorch.elastic else ""
-        nproc = envs.nproc_per_node(job)
-        if not nproc.isdigit():  # auto, cpu, gpu: torchrun counts the node's devices or cores
-            return (f"PyTorch: {nodes} nodes x nprocPerNode {nproc} = world size set by torchrun on each node "
-                    f"(WORLD_SIZE {nodes * envs.nproc_count(job)}){elastic}")
-        return f"PyTorch: {nodes} nodes x nprocPerNode {nproc} = world size {nodes * int(nproc)}{elastic}"
-    return (f"MXNet {job.mxnet.job_mode}: {job.count('server')} servers, {job.count('worker')} workers")
+    return frameworks.of(job).world(job)
 
 
 def summary(job):

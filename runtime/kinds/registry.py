@@ -8,7 +8,6 @@ tests (docs/kinds.md has the steps).
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import identity
 from .. import status as statuses
 from . import kubeflow_mpi, mxnet, pytorch, tensorstack
 
@@ -42,8 +41,7 @@ class JobKind:
     `training.kubeflow.org/operator-name` says it; replaceable(version) -> the spec paths (tuples) a replace may
     change besides labels and annotations; pod_name(job name, role, index) -> the replica's pod (and host) name;
     pod_labels(job name, role) -> the labels its operator puts on a pod besides training.kubeflow.org's;
-    status: how its API writes a job's status; operator_identity(job, env, hostname) -> (role, index, source) from
-    the variables its operator puts in a pod, or None."""
+    status: how its API writes a job's status. What differs by framework is runtime/kinds/frameworks.py's."""
 
     group: str
     kind: str
@@ -57,7 +55,6 @@ class JobKind:
     pod_name: Callable = _pod_per_role_and_index
     pod_labels: Callable = lambda job_name, role: {}  # the operator's own labels on its pods, beside Kubeflow's
     status: statuses.StatusRules = statuses.KUBEFLOW
-    operator_identity: Callable = identity.from_mpi_operator
     short_names: tuple = ()
 
     def api_version(self, version):
@@ -75,12 +72,10 @@ KINDS = (
             kubeflow_mpi.parse, "mpi", "mpi-operator", _kubeflow_replaceable, _mpi_operator_pod,
             lambda job_name, role: {"mpi_job_name": job_name, "mpi_role_type": role}),  # v1alpha2 / v1 labels
     JobKind("kubeflow.org", "PyTorchJob", "pytorchjobs", ("v1",), {"v1": "kubeflow.org-v1-pytorchjob"},
-            pytorch.parse, "pytorch", "pytorchjob-controller", lambda version: _KUBEFLOW_POLICY,
-            operator_identity=identity.from_pytorch_operator),
+            pytorch.parse, "pytorch", "pytorchjob-controller", lambda version: _KUBEFLOW_POLICY),
     # the seed's MXJob writes activeDeadlineSeconds and cleanPodPolicy in spec, as mxnet-operator did
     JobKind("kubeflow.org", "MXJob", "mxjobs", ("v1",), {"v1": "kubeflow.org-v1-mxjob"},
-            mxnet.parse, "mxnet", "mxjob-controller", lambda version: _KUBEFLOW_POLICY | _INLINE_POLICY,
-            operator_identity=identity.from_mxnet_operator),
+            mxnet.parse, "mxnet", "mxjob-controller", lambda version: _KUBEFLOW_POLICY | _INLINE_POLICY),
     # T9k names every pod `<job>-<role>-<index>`, its launcher too (status.tasks says so)
     JobKind("batch.tensorstack.dev", "MPIJob", "mpijobs", ("v1beta1",),
             {"v1beta1": "batch.tensorstack.dev-v1beta1-mpijob"}, tensorstack.parse, "mpi", "ringrun",

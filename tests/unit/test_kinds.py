@@ -9,6 +9,7 @@ import pytest
 
 from ringrun.runtime import schema
 from ringrun.runtime.compat import RUN_POLICY_FIELDS
+from ringrun.runtime.kinds import frameworks
 from ringrun.runtime.kinds.registry import KINDS, kind_of
 from ringrun.runtime.parse import parse_object
 
@@ -52,6 +53,8 @@ def test_a_kind_end_to_end(kind, version):
     job, problems = parse_object(obj)
     assert not problems, problems.lines
     assert (job.api_version, job.kind, job.framework) == (obj["apiVersion"], kind.kind, kind.framework)
+    assert frameworks.of(job).deciders(job) <= set(job.roles)  # its framework's rules fit its roles
+    assert {role for role, _ in frameworks.of(job).local_processes(job)} <= set(job.roles)
     # its schema: the one validation uses, the CRD's and the OpenAPI document's
     own = schema.crd_schema(obj["apiVersion"], kind.kind)
     assert schema.SCHEMA_FILES[(obj["apiVersion"], kind.kind)] == kind.schemas[version]
