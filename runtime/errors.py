@@ -24,50 +24,54 @@ class ExitCode(enum.IntEnum):
         return 128 + number
 
 
-# (code, shown as, a few words for --help, the README's sentence)
+# (code, a few words for --help, the README's sentence)
 EXIT_CODES = (
-    (ExitCode.OK, "0", "ok", "success"),
-    (ExitCode.FAILED, "1", "bench failed",
+    (ExitCode.OK, "ok", "success"),
+    (ExitCode.FAILED, "bench failed",
      "`bench`: an implementation gave a wrong result, or its ranks failed before reporting"),
-    (ExitCode.USAGE, "2", "invalid spec or arguments",
+    (ExitCode.USAGE, "invalid spec or arguments",
      "invalid spec or arguments: every problem printed as `field.path: message` with the offending value; also "
      "unknown role, index out of range, unreadable file; `serve`: a token or policy file that cannot be used"),
-    (ExitCode.IDENTITY, "3", "replica identity unknown",
+    (ExitCode.IDENTITY, "replica identity unknown",
      "the replica's identity could not be determined (no flag, variable or matching hostname)"),
-    (ExitCode.WAIT_TIMEOUT, "4", "endpoints not up by the deadline",
+    (ExitCode.WAIT_TIMEOUT, "endpoints not up by the deadline",
      "`entrypoint`: endpoints (workers' sshd, master, scheduler) not up by the deadline; every one named with its "
      "last error"),
-    (ExitCode.SETUP, "5", "setup failed",
+    (ExitCode.SETUP, "setup failed",
      "setup failed - `serve`: a data directory, store, certificate or jobs folder that cannot be used (one line "
      "naming it); a run directory another user could write (or a link), `run`'s status file that can no longer be "
      "written (every replica stopped), no keys in sshAuthMountPath, sshdPath not an executable absolute path, a file "
      "not writable (`entrypoint`); a PyTorch/MXNet role whose Python cannot import torch/mxnet, or no torchrun, "
      "naming the extra to install (`entrypoint`, `run`)"),
-    (ExitCode.WORKER_LOST, "6", "MPI worker lost",
+    (ExitCode.WORKER_LOST, "MPI worker lost",
      "`entrypoint` launcher: a worker pod went away while mpirun ran and mpirun still exited 0 (Open MPI 5 does) or "
      "hung for 10 s"),
-    (ExitCode.HELD, "7", "job suspended or paused (nothing started)",
+    (ExitCode.HELD, "job suspended or paused (nothing started)",
      "`run`: the job is suspended (`runPolicy.suspend: true`) or paused (TensorStack `runMode.pause`): nothing was "
      "started, the status says so (condition `Suspended`, reason `<Kind>Suspended`; TensorStack phase `Paused`). "
      "`entrypoint` starts nothing either and waits to be stopped"),
-    (ExitCode.DEADLINE, "124", "deadline passed",
+    (ExitCode.DEADLINE, "deadline passed",
      "`run`: the job passed activeDeadlineSeconds or `--timeout` (status reason DeadlineExceeded)"),
-    (ExitCode.NOT_STARTED, "127", "command not found",
+    (ExitCode.NOT_STARTED, "command not found",
      "`run` / `launch`: a replica's command could not be started"),
-    (ExitCode.SIGNAL, "128+N", "stopped by signal N",
+    (ExitCode.SIGNAL, "stopped by signal N",
      "stopped by signal N: 129 SIGHUP, 130 SIGINT, 131 SIGQUIT, 143 SIGTERM (every replica stopped first)"),
 )
 
 
+def _shown(code):
+    return "128+N" if code is ExitCode.SIGNAL else str(int(code))
+
+
 def exit_codes_help():
     """The exit codes in one line, for --help."""
-    return ("exit codes: " + ", ".join(f"{shown} {words}" for _, shown, words, _ in EXIT_CODES) +
+    return ("exit codes: " + ", ".join(f"{_shown(code)} {words}" for code, words, _ in EXIT_CODES) +
             "; run, launch and entrypoint otherwise exit with the job's own code")
 
 
 def exit_codes_table():
     """The README's table of exit codes (Markdown)."""
-    rows = [f"| {shown} | {sentence} |" for _, shown, _, sentence in EXIT_CODES]
+    rows = [f"| {_shown(code)} | {sentence} |" for code, _, sentence in EXIT_CODES]
     rows.append("| any other | `run` / `launch` / `entrypoint`: the job's own exit code - the launcher's (MPI), the "
                 "master's, or the first failed replica's |")
     return "| code | meaning |\n| --- | --- |\n" + "\n".join(rows) + "\n"

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 
 from .errors import IdentityError, UsageError
-from .kinds import frameworks
 
 
 @dataclass(frozen=True)
@@ -81,6 +80,8 @@ def resolve_identity(job, role=None, index=None, env=None, hostname=None):
     if env.get("RINGRUN_ROLE"):
         raw = env.get("RINGRUN_INDEX")
         return _check(job, env["RINGRUN_ROLE"].lower(), env_integer(raw, "RINGRUN_INDEX") if raw else None, "RINGRUN_ROLE")
+    from .kinds import frameworks  # which uses this module's parsers: imported when called
+
     found = frameworks.of(job).operator_identity(job, env, env.get("HOSTNAME") or hostname)
     if found is not None:
         return _check(job, found[0], found[1], found[2])

@@ -172,6 +172,8 @@ def prune_unknown(obj):
     api_version, kind = obj["apiVersion"], obj["kind"]
     normalized = compat.normalize(obj, api_version, kind, schema.spec_fields(api_version, kind))
     _, unknown = schema.prune(normalized.obj, api_version, kind)
+    if not unknown:  # every field known, or read in another place by compat: the object as it is
+        return obj, []
     still = {normalized.written(path) for path in unknown}
     allowed = {path for path in schema.prune(obj, api_version, kind)[1] if path not in still}
     return schema.prune(obj, api_version, kind, keep=frozenset(allowed))

@@ -9,3 +9,11 @@ def utc_now():
 
 def micro_now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(stamp):
+    """A Kubernetes timestamp (seconds or MicroTime) as an aware datetime, or None when it is not one."""
+    try:
+        return datetime.strptime(stamp.split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    except (AttributeError, ValueError):
+        return None

@@ -20,6 +20,7 @@ their status back to the store as it changes.
 - Stop (SIGTERM of the server): running jobs are stopped (Failed, interrupted by signal 15); queued ones stay queued.
 """
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -44,6 +45,7 @@ from .api.resources import CRDS, EVENTS, NAMESPACES, PODS, preferred, resource_o
 from .clock import utc_now
 from .datadir import private_dir
 from .jobusers import JobUsersError, granted
+from .rest import finish_namespace
 from .strategies import namespace_object
 
 
@@ -116,11 +118,8 @@ class Controller:
         """Recover what the store holds, then follow its changes and admit jobs."""
         self.job_users.clear_run_dirs()  # run directories of a server that died
         for name in DEFAULT_NAMESPACES:
-            if self.store.get(NAMESPACES.qualified, "", name) is None:
-                try:
-                    self.store.create(NAMESPACES.qualified, namespace_object(name, str(uuid.uuid4()), self.now()))
-                except store_module.Exists:
-                    pass
+            with contextlib.suppress(store_module.Exists):
+                self.store.create(NAMESPACES.qualified, namespace_object(name, str(uuid.uuid4()), self.now()))
         self._install_crds()
         self._recover()
         self._collect_garbage()
@@ -216,8 +215,6 @@ class Controller:
                 pass
         for namespace in self.store.list(NAMESPACES.qualified)[0]:
             if namespace["metadata"].get("deletionTimestamp"):
-                from .rest import finish_namespace
-
                 finish_namespace(self.store, namespace["metadata"]["name"], self.now)
 
     # -- store events (called in the writer's thread: quick, no store writes here) ------------------------------

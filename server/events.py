@@ -2,7 +2,9 @@
 succeeded, failed), as `kubectl describe` and `kubectl events` show them; they expire after EVENT_TTL, as
 kube-apiserver's --event-ttl makes them."""
 
-from datetime import datetime, timezone
+from datetime import timedelta
+
+from .clock import parse_time
 
 EVENT_TTL = 3600  # seconds
 COMPONENT = "ringrun-controller"
@@ -24,21 +26,13 @@ def event(obj, kind, reason, message, now, uid, api_version=None):
             "reportingComponent": COMPONENT, "reportingInstance": "localhost"}
 
 
-def _seconds(stamp):
-    try:
-        return datetime.strptime(stamp.split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S").replace(
-            tzinfo=timezone.utc).timestamp()
-    except (AttributeError, ValueError):
-        return None
-
-
 def expired(items, now, ttl=EVENT_TTL):
     """The events of `items` last seen more than `ttl` seconds before `now` (timestamps as the API writes them)."""
-    limit = _seconds(now) - ttl
+    limit = parse_time(now) - timedelta(seconds=ttl)
     old = []
     for item in items:
-        seen = _seconds(item.get("lastTimestamp") or item.get("eventTime") or
-                        item["metadata"].get("creationTimestamp") or "")
+        seen = parse_time(item.get("lastTimestamp") or item.get("eventTime") or
+                          item["metadata"].get("creationTimestamp") or "")
         if seen is not None and seen < limit:
             old.append(item)
     return old

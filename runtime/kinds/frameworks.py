@@ -10,6 +10,7 @@ from typing import Callable
 
 from .. import env as envs
 from .. import topology
+from ..identity import env_integer, from_hostname
 
 LOCALHOST = "127.0.0.1"
 
@@ -17,8 +18,6 @@ LOCALHOST = "127.0.0.1"
 # -- MPI: the launcher runs mpirun, the workers are its ssh hosts ---------------------------------------------------
 def _mpi_identity(job, env, hostname):
     """mpi-operator's K_MPI_JOB_ROLE (the index from the host name)."""
-    from ..identity import from_hostname  # identity uses this module: imported when called
-
     if not env.get("K_MPI_JOB_ROLE"):
         return None
     role = env["K_MPI_JOB_ROLE"].lower()
@@ -37,8 +36,6 @@ def _pytorch_identity(job, env, hostname):
     """training-operator's RANK (the master is rank 0)."""
     if not env.get("RANK"):
         return None
-    from ..identity import env_integer
-
     rank = env_integer(env["RANK"], "RANK")
     if job.replica("master") is not None:
         return ("master", 0, "RANK") if rank == 0 else ("worker", rank - 1, "RANK")
@@ -70,8 +67,6 @@ def _mxnet_identity(job, env, hostname):
     if isinstance(task, dict) and task.get("type") == role and isinstance(task.get("index"), int):
         index = task["index"]
     elif role == "worker" and env.get("DMLC_WORKER_ID"):
-        from ..identity import env_integer
-
         index = env_integer(env["DMLC_WORKER_ID"], "DMLC_WORKER_ID")
     return role, index, "DMLC_ROLE"
 

@@ -1,7 +1,7 @@
 """`kubectl get`'s tables (meta.k8s.io/v1 Table), pure: the columns a cluster shows for jobs (Name, State, Age, as
 training-operator's printer columns) and pods (Name, Ready, Status, Restarts, Age). `now` is passed in."""
 
-from datetime import datetime, timezone
+from ..clock import parse_time
 
 _JOB_COLUMNS = [("Name", "string", "name", "Name must be unique within a namespace."),
                 ("State", "string", "", "The last condition that holds (Created, Running, Succeeded, Failed, ...)."),
@@ -22,11 +22,8 @@ def wants_table(accept):
 
 def age(since, now):
     """kube's short duration (apimachinery duration.HumanDuration): 45s, 3m12s, 42m, 5h3m, 20h, 3d4h, 30d, 2y."""
-    if not since:
-        return "<unknown>"
-    try:
-        then = datetime.strptime(since.split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
-    except ValueError:
+    then = parse_time(since) if since else None
+    if then is None:
         return "<unknown>"
     seconds = max(0, int((now - then).total_seconds()))
     minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
