@@ -133,13 +133,19 @@ def test_a_kopf_operator_with_its_finalizer(server, tmp_path):
         seen = wait_until(lambda: (lambda o: o if (o["metadata"].get("annotations") or {}).get("seen-by") else None)(
             api.get_namespaced_custom_object(G, V, "kopf-ns", "mpijobs", "kopfed")), 60, what="kopf's annotation")
         assert seen["metadata"]["finalizers"] == ["kopf.zalando.org/KopfFinalizerMarker"]
-        # once the job has finished, kopf has nothing to do: the object stays as it is (a dropped finalizer made
-        # kopf patch it again and again: thousands of versions a minute)
-        done = wait_until(lambda: (lambda o: o if conditions(o)[-1:] == ["Succeeded"] else None)(
+        # once the job has finished, kopf has nothing left to do and the object settles (kopf's last patch, its
+        # last-handled-configuration, may land just after the job's last status). A dropped finalizer made kopf patch
+        # it again and again, thousands of versions a minute: it never settled.
+        wait_until(lambda: (lambda o: o if conditions(o)[-1:] == ["Succeeded"] else None)(
             api.get_namespaced_custom_object(G, V, "kopf-ns", "mpijobs", "kopfed")), 60, what="the job finished")
-        time.sleep(3)
-        assert api.get_namespaced_custom_object(G, V, "kopf-ns", "mpijobs", "kopfed")["metadata"][
-            "resourceVersion"] == done["metadata"]["resourceVersion"]
+
+        def settled():
+            before = api.get_namespaced_custom_object(G, V, "kopf-ns", "mpijobs", "kopfed")
+            time.sleep(3)
+            after = api.get_namespaced_custom_object(G, V, "kopf-ns", "mpijobs", "kopfed")
+            return after if after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"] else None
+        quiet = wait_until(settled, 30, what="the finished job left alone by kopf")
+        assert "kopf.zalando.org/last-handled-configuration" in quiet["metadata"]["annotations"]
         api.delete_namespaced_custom_object(G, V, "kopf-ns", "mpijobs", "kopfed")
         wait_until(lambda: not api.list_namespaced_custom_object(G, V, "kopf-ns", "mpijobs")["items"], 60,
                    what="the job gone once kopf removed its finalizer")
