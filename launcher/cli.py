@@ -61,7 +61,7 @@ def _load_job(args, err):
     from ringrun.runtime import parse_jobs, select_job
 
     text, source = _read_spec(args.spec)
-    return _warn(select_job(parse_jobs(text, source), args.job), args, err)
+    return _warn(select_job(parse_jobs(text, source, args.field_validation), args.job), args, err)
 
 
 def _warn(job, args, err):
@@ -152,7 +152,7 @@ def cmd_run(args, environ, hostname, out, err):
     objects = load_documents(text, source)
     if args.set:
         objects = [apply_sets(o, args.set) if args.job is None or _name(o) == args.job else o for o in objects]
-    job = _warn(select_job(parse_objects(objects), args.job), args, err)
+    job = _warn(select_job(parse_objects(objects, args.field_validation), args.job), args, err)
     _check_outputs(args)
     options = Options(status_path=args.status, timeout=args.timeout, log_dir=args.log_dir,
                       grace=grace_seconds(args, environ), is_root=os.geteuid() == 0)
@@ -196,7 +196,7 @@ def pod_context(args, environ, job, identity, command=()):
 
     hostfile = None
     operator_hostfile = environ.get("RINGRUN_HOSTFILE", OPERATOR_HOSTFILE)
-    if job.framework == "mpi" and identity.role == "launcher" and os.path.isfile(operator_hostfile):
+    if identity.role == "launcher" and os.path.isfile(operator_hostfile):
         with open(operator_hostfile, encoding="utf-8") as handle:
             hostfile = handle.read()
     return Context(run_dir=run_dir_of(args, environ, job), ssh_port=args.ssh_port or default_ssh_port(environ),
@@ -284,6 +284,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def field_validation(parser):
+    parser.add_argument("--field-validation", choices=("Strict", "Warn", "Ignore"), default="Strict",
+                        help="a field the kind's CRD schema does not have: Strict (default) refuses the spec; Warn "
+                             "drops it with a warning (what `ringrun serve` and kube-apiserver do when a client "
+                             "sends no fieldValidation); Ignore drops it silently")
+
+
 def build_parser(commands=()):
     """The parser of every subcommand; `commands`: more of them, each add(subparsers) (ringrun.server's `serve`:
     the server builds on the launcher, never the other way round)."""
@@ -300,6 +307,7 @@ def build_parser(commands=()):
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("spec", metavar="SPEC", help="job spec file, YAML or JSON ('-' reads standard input)")
         p.add_argument("--job", metavar="NAME", help="which job, when the file holds several")
+        field_validation(p)
         return p
 
     spec_command("validate", "check a job spec and print a one-screen summary").set_defaults(func=cmd_validate)
@@ -401,6 +409,7 @@ def build_parser(commands=()):
                + exit_codes_help())
     entrypoint.add_argument("--spec", help="job spec file (default $RINGRUN_SPEC)")
     entrypoint.add_argument("--job", metavar="NAME", help="which job, when the file holds several")
+    field_validation(entrypoint)
     entrypoint.add_argument("--role", help="replica role (default: from env or host name)")
     entrypoint.add_argument("--index", type=int, help="replica index")
     entrypoint.add_argument("--run-dir", help="where ringrun's files go (default $RINGRUN_RUN_DIR, else "

@@ -1,6 +1,6 @@
 """`ringrun entrypoint`: a pod's ENTRYPOINT. Executes one replica's Plan: files, ssh keys, the wait, the command.
 
-The execution core (execute.py) runs the plan; a pod adds per role (registered per (framework, role)):
+The execution core (execute.py) runs the plan; a pod adds per role (by the plan's `duty`):
 - MPI worker: sshd in the foreground (as a child, so the entrypoint can stop it); exits when sshd does, when the
   launcher says the job is over (`ringrun entrypoint --finish CODE` over ssh writes `finished` into the run
   directory), or on SIGTERM/SIGINT.
@@ -62,21 +62,11 @@ class Role:
         return outcome.code
 
 
-ROLES = {}
-
-
-def handles(framework, role):
-    def register(cls):
-        ROLES[(framework, role)] = cls
-        return cls
-    return register
-
-
 def execute(job, plan, environ, settings, out, err):
     """Run replica `plan` of `job` in this pod to the end; returns the exit code. A held plan (runMode.pause,
     runPolicy.suspend) starts nothing and waits to be stopped; a pod's restarts are the kubelet's, not ringrun's."""
     log = _logger(err, plan.name)
-    role = ROLES.get((job.framework, plan.role), Role)(job, plan, settings, log)
+    role = ROLES[plan.duty](job, plan, settings, log)
     supervisor = Supervisor(out, err, prefix=False, grace=settings.grace)
     policy = dataclasses.replace(job_policy(job), deadline=None)  # the operator keeps the job's deadline
     execution = Execution([ReplicaSpec(plan, monitor=role.monitor)], supervisor, policy, environ,
@@ -117,7 +107,6 @@ class FinishedMarker:
         pass
 
 
-@handles("mpi", "worker")
 class MPIWorker(Role):
     """sshd in the foreground (a child, so the entrypoint can stop it); ends when sshd does, when the launcher says
     the job is over, or on a stop signal."""
@@ -154,7 +143,6 @@ class LostWorkers:
         self.watch.stop()
 
 
-@handles("mpi", "launcher")
 class MPILauncher(Role):
     """Waits for every worker's sshd (and ssh login with WaitForWorkersReady), runs its command, watches the workers,
     then tells them the job ended (cleanPodPolicy Running/All); exit code 6 when a worker was lost and the command
@@ -189,7 +177,8 @@ class MPILauncher(Role):
 
 
 class FrameworkRole(Role):
-    """A PyTorch or MXNet role: its command is required (the framework is checked by the core, then the wait)."""
+    """A replica that runs its own command (PyTorch and MXNet roles): the command is required (the framework is
+    checked by the core, then the wait)."""
 
     def before(self):
         if not self.plan.argv:
@@ -231,10 +220,7 @@ def notify_workers(hosts, ssh_config, env, settings, code, log):
         log(f"could not tell worker the job ended: {failure}")
 
 
-FRAMEWORK_ROLES = {"pytorch": ("master", "worker"),
-                   "mxnet": ("scheduler", "server", "worker", "tunertracker", "tunerserver", "tuner")}
-for _framework, _roles in FRAMEWORK_ROLES.items():
-    for _role in _roles:
-        handles(_framework, _role)(FrameworkRole)
+# a plan's duty -> what the pod adds around its command
+ROLES = {"sshd": MPIWorker, "launcher": MPILauncher, "command": FrameworkRole}
 
 __all__ = ["EXIT_HELD", "EXIT_WORKER_LOST", "Settings", "execute", "finish"]

@@ -12,18 +12,18 @@ import shutil
 import subprocess
 
 from ringrun.runtime.errors import SetupError
+from ringrun.runtime.kinds.frameworks import FRAMEWORKS
 from ringrun.runtime.plan import torchrun_target
 
-# framework -> (module the processes import, ringrun extra that installs it, the pip arguments of that extra)
-FRAMEWORKS = {"pytorch": ("torch", "torch", "torch==2.13.0"), "mxnet": ("mxnet", "mxnet", "mxnet==1.9.1 'numpy<1.24'")}
 _PYTHON = re.compile(r"python[0-9.]*")
 _FIND_SPEC = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
 
 
 def check(framework, role, argv, env, run_as=None, cwd=None):
     """Raise SetupError when `argv`, run with `env` (as `run_as`, a supervise.RunAs, in `cwd`), cannot reach
-    `framework`'s module. No-op for MPI jobs."""
-    if framework not in FRAMEWORKS or not argv:
+    `framework`'s module (its Framework's `requires`). No-op for a framework that requires none (MPI) and for
+    none (a plan run on its own)."""
+    if framework not in FRAMEWORKS or FRAMEWORKS[framework].requires is None or not argv:
         return
     _check_one(framework, role, argv, env, run_as, cwd)
     target = torchrun_target(argv)
@@ -32,7 +32,7 @@ def check(framework, role, argv, env, run_as=None, cwd=None):
 
 
 def _check_one(framework, role, argv, env, run_as, cwd):
-    module, extra, packages = FRAMEWORKS[framework]
+    module, extra, packages = FRAMEWORKS[framework].requires
     program = shutil.which(argv[0], path=env.get("PATH"))
     name = os.path.basename(argv[0])
     pip = f"{program} -m pip" if program and _PYTHON.fullmatch(name) else "pip"

@@ -22,8 +22,5 @@ def ignored_locally(job):
     if job.mpi is not None and job.mpi.launcher_creation_policy == "WaitForWorkersReady":
         ignored.append(("spec.launcherCreationPolicy", "MPI workers are slots of the launcher's mpirun here, ready "
                                                        "when it starts"))
-    t9k = job.tensorstack
-    if t9k is not None and (t9k.queue is not None or t9k.priority is not None):
-        ignored.append(("spec.scheduler.t9kScheduler", "queues and priorities are T9k's scheduler's; the job "
-                                                       "starts at once here"))
+    ignored.extend(job.ignored_locally)  # the kind's own (T9k's scheduler)
     return ignored

@@ -18,7 +18,7 @@ import yaml
 
 from . import commands, topology
 from .errors import SpecError, UsageError
-from .kinds import frameworks
+from .kinds import frameworks, registry
 from .model import MPIImplementation, Port
 
 
@@ -52,9 +52,9 @@ def processes(job):
 
 def working_dirs(job):
     """(role, workingDir) of every role that runs as a local process and names one (as the spec gives it)."""
-    name = job.mpi.main_container if job.mpi else job.framework
     roles = dict.fromkeys(role for role, _ in processes(job))
-    return tuple((role, path) for role in roles if (path := job.replica(role).container(name).working_dir))
+    return tuple((role, path) for role in roles
+                 if (path := job.replica(role).container(job.main_container).working_dir))
 
 
 @functools.lru_cache(maxsize=8)
@@ -72,22 +72,18 @@ def _to_localhost(text, names):
     return _TOKEN.sub(lambda m: LOCALHOST if m.group(0) in names else m.group(0), text)
 
 
-# The named port of each framework's main container: where its rendezvous (master, scheduler) listens.
-_RENDEZVOUS_PORT = {"pytorch": ("pytorch", "pytorchjob-port"), "mxnet": ("mxnet", "mxjob-port")}
-
-
 def with_port(job, port):
     """`job` with every replica's rendezvous port (PyTorch `pytorchjob-port` and elastic `rdzvPort`, MXNet
     `mxjob-port`) set to `port`, so that jobs on one machine never meet at a default port. MPI jobs unchanged."""
-    if job.framework not in _RENDEZVOUS_PORT:
+    port_name = frameworks.of(job).port_name  # of the main container: where the master or scheduler listens
+    if port_name is None:
         return job
-    container_name, port_name = _RENDEZVOUS_PORT[job.framework]
 
     def ported(container):
         ports = tuple(p for p in container.ports if p.name != port_name) + (Port(port, port_name),)
         return replace(container, ports=ports)
 
-    replicas = tuple(replace(r, containers=tuple(ported(c) if c is r.container(container_name) else c
+    replicas = tuple(replace(r, containers=tuple(ported(c) if c is r.container(job.main_container) else c
                                                  for c in r.containers)) for r in job.replicas)
     job = replace(job, replicas=replicas)
     if job.pytorch is not None and job.pytorch.elastic is not None and job.pytorch.elastic.rdzv_port is not None:
@@ -136,8 +132,6 @@ def _elastic_horovod_here(argv, discover):
 
 
 # --set shortcuts: ROLE.command / ROLE.args / ROLE.replicas / ROLE.env.NAME for the role's main container.
-_REPLICA_MAPS = ("mpiReplicaSpecs", "pytorchReplicaSpecs", "mxReplicaSpecs")
-_MAIN = {"mpiReplicaSpecs": "mpi", "pytorchReplicaSpecs": "pytorch", "mxReplicaSpecs": "mxnet"}
 
 
 def _value(text):
@@ -157,10 +151,11 @@ def _resolve_shortcut(obj, key):
     spec = obj.get("spec") if isinstance(obj, dict) else None
     if not isinstance(spec, dict) or not rest:
         return None
+    kind = registry.kind_of(obj.get("apiVersion"), obj.get("kind"))
     if head.lower() == "worker" and isinstance(spec.get("worker"), dict) and "cmd" in spec["worker"] \
             and rest in ("cmd", "replicas", "extraMPIArgs"):
         return ["spec", "worker", rest]
-    for field in _REPLICA_MAPS:
+    for field in (kind.replica_specs,) if kind and kind.replica_specs else ():
         replicas = spec.get(field)
         if not isinstance(replicas, dict):
             continue
@@ -172,7 +167,7 @@ def _resolve_shortcut(obj, key):
         containers = replicas[match].get("template", {}).get("spec", {}).get("containers", []) \
             if isinstance(replicas[match], dict) else []
         names = [c.get("name") if isinstance(c, dict) else None for c in containers]
-        main = names.index(_MAIN[field]) if _MAIN[field] in names else 0
+        main = names.index(kind.main_container) if kind.main_container in names else 0
         base = ["spec", field, match, "template", "spec", "containers", main]
         if rest in ("command", "args"):
             return base + [rest]

@@ -97,7 +97,12 @@ class MPIOptions:
     extra_mpi_args: tuple[str, ...] = ()
     mpi_home: str | None = None
     worker_cmd: tuple[str, ...] = ()
-    main_container: str = "mpi"
+    # the launcher's command is mpirun over `worker_cmd`, made by ringrun (TensorStack's launcher has no command of
+    # its own); else it is the launcher container's command, which calls mpirun itself (Kubeflow's)
+    launcher_mpirun: bool = False
+    # the operator may give the launcher an rsh agent of its own (kubexec.sh) with the hostfile (mpi-operator
+    # v1alpha2 and v1 did; v2beta1 uses ssh)
+    operator_agent: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,8 @@ class MXNetOptions:
 
 @dataclass(frozen=True)
 class ReplicaOverride:
-    """A TensorStack runMode debug replicaSpec or pause resumeSpec: a new command for one role."""
+    """A new command for one role while a job is held (TensorStack's runMode debug replicaSpec or pause
+    resumeSpec)."""
 
     role: str
     command: tuple[str, ...] = ()
@@ -136,14 +142,20 @@ class ReplicaOverride:
 
 
 @dataclass(frozen=True)
-class TensorStackOptions:
-    clean_up_workers: str = "none"
-    queue: str | None = None
-    priority: int | None = None
-    debug: bool = False
-    debug_overrides: tuple[ReplicaOverride, ...] = ()
-    pause: bool = False
-    resume_overrides: tuple[ReplicaOverride, ...] = ()
+class RunMode:
+    """How a job's commands run: "normal"; "debug" (each role runs its override's command, else sleeps, so that
+    someone can log in; TensorStack's runMode.debug); "pause" (nothing is started; runMode.pause). `resume`: the
+    commands a paused job would resume with."""
+
+    mode: str = "normal"
+    overrides: tuple[ReplicaOverride, ...] = ()
+    resume: tuple[ReplicaOverride, ...] = ()
+
+    def override(self, role):
+        """The debug override of `role`, else None."""
+        if self.mode != "debug":
+            return None
+        return next((o for o in self.overrides if o.role == role), None)
 
 
 @dataclass(frozen=True)
@@ -158,7 +170,11 @@ class JobSpec:
     mpi: MPIOptions | None = None
     pytorch: PyTorchOptions | None = None
     mxnet: MXNetOptions | None = None
-    tensorstack: TensorStackOptions | None = None
+    run_mode: RunMode = field(default_factory=RunMode)
+    # the name of every replica's main container (the one whose command, env and workingDir are the replica's)
+    main_container: str = "mpi"
+    # (field path, why) of the fields of this kind that a local run accepts and does not act on
+    ignored_locally: tuple[tuple[str, str], ...] = ()
     warnings: tuple[str, ...] = ()  # "field.path: message" for fields accepted in a form other than the schema's
 
     def replica(self, role):

@@ -7,10 +7,10 @@ import json
 from . import compat, schema
 from .errors import SpecError
 from .fields import Field, Problems, show
-from .kinds import registry
+from .kinds import common, registry
 
-# (apiVersion, kind) -> parser(doc: Field, api_version, kind) -> JobSpec | None, from the kinds' registry
-KINDS = {key: kind.parse for key, kind in registry.by_api_version().items()}
+# (apiVersion, kind) -> its JobKind (the parser: parse(doc: Field, api_version, kind) -> JobSpec | None)
+KINDS = registry.by_api_version()
 
 
 # Bounds on untrusted input. 3 MiB is kube-apiserver's limit on a request body; no real job spec nests 100 deep.
@@ -118,10 +118,19 @@ def _flatten(documents, source):
     return objects
 
 
-def parse_object(obj, path=""):
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+
+
+def parse_object(obj, path="", field_validation="Strict"):
     """One object -> (JobSpec or None, Problems). The object is first checked against its kind's CRD schema
     (runtime/schema.py, after the rewrites of runtime/compat.py), then read by the kind's parser; every problem of
-    both is reported, once. The JobSpec's `warnings` name each field that was rewritten."""
+    both is reported, once. The JobSpec's `warnings` name each field that was rewritten.
+
+    field_validation: what an unknown field is, as kube-apiserver's parameter of that name says for a structural
+    CRD: Strict (the default here) a problem; Warn dropped with a warning; Ignore dropped silently."""
+    pruned = ()
+    if field_validation != "Strict":
+        obj, pruned = prune_unknown(obj)
     problems = Problems()
     doc = Field(obj, path, problems)
     if not isinstance(obj, dict):
@@ -131,15 +140,18 @@ def parse_object(obj, path=""):
     kind = doc["kind"].string(required=True)
     if api_version is None or kind is None:
         return None, problems
-    parser = KINDS.get((api_version, kind))
-    if parser is None:
+    job_kind = KINDS.get((api_version, kind))
+    if job_kind is None:
         accepted = "; ".join(f"{a} {k}" for a, k in KINDS)
         doc["kind"].error(f"unsupported apiVersion/kind {api_version!r} {kind!r} (accepted: {accepted})")
         return None, problems
     normalized = compat.normalize(obj, api_version, kind, schema.spec_fields(api_version, kind))
     structural = schema.problems(normalized.obj, api_version, kind)
     own = Problems()
-    job = parser(Field(normalized.obj, "", own), api_version, kind)
+    fields = Field(normalized.obj, "", own)
+    job = job_kind.parse(fields, api_version, kind)
+    if job is not None:
+        common.check_host_names(fields, job, job_kind.pod_name)
     # Where the schema already refused a field, ringrun's own check of it (or of what is under it) says nothing new.
     refused = [p for p, _ in structural]
     for where, message in structural + normalized.errors:
@@ -150,6 +162,8 @@ def parse_object(obj, path=""):
     if problems:
         return None, problems
     warnings = tuple(f"{_at(path, p)}: {m}" for p, m in normalized.warnings)
+    if field_validation == "Warn":
+        warnings += tuple(f"{_at(path, p)}: unknown field, dropped (field validation Warn)" for p in pruned)
     return dataclasses.replace(job, warnings=warnings), problems
 
 
@@ -158,9 +172,9 @@ def _at(base, path):
     return f"{base}.{path}" if base else path
 
 
-def parse_jobs(text, source="<spec>"):
+def parse_jobs(text, source="<spec>", field_validation="Strict"):
     """Spec text -> tuple of JobSpec. Raises SpecError listing every problem of every object."""
-    return parse_objects(load_documents(text, source))
+    return parse_objects(load_documents(text, source), field_validation)
 
 
 def prune_unknown(obj):
@@ -179,11 +193,11 @@ def prune_unknown(obj):
     return schema.prune(obj, api_version, kind, keep=frozenset(allowed))
 
 
-def parse_objects(objects):
+def parse_objects(objects, field_validation="Strict"):
     """Loaded spec objects -> tuple of JobSpec. Raises SpecError listing every problem of every object."""
     jobs, lines = [], []
     for i, obj in enumerate(objects):
-        job, problems = parse_object(obj, f"[{i}]" if len(objects) > 1 else "")
+        job, problems = parse_object(obj, f"[{i}]" if len(objects) > 1 else "", field_validation)
         lines.extend(problems.lines)
         if job is not None:
             jobs.append(job)

@@ -2,7 +2,7 @@
 
 A Plan holds the environment to inject, the files to write, the argv to run and the `host:port` endpoints to wait for
 (DNS resolution and a TCP connect) before running it; for MPI roles also the ssh keys to set up, and for a launcher
-the workers to tell when the job is over. Planners are registered per (framework, role).
+the workers to tell when the job is over. Each framework names its planners (runtime/kinds/frameworks.py).
 """
 
 import dataclasses
@@ -101,6 +101,9 @@ class Plan:
     listing `<worker>:<slots>` for each of the `discovery` endpoints (the workers' sshd) that answers.
     mode: normal | debug | pause | suspend (pause and suspend: nothing starts, see `held`).
     notes: what ringrun changed in the command and why, said when it starts.
+    duty: what the replica is to the job, which says what a pod adds around the command: "command" (it runs its
+    command, which it must have), "sshd" (an MPI worker: its sshd serves the launcher's ranks) or "launcher" (an
+    MPI launcher: its command starts the ranks on the workers).
     """
 
     kind: str
@@ -125,6 +128,7 @@ class Plan:
     discovery: tuple[Endpoint, ...] = ()
     slots: int = 1
     notes: tuple[str, ...] = ()
+    duty: str = "command"
 
     @property
     def name(self):
@@ -145,7 +149,7 @@ class Plan:
                 "ssh_config": self.ssh_config, "workers": list(self.workers), "notify": list(self.notify),
                 "wait_for_login": self.wait_for_login, "discover_hosts": self.discover_hosts,
                 "discovery": [str(e) for e in self.discovery], "slots": self.slots,
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "duty": self.duty}
 
     def process_env(self, inherited, is_root=False):
         """The command's environment: `inherited` less `unset`, then `env` on top, then `root_env` where not set
@@ -185,6 +189,7 @@ class RolePlan:
     discovery: tuple = ()
     slots: int = 1
     notes: tuple = ()
+    duty: str = "command"
 
 
 def _command(replica, container_name, context):
@@ -194,15 +199,8 @@ def _command(replica, container_name, context):
     return main.command + main.args
 
 
-def _override(overrides, role):
-    return next((o for o in overrides if o.role == role), None)
-
-
 def _mode(job):
-    t9k = job.tensorstack
-    if job.run_policy.suspend:
-        return "suspend"
-    return "pause" if t9k and t9k.pause else "debug" if t9k and t9k.debug else "normal"
+    return "suspend" if job.run_policy.suspend else job.run_mode.mode
 
 
 def notifies_workers(job):
@@ -236,7 +234,7 @@ def operator_agent(job, context):
     """The rsh agent an older operator gave the launcher (`OMPI_MCA_plm_rsh_agent=/etc/mpi/kubexec.sh`, ...), when
     it also mounted the hostfile; else None. Then the operator's agent starts the ranks by pod name (kubectl exec),
     the hostfile names bare pods with no DNS record, and ringrun neither waits for nor ssh-es to them."""
-    if context.hostfile is None or job.api_version not in ("kubeflow.org/v1alpha2", "kubeflow.org/v1"):
+    if context.hostfile is None or not job.mpi.operator_agent:
         return None  # mpi-operator v2beta1 sets no rsh agent: one there is the image's or the user's, with ssh
     return next((context.environ[k] for k in envs.RSH_AGENT_VARIABLES if context.environ.get(k)), None)
 
@@ -248,13 +246,12 @@ def plan_mpi_launcher(job, role, index, context):
     files = ((hostfile, topology.hostfile(job) if context.hostfile is None else context.hostfile),
              (ssh_config, ssh.client_config(context.ssh_port, context.path("ssh"))))
     workers = _worker_hosts(job, context)
-    t9k = job.tensorstack
-    if t9k is None:
-        # A Kubeflow launcher's own command calls mpirun; the hostfile and ssh options reach it through the env.
-        argv = _command(job.replica("launcher"), job.mpi.main_container, context)
-    elif t9k.debug:
-        override = _override(t9k.debug_overrides, "launcher")
+    if job.run_mode.mode == "debug":
+        override = job.run_mode.override("launcher")
         argv = override.command if override and override.command else SLEEP_FOREVER
+    elif not job.mpi.launcher_mpirun:
+        # A Kubeflow launcher's own command calls mpirun; the hostfile and ssh options reach it through the env.
+        argv = _command(job.replica("launcher"), job.main_container, context)
     else:
         build = commands.MPIRUN[job.mpi.implementation]
         argv = tuple(build(topology.world_size(job), hostfile, ssh_config, context.command or job.mpi.worker_cmd,
@@ -263,7 +260,7 @@ def plan_mpi_launcher(job, role, index, context):
     env = envs.mpi_launcher_env(job, hostfile, ssh_config)
     wait_for = tuple(Endpoint(host, context.ssh_port) for host in workers)
     discover, discovery = None, ()
-    if t9k is None and commands.is_horovod_elastic(argv):
+    if not job.mpi.launcher_mpirun and job.run_mode.mode != "debug" and commands.is_horovod_elastic(argv):
         # Elastic Horovod finds its hosts itself, every second, and waits for --min-np of them: the launcher waits
         # for none, and lists each worker in the script once its sshd answers (the launcher's discovery monitor).
         discover, discovery, wait_for = context.path("discover_hosts.sh"), wait_for, ()
@@ -274,15 +271,16 @@ def plan_mpi_launcher(job, role, index, context):
         ssh=SSHSetup(job.mpi.ssh_auth_mount_path, context.path("ssh")), hostfile=hostfile, ssh_config=ssh_config,
         workers=workers, notify=workers if notifies_workers(job) and argv else (),
         wait_for_login=job.mpi.launcher_creation_policy == "WaitForWorkersReady" and discover is None,
-        root_env=root_env, discover_hosts=discover, discovery=discovery, slots=job.mpi.slots_per_worker)
+        root_env=root_env, discover_hosts=discover, discovery=discovery, slots=job.mpi.slots_per_worker,
+        duty="launcher")
 
 
 def _plan_agent_launcher(job, context):
     hostfile = context.path("hostfile")
     root_env = OPENMPI_ROOT_ENV if job.mpi.implementation is MPIImplementation.OPENMPI else ()
     return RolePlan(env=envs.mpi_agent_launcher_env(job, hostfile),
-                    argv=_command(job.replica("launcher"), job.mpi.main_container, context),
-                    files=((hostfile, context.hostfile),), hostfile=hostfile, root_env=root_env)
+                    argv=_command(job.replica("launcher"), job.main_container, context),
+                    files=((hostfile, context.hostfile),), hostfile=hostfile, root_env=root_env, duty="launcher")
 
 
 def plan_mpi_worker(job, role, index, context):
@@ -291,12 +289,11 @@ def plan_mpi_worker(job, role, index, context):
         context.ssh_port, host_key, context.path("ssh/authorized_keys"), context.path("sshd.pid"),
         set_env=_session_env(context))),)
     argv = (job.mpi.sshd_path, "-D", "-e", "-f", sshd_config)
-    t9k = job.tensorstack
-    override = _override(t9k.debug_overrides, "worker") if t9k is not None and t9k.debug else None
+    override = job.run_mode.override("worker")
     if override and override.command:  # a debug command replaces sshd: no keys to set up for it
-        return RolePlan(env=envs.mpi_worker_env(job), argv=override.command, files=files)
+        return RolePlan(env=envs.mpi_worker_env(job), argv=override.command, files=files, duty="sshd")
     setup = SSHSetup(job.mpi.ssh_auth_mount_path, context.path("ssh"), host_key, job.mpi.sshd_path)
-    return RolePlan(env=envs.mpi_worker_env(job), argv=argv, files=files, ssh=setup)
+    return RolePlan(env=envs.mpi_worker_env(job), argv=argv, files=files, ssh=setup, duty="sshd")
 
 
 TORCHRUN = ("torchrun", "--no-python")
@@ -326,7 +323,7 @@ def under_torchrun(job, argv):
 
 
 def plan_pytorch(job, role, index, context):
-    argv = under_torchrun(job, _command(job.replica(role), "pytorch", context))
+    argv = under_torchrun(job, _command(job.replica(role), job.main_container, context))
     addr, port = envs.pytorch_master(job)
     # Everyone but the process that serves the rendezvous waits for it.
     serves = (role == "master") if job.replica("master") is not None else (
@@ -336,7 +333,7 @@ def plan_pytorch(job, role, index, context):
 
 
 def plan_mxnet(job, role, index, context):
-    argv = _command(job.replica(role), "mxnet", context)
+    argv = _command(job.replica(role), job.main_container, context)
     env = envs.mxnet_env(job, role, index)
     # Scheduler and servers serve inside `import mxnet` (ps-lite reconnects by itself); workers wait for the
     # scheduler so that one that never comes up fails at the deadline, naming it.
@@ -344,14 +341,6 @@ def plan_mxnet(job, role, index, context):
     if "DMLC_PS_ROOT_URI" in env and role == "worker":
         wait_for = (Endpoint(env["DMLC_PS_ROOT_URI"], int(env["DMLC_PS_ROOT_PORT"])),)
     return RolePlan(env=env, argv=argv, wait_for=wait_for, unset=envs.MXNET_STRAY)
-
-
-PLANNERS = {
-    ("mpi", "launcher"): plan_mpi_launcher,
-    ("mpi", "worker"): plan_mpi_worker,
-    ("pytorch", None): plan_pytorch,
-    ("mxnet", None): plan_mxnet,
-}
 
 
 def _operator_wins(key, ours, theirs):
@@ -370,10 +359,11 @@ def build_plan(job, identity, context):
     see `_operator_wins`). A held job (runMode
     pause, runPolicy suspend) plans its files and env but no command and no wait.
     """
-    planner = PLANNERS.get((job.framework, identity.role)) or PLANNERS[(job.framework, None)]
-    planned = planner(job, identity.role, identity.index, context)
+    from .kinds import frameworks  # it names this module's planners
+
+    planned = frameworks.of(job).planner(identity.role)(job, identity.role, identity.index, context)
     replica = job.replica(identity.role)
-    main = replica.container(job.mpi.main_container if job.mpi else job.framework)
+    main = replica.container(job.main_container)
     env = dict(planned.env)
     env.update(main.env)
     for key in planned.env:

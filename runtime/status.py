@@ -86,6 +86,7 @@ _T9K_PHASE = {None: "Running", "Succeeded": "Succeeded", "Failed": "Failed"}
 
 def tensorstack_status(job, state):
     """The `status` object of a TensorStack MPIJob: phase, conditions, aggregate, tasks."""
+    from .kinds import registry  # which names the status rules of this module
     start, end = state.start_time, state.completion_time
     conditions = [
         {"type": "Initialized", "status": "True", "reason": "Initialized", "message": "All replicas are created.",
@@ -109,8 +110,9 @@ def tensorstack_status(job, state):
         container = {"containerPhase": {"Pending": "Waiting", "Running": "Running"}.get(r.phase, "Terminated")}
         if r.exit_code is not None and r.phase in ("Succeeded", "Failed"):
             container["exitCode"] = r.exit_code
+        pod = registry.of(job).pod_name(job.name, r.role, r.index)
         tasks.append({"replicaType": r.role, "replicaIndex": r.index, "replicas": [{
-            "name": f"{job.name}-{r.role}-{r.index}", "uid": f"local-{job.name}-{r.role}-{r.index}",
+            "name": pod, "uid": f"local-{pod}",
             "phase": r.phase, "containers": [container]}]})
     phase = "Paused" if state.held else _T9K_PHASE[state.outcome]
     return {"phase": phase, "conditions": conditions, "aggregate": aggregate, "tasks": tasks}

@@ -6,11 +6,11 @@ from .kinds import frameworks
 
 
 def _command_text(replica, job):
-    if job.tensorstack is not None:
-        return "mpirun ... " + shlex.join(job.mpi.worker_cmd) if replica.role == "launcher" else "sshd (ringrun)"
     if replica.role == "worker" and frameworks.of(job).worker_text:
         return frameworks.of(job).worker_text
-    main = replica.container(job.mpi.main_container if job.mpi else job.framework)
+    if replica.role == "launcher" and job.mpi.launcher_mpirun:
+        return "mpirun ... " + shlex.join(job.mpi.worker_cmd)
+    main = replica.container(job.main_container)
     text = shlex.join(main.command + main.args) or "(image default)"
     return text if len(text) <= 90 else text[:87] + "..."
 
@@ -33,7 +33,7 @@ def summary(job):
         extra.append(f"backoffLimit {policy.backoff_limit}")
     if policy.active_deadline_seconds is not None:
         extra.append(f"activeDeadlineSeconds {policy.active_deadline_seconds}")
-    if job.tensorstack is not None and (job.tensorstack.debug or job.tensorstack.pause):
-        extra.append("runMode " + ("debug" if job.tensorstack.debug else "pause"))
+    if job.run_mode.mode != "normal":
+        extra.append(f"runMode {job.run_mode.mode}")
     lines.append("  " + ", ".join(extra))
     return "\n".join(lines) + "\n"

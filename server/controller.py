@@ -166,10 +166,11 @@ class Controller:
                     continue
                 why = (f"{job.kind} {job.namespace}/{job.name} has failed: the ringrun server that ran it stopped "
                        "while it ran, and its replicas were stopped with it")
+                # the pods first: a client that sees the job finished sees its pods finished too
+                self._mark_pods_lost(meta["namespace"], meta["uid"])
                 self.store.modify(resource, meta["namespace"], meta["name"],
                                   lambda cur, job=job, why=why: {**cur, "status": of(job).status.lost(
                                       job, cur.get("status") or {}, self.now(), why)}, expect_uid=meta["uid"])
-                self._mark_pods_lost(meta["namespace"], meta["uid"])
             else:
                 waiting.append((meta.get("creationTimestamp", ""), int(meta["resourceVersion"]), resource,
                                 meta["namespace"], meta["name"], meta["uid"]))

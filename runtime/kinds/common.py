@@ -1,5 +1,6 @@
 """Pieces shared by the per-kind parsers: metadata, replica specs, pod templates, containers and run policy."""
 
+import copy
 import re
 
 from ..model import Container, Port, Replica, RunPolicy
@@ -29,11 +30,12 @@ def job_spec(doc):
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
-def check_host_names(doc, name, replicas):
-    """Report `metadata.name` when the longest `<name>-<role>-<index>` of `replicas` is not a valid host name."""
-    if name is None:
+def check_host_names(doc, job, pod_name):
+    """Report `metadata.name` when the longest pod (and host) name of `job`'s replicas, by its kind's `pod_name`
+    rule, is not a valid host name."""
+    if job.name is None:  # reported as such
         return
-    hosts = [f"{name}-{r.role}" + ("" if r.role == "launcher" else f"-{max(r.replicas, 1) - 1}") for r in replicas]
+    hosts = [pod_name(job.name, r.role, max(r.replicas, 1) - 1) for r in job.replicas]
     bad = [host for host in hosts if len(host) > 63 or not _DNS1035_LABEL.match(host)]
     if bad:
         host = max(bad, key=len)
@@ -193,3 +195,28 @@ def _run_policy_value(name, f):
     if name == "activeDeadlineSeconds":  # int64 in the operators' API types
         return f.integer(minimum=1, maximum=INT64_MAX)
     return f.integer(minimum=0)
+
+
+def inline_run_policy(obj, result, spec_fields, out):
+    """A compat rewrite (runtime/compat.py) of Kubeflow's v1 APIs: a run-policy field written at `spec` that the
+    kind's CRD lacks there is moved to `spec.runPolicy` (the seed's MXJob writes `spec.cleanPodPolicy`)."""
+    spec = (result or obj)["spec"]
+    inline = [f for f in POLICY_VALUES if f in spec and spec_fields is not None and f not in spec_fields]
+    policy = spec.get("runPolicy", {})
+    if not inline or not isinstance(policy, dict):
+        return result
+    result = result or copy.deepcopy(obj)
+    new_policy = result["spec"].setdefault("runPolicy", {})
+    kind = obj.get("kind")
+    for name in inline:
+        value = result["spec"].pop(name)
+        if name not in policy:
+            new_policy[name] = value
+            out.moved.append((f"spec.runPolicy.{name}", f"spec.{name}"))
+            out.warnings.append((f"spec.{name}", f"read as spec.runPolicy.{name} (where the {kind} CRD has it)"))
+        elif policy[name] == value:
+            out.warnings.append((f"spec.{name}", f"also given as spec.runPolicy.{name}, with the same value; that one "
+                                                 "is read"))
+        else:
+            out.errors.append((f"spec.{name}", f"conflicts with spec.runPolicy.{name} ({value!r} vs {policy[name]!r})"))
+    return result

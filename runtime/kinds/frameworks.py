@@ -1,7 +1,7 @@
 """What differs between the frameworks a job kind runs on (a JobKind's `framework`): which replicas decide the job's
 outcome, which run as processes on one machine, whether the job needs a rendezvous port of its own there, the names
-its replicas are reached by, what its operator's pod variables say about a replica, and its line in `ringrun
-validate`'s summary. One `Framework` each; `of(job)` finds a job's. Pure.
+its replicas are reached by, what its operator's pod variables say about a replica, its line in `ringrun validate`'s
+summary, the planner of each role and the Python module its processes need. One `Framework` each; `of(job)` finds a job's. Pure.
 """
 
 import json
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import env as envs
-from .. import topology
+from .. import plan, topology
 from ..identity import env_integer, from_hostname
 
 LOCALHOST = "127.0.0.1"
@@ -86,7 +86,11 @@ class Framework:
     needs a port of its own (two jobs never meet at the default); local_env: variables every local process gets;
     host_names(job, role, index) -> names a replica is reached by besides its service's; operator_identity(job,
     env, hostname) -> (role, index, source) from the operator's pod variables, or None; world(job) -> the summary's
-    line; worker_text: the summary's word for a replica that runs no command of the spec's (MPI workers), else None.
+    line; worker_text: the summary's word for a replica that runs no command of the spec's (MPI workers), else None;
+    planners: role -> planner(job, role, index, context) -> plan.RolePlan (None: every other role's);
+    port_name: the named port of the main container a local run replaces (the rendezvous), else None;
+    requires: (module the processes import, ringrun's extra that installs it, that extra's pip arguments), checked
+    before a command starts, else None.
     """
 
     name: str
@@ -94,22 +98,35 @@ class Framework:
     local_processes: Callable
     operator_identity: Callable
     world: Callable
-    rendezvous: bool = False
+    planners: dict
     local_env: tuple = ()
     host_names: Callable = lambda job, role, index: ()
     worker_text: str | None = None
+    port_name: str | None = None
+    requires: tuple | None = None
+
+    @property
+    def rendezvous(self):
+        """Whether a local run needs a port of its own (two jobs never meet at the default)."""
+        return self.port_name is not None
+
+    def planner(self, role):
+        return self.planners.get(role) or self.planners[None]
 
 
 FRAMEWORKS = {
     "mpi": Framework("mpi", lambda job: {"launcher"}, lambda job: (("launcher", 0),), _mpi_identity, _mpi_world,
+                     {"launcher": plan.plan_mpi_launcher, "worker": plan.plan_mpi_worker},
                      host_names=lambda job, role, index: (topology.mpi_host(job, role, index),),
                      worker_text="sshd (ringrun)"),
     "pytorch": Framework("pytorch", lambda job: {"master"} if job.replica("master") else {"worker"}, _all_replicas,
-                         _pytorch_identity, _pytorch_world, rendezvous=True),
+                         _pytorch_identity, _pytorch_world, {None: plan.plan_pytorch}, port_name="pytorchjob-port",
+                         requires=("torch", "torch", "torch==2.13.0")),
     # ps-lite advertises DMLC_NODE_HOST, else the address of an interface it picks: every role stays on loopback
     "mxnet": Framework("mxnet", lambda job: {"tuner"} if job.mxnet.job_mode == "MXTune" else {"worker"},
-                       _all_replicas, _mxnet_identity, _mxnet_world, rendezvous=True,
-                       local_env=(("DMLC_NODE_HOST", LOCALHOST),)),
+                       _all_replicas, _mxnet_identity, _mxnet_world, {None: plan.plan_mxnet},
+                       local_env=(("DMLC_NODE_HOST", LOCALHOST),), port_name="mxjob-port",
+                       requires=("mxnet", "mxnet", "mxnet==1.9.1 'numpy<1.24'")),
 }
 
 

@@ -30,7 +30,8 @@ def parse(doc, api_version, kind):
         spec["mainContainer"].error(f"no container named {main!r} in the Launcher template")
     mpi = MPIOptions(
         implementation=implementation,
-        main_container=main or "mpi",
+        # mpi-operator v1alpha2 and v1 could start the ranks with their own rsh agent (kubexec.sh)
+        operator_agent=api_version.rpartition("/")[2] in ("v1alpha2", "v1"),
         slots_per_worker=spec["slotsPerWorker"].integer(default=1, minimum=1, maximum=4096) or 1,
         ssh_auth_mount_path=spec["sshAuthMountPath"].absolute_path(default="/root/.ssh") or "/root/.ssh",
         launcher_creation_policy=spec["launcherCreationPolicy"].string(
@@ -40,6 +41,6 @@ def parse(doc, api_version, kind):
     run_policy = common.run_policy(spec)
     if "launcher" not in replicas:
         return None
-    common.check_host_names(doc, name, replicas.values())
     return JobSpec(api_version, kind, name, namespace, "mpi",
-                   tuple(replicas[r] for r in ("launcher", "worker") if r in replicas), run_policy, mpi=mpi)
+                   tuple(replicas[r] for r in ("launcher", "worker") if r in replicas), run_policy, mpi=mpi,
+                   main_container=main or "mpi")

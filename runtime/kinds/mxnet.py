@@ -1,5 +1,7 @@
 """Kubeflow MXJob: kubeflow.org/v1 (training-operator; the seed's inline cleanPodPolicy as in mxnet-operator)."""
 
+import copy
+
 from ..model import JobSpec, MXNetOptions
 from . import common
 
@@ -23,7 +25,35 @@ def parse(doc, api_version, kind):
     run_policy = common.run_policy(spec)
     if COORDINATOR[mode].lower() not in replicas:
         return None
-    common.check_host_names(doc, name, replicas.values())
     return JobSpec(api_version, kind, name, namespace, "mxnet",
                    tuple(replicas[t.lower()] for t in known if t.lower() in replicas), run_policy,
-                   mxnet=MXNetOptions(job_mode=mode))
+                   mxnet=MXNetOptions(job_mode=mode), main_container="mxnet")
+
+
+def tuner_labels(obj, result, spec_fields, out):
+    """A compat rewrite (runtime/compat.py): mxnet-operator's ReplicaSpec had `label` (the TVM tuner server's key);
+    training-operator's CRD dropped it and reads the `tuner-server-key` annotation of the template instead
+    (pkg/controller.v1/mxnet/mxnet.go), while its MXTune example still writes `label`. Moved there unless the
+    annotation is set."""
+    replicas = obj["spec"].get("mxReplicaSpecs")
+    if not isinstance(replicas, dict):
+        return result
+    for name, replica in replicas.items():
+        if not isinstance(replica, dict) or not isinstance(replica.get("label"), str):
+            continue
+        result = result or copy.deepcopy(obj)
+        moved = result["spec"]["mxReplicaSpecs"][name]
+        label = moved.pop("label")
+        template = moved.get("template")
+        path = f"spec.mxReplicaSpecs.{name}.label"
+        meta = template.setdefault("metadata", {}) if isinstance(template, dict) else None
+        annotations = meta.setdefault("annotations", {}) if isinstance(meta, dict) else None
+        if not isinstance(annotations, dict):
+            out.warnings.append((path, "ignored: the replica has no template whose annotations could hold it"))
+        elif "tuner-server-key" in annotations:
+            out.warnings.append((path, "ignored: the template's tuner-server-key annotation is set and wins"))
+        else:
+            annotations["tuner-server-key"] = label
+            out.warnings.append((path, f"read as template.metadata.annotations['tuner-server-key'] = {label!r} "
+                                       "(where training-operator reads it; its MXJob CRD has no `label`)"))
+    return result

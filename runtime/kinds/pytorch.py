@@ -30,9 +30,9 @@ def parse(doc, api_version, kind):
     if not replicas or (elastic is None and "master" not in replicas):
         return None
     options = PyTorchOptions(nproc_per_node=nproc, elastic=elastic)
-    common.check_host_names(doc, name, replicas.values())
     return JobSpec(api_version, kind, name, namespace, "pytorch",
-                   tuple(replicas[r] for r in ("master", "worker") if r in replicas), run_policy, pytorch=options)
+                   tuple(replicas[r] for r in ("master", "worker") if r in replicas), run_policy, pytorch=options,
+                   main_container="pytorch")
 
 
 def _nproc(f):

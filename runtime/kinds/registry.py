@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import status as statuses
-from . import kubeflow_mpi, mxnet, pytorch, tensorstack
+from . import common, kubeflow_mpi, mxnet, pytorch, tensorstack
 
 # the run-policy fields a replace may change where the kind keeps them (the seed's rule, per kind and version)
 _KUBEFLOW_POLICY = frozenset({("spec", "runPolicy", "activeDeadlineSeconds"), ("spec", "runPolicy", "cleanPodPolicy"),
@@ -20,6 +20,11 @@ _INLINE_POLICY = frozenset({("spec", "activeDeadlineSeconds"), ("spec", "cleanPo
 def _kubeflow_replaceable(version):
     """MPIJob v1alpha2 and v1 keep activeDeadlineSeconds and cleanPodPolicy in spec too; v2beta1 only in runPolicy."""
     return _KUBEFLOW_POLICY | (_INLINE_POLICY if version in ("v1alpha2", "v1") else frozenset())
+
+
+def _kubeflow_v1_rewrites(version):
+    """training-operator's v1 CRDs keep the run policy under spec.runPolicy; the seeds' v1 jobs write it inline."""
+    return (common.inline_run_policy,) if version == "v1" else ()
 
 
 def _pod_per_role_and_index(job_name, role, index):
@@ -41,7 +46,10 @@ class JobKind:
     `training.kubeflow.org/operator-name` says it; replaceable(version) -> the spec paths (tuples) a replace may
     change besides labels and annotations; pod_name(job name, role, index) -> the replica's pod (and host) name;
     pod_labels(job name, role) -> the labels its operator puts on a pod besides training.kubeflow.org's;
-    status: how its API writes a job's status. What differs by framework is runtime/kinds/frameworks.py's."""
+    status: how its API writes a job's status; replica_specs: the spec's field holding the replica specs by type
+    (None: the kind has no such map); main_container: the name of a replica's main container unless the spec says
+    another; rewrites(version) -> the compat rewrites (runtime/compat.py) of objects of that version, in order.
+    What differs by framework is runtime/kinds/frameworks.py's."""
 
     group: str
     kind: str
@@ -56,6 +64,9 @@ class JobKind:
     pod_labels: Callable = lambda job_name, role: {}  # the operator's own labels on its pods, beside Kubeflow's
     status: statuses.StatusRules = statuses.KUBEFLOW
     short_names: tuple = ()
+    replica_specs: str | None = None
+    main_container: str = "mpi"
+    rewrites: Callable = lambda version: ()
 
     def api_version(self, version):
         return f"{self.group}/{version}"
@@ -70,16 +81,21 @@ KINDS = (
             {"v2beta1": "kubeflow.org-v2beta1-mpijob", "v1": "kubeflow.org-v1-mpijob",
              "v1alpha2": "kubeflow.org-v1alpha2-mpijob"},
             kubeflow_mpi.parse, "mpi", "mpi-operator", _kubeflow_replaceable, _mpi_operator_pod,
-            lambda job_name, role: {"mpi_job_name": job_name, "mpi_role_type": role}),  # v1alpha2 / v1 labels
+            lambda job_name, role: {"mpi_job_name": job_name, "mpi_role_type": role},  # v1alpha2 / v1 labels
+            replica_specs="mpiReplicaSpecs", rewrites=_kubeflow_v1_rewrites),
     JobKind("kubeflow.org", "PyTorchJob", "pytorchjobs", ("v1",), {"v1": "kubeflow.org-v1-pytorchjob"},
-            pytorch.parse, "pytorch", "pytorchjob-controller", lambda version: _KUBEFLOW_POLICY),
+            pytorch.parse, "pytorch", "pytorchjob-controller", lambda version: _KUBEFLOW_POLICY,
+            replica_specs="pytorchReplicaSpecs", main_container="pytorch", rewrites=_kubeflow_v1_rewrites),
     # the seed's MXJob writes activeDeadlineSeconds and cleanPodPolicy in spec, as mxnet-operator did
     JobKind("kubeflow.org", "MXJob", "mxjobs", ("v1",), {"v1": "kubeflow.org-v1-mxjob"},
-            mxnet.parse, "mxnet", "mxjob-controller", lambda version: _KUBEFLOW_POLICY | _INLINE_POLICY),
+            mxnet.parse, "mxnet", "mxjob-controller", lambda version: _KUBEFLOW_POLICY | _INLINE_POLICY,
+            replica_specs="mxReplicaSpecs", main_container="mxnet",
+            rewrites=lambda version: _kubeflow_v1_rewrites(version) + (mxnet.tuner_labels,)),
     # T9k names every pod `<job>-<role>-<index>`, its launcher too (status.tasks says so)
     JobKind("batch.tensorstack.dev", "MPIJob", "mpijobs", ("v1beta1",),
             {"v1beta1": "batch.tensorstack.dev-v1beta1-mpijob"}, tensorstack.parse, "mpi", "ringrun",
-            lambda version: frozenset({("spec", "runPolicy", "cleanUpWorkers")}), status=statuses.TENSORSTACK),
+            lambda version: frozenset({("spec", "runPolicy", "cleanUpWorkers")}), status=statuses.TENSORSTACK,
+            main_container=tensorstack.CONTAINER, rewrites=lambda version: (tensorstack.boolean_clean_up,)),
 )
 
 

@@ -4,7 +4,9 @@ The spec describes workers only (`worker.cmd` is what mpirun runs); the launcher
 in a pod from the worker template. The training container must be called `mpi-worker`.
 """
 
-from ..model import JobSpec, MPIImplementation, MPIOptions, Replica, ReplicaOverride, RunPolicy, TensorStackOptions
+import copy
+
+from ..model import JobSpec, MPIImplementation, MPIOptions, Replica, ReplicaOverride, RunMode, RunPolicy
 from . import common
 
 CONTAINER = "mpi-worker"
@@ -33,7 +35,7 @@ def parse(doc, api_version, kind):
     policy.mapping()
     clean_up = policy["cleanUpWorkers"].string(default="none", choices=CLEAN_UP) or "none"
     queue, priority = _scheduler(spec["scheduler"])
-    debug, debug_overrides, pause, resume_overrides = _run_mode(spec["runMode"])
+    run_mode = _run_mode(spec["runMode"])
     mca = spec["mca"].string_map()
     for key, _ in mca:
         if not key:
@@ -49,18 +51,19 @@ def parse(doc, api_version, kind):
         extra_mpi_args=worker["extraMPIArgs"].strings() if worker.present else (),
         mpi_home=spec["mpiHome"].absolute_path(),
         worker_cmd=cmd or (),
-        main_container=CONTAINER,
+        launcher_mpirun=True,  # T9k's launcher runs mpirun over worker.cmd; its template has no launcher command
     )
-    t9k = TensorStackOptions(clean_up_workers=clean_up, queue=queue, priority=priority, debug=debug,
-                             debug_overrides=debug_overrides, pause=pause, resume_overrides=resume_overrides)
+    ignored = ()
+    if queue is not None or priority is not None:
+        ignored = (("spec.scheduler.t9kScheduler", "queues and priorities are T9k's scheduler's; the job starts at "
+                                                   "once here"),)
     if replicas is None or not cmd or not containers:
         return None
     launcher = Replica("launcher", "launcher", 1, "OnFailure", containers)
     workers = Replica("worker", "worker", replicas, "Never", containers)
     run_policy = RunPolicy(clean_pod_policy=_CLEAN_POD[clean_up])
-    common.check_host_names(doc, name, (launcher, workers))
     return JobSpec(api_version, kind, name, namespace, "mpi", (launcher, workers), run_policy, mpi=mpi,
-                   tensorstack=t9k)
+                   run_mode=run_mode, main_container=CONTAINER, ignored_locally=ignored)
 
 
 def _scheduler(f):
@@ -73,9 +76,9 @@ def _scheduler(f):
 
 
 def _run_mode(f):
-    """(debug enabled, debug overrides, pause enabled, resume overrides) from `runMode`."""
+    """`runMode` -> RunMode."""
     if f.mapping() is None:
-        return False, (), False, ()
+        return RunMode()
     debug = f["debug"]
     debug.mapping()
     pause = f["pause"]
@@ -84,8 +87,9 @@ def _run_mode(f):
     pause_enabled = bool(pause["enable"].boolean(default=False))
     if debug_enabled and pause_enabled:
         f.error("debug and pause cannot both be enabled")
-    return (debug_enabled, _overrides(debug["replicaSpecs"], with_args=False),
-            pause_enabled, _overrides(pause["resumeSpecs"], with_args=True))
+    mode = "debug" if debug_enabled else "pause" if pause_enabled else "normal"
+    return RunMode(mode, _overrides(debug["replicaSpecs"], with_args=False),
+                   _overrides(pause["resumeSpecs"], with_args=True))
 
 
 def _overrides(f, with_args):
@@ -108,3 +112,18 @@ def _overrides(f, with_args):
             skip_init_container=bool(item["skipInitContainer"].boolean(default=False)),
         ))
     return tuple(result)
+
+
+def boolean_clean_up(obj, result, spec_fields, out):
+    """A compat rewrite (runtime/compat.py): the seed's API page says `runPolicy.cleanUpWorkers` is a string (all,
+    unfinished, none); the API reference and the user manual write a boolean. true reads as all, false as none."""
+    policy = (result or obj)["spec"].get("runPolicy")
+    value = policy.get("cleanUpWorkers") if isinstance(policy, dict) else None
+    if not isinstance(value, bool):
+        return result
+    result = result or copy.deepcopy(obj)
+    word = "all" if value else "none"
+    result["spec"]["runPolicy"]["cleanUpWorkers"] = word
+    out.warnings.append(("spec.runPolicy.cleanUpWorkers",
+                         f"{str(value).lower()} read as {word!r} (the seed's API takes all, unfinished or none)"))
+    return result

@@ -33,8 +33,8 @@ def test_plan_json_has_exactly_the_documented_keys():
     assert code == 0
     assert list(plan) == ["kind", "role", "index", "mode", "run_dir", "env", "unset", "root_env", "files", "argv",
                           "working_dir", "wait_for", "ssh", "hostfile", "ssh_config", "workers", "notify",
-                          "wait_for_login", "discover_hosts", "discovery", "slots", "notes"]
-    assert (plan["role"], plan["index"]) == ("worker", 1)
+                          "wait_for_login", "discover_hosts", "discovery", "slots", "notes", "duty"]
+    assert (plan["role"], plan["index"], plan["duty"]) == ("worker", 1, "sshd")
 
 
 def test_plan_env_format_round_trips_through_a_shell(tmp_path):
@@ -150,3 +150,22 @@ def test_plan_reads_the_operators_hostfile_as_the_entrypoint_does(tmp_path):
     plan = json.loads(out)
     assert plan["workers"] == ["mpi-test-worker-0.mpi-test.default.svc", "mpi-test-worker-1.mpi-test.default.svc"]
     assert plan["ssh"] is not None
+
+
+def test_field_validation_strict_by_default_warn_and_ignore_drop_the_field(tmp_path):
+    spec = specs.mpijob(slotPerWorker=2)  # a typo of slotsPerWorker
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, out, err = run_cli(["validate", str(path)])
+    assert code == 2 and out == ""
+    assert "spec.slotPerWorker: unknown field" in err
+    code, out, err = run_cli(["validate", "--field-validation", "Warn", str(path)])
+    assert code == 0 and "world size" in out
+    assert err.splitlines() == [
+        "ringrun validate: warning: spec.slotPerWorker: unknown field, dropped (field validation Warn)"]
+    code, out, err = run_cli(["plan", "--field-validation", "Ignore", str(path), "--role", "launcher"])
+    assert (code, err) == (0, "")
+    assert json.loads(out)["role"] == "launcher"
+    with pytest.raises(SystemExit) as info:  # argparse's usage error
+        run_cli(["validate", "--field-validation", "Lax", str(path)])
+    assert info.value.code == 2

@@ -52,7 +52,7 @@ def test_the_seed_and_the_manual_disagree_and_both_are_accepted():
     """TensorStack's user manual writes runPolicy.cleanUpWorkers as a boolean, the seed as a string."""
     name = "t9k+user-docs/5e5ad83/docs/module/workflow/workflow/workflowtemplate-1.yaml"
     (job,) = parse_jobs((CORPUS / name).read_text())
-    assert job.tensorstack.clean_up_workers == "all"
+    assert job.run_policy.clean_pod_policy == "All"  # cleanUpWorkers all
     assert job.warnings == ("spec.runPolicy.cleanUpWorkers: true read as 'all' (the seed's API takes all, "
                             "unfinished or none)",)
     assert job.mpi.slots_per_worker == 3  # worker.processesPerWorker

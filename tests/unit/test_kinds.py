@@ -8,7 +8,7 @@ import re
 import pytest
 
 from ringrun.runtime import schema
-from ringrun.runtime.compat import RUN_POLICY_FIELDS
+from ringrun.runtime.kinds.common import POLICY_VALUES as RUN_POLICY_FIELDS
 from ringrun.runtime.kinds import frameworks
 from ringrun.runtime.kinds.registry import KINDS, kind_of
 from ringrun.runtime.parse import parse_object
