@@ -25,7 +25,7 @@ EXTRA_openmpi4 :=
 EXTRA_mpich := mpich
 EXTRA_intelmpi := intelmpi
 
-.PHONY: run test test-unit test-security test-mpi test-cluster test-bench bench-imb horovod venv system-packages clean
+.PHONY: run test test-unit test-security test-mpi test-cluster test-bench test-images images wheelhouse bench-imb horovod venv system-packages clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,18 +56,33 @@ $(addsuffix /.installed,$(MPI_VENVS)): %/.installed: pyproject.toml
 
 comma := ,
 
-# Debian packages the pod tests need (sshd, Open MPI 4, ip): installed with apt-get when root, services not started.
+# Debian packages the pod tests need (sshd, Open MPI 4, ip) and the job images (podman with runc, mmdebstrap for the
+# base, the dnsname plugin for pods' names on a job's network): installed with apt-get when root, services not started.
 system-packages:
-	@if [ "$$(id -u)" = 0 ] && ! { test -x /usr/sbin/sshd && test -x /usr/bin/orted && command -v ip >/dev/null; }; then \
+	@if [ "$$(id -u)" = 0 ] && ! { test -x /usr/sbin/sshd && test -x /usr/bin/orted && command -v ip >/dev/null \
+	        && command -v podman >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null \
+	        && test -x /usr/lib/cni/dnsname; }; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends \
-	        openssh-server openssh-client openmpi-bin iproute2 util-linux >/dev/null; fi
+	        openssh-server openssh-client openmpi-bin iproute2 util-linux \
+	        podman runc uidmap mmdebstrap golang-github-containernetworking-plugin-dnsname >/dev/null; fi
+
+# The job images (docker/README.md): ringrun:<variant> for each of IMAGES, built with podman from a Debian base made
+# with mmdebstrap and a wheelhouse of pinned wheels (build/wheelhouse). Root only: anyone else is told why not.
+IMAGES ?= latest nonroot mpich intelmpi torch mxnet
+images: system-packages $(STAMP)
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python scripts/images.py $(IMAGES); \
+	else echo "make images: skipped: podman and mmdebstrap build the images as root"; fi
+
+# The wheelhouse alone (ringrun and every image's pinned wheels in build/wheelhouse), for a build by hand with docker.
+wheelhouse: $(STAMP)
+	$(BIN)/python scripts/images.py --wheelhouse-only $(IMAGES)
 
 venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/ringrun run examples/mpijob-allreduce.yaml
 
-test: test-unit test-security test-bench test-mpi test-cluster
+test: test-unit test-security test-bench test-mpi test-images test-cluster
 
 # Run directories, planted links and keys, sshd's configuration: as root with a second user (nobody, via setpriv),
 # inside `unshare --net --mount` (no network for anything they start). Anyone else gets them skipped, with the reason.
@@ -75,6 +90,12 @@ test-security: system-packages $(STAMP)
 	if [ "$$(id -u)" = 0 ]; then \
 	    timeout 600 unshare --net --mount --propagation private -- $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/security; \
 	else $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/security; fi
+
+# What each image carries and how it starts, every container with no network, inside `unshare --net --mount`.
+test-images: images
+	if [ "$$(id -u)" = 0 ]; then \
+	    timeout 900 unshare --net --mount --propagation private -- $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/images; \
+	else $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/images; fi
 
 # Pods as network namespaces: the whole run is inside `unshare --net --mount` (no route out of it; the namespaces it
 # names vanish with it). Root only: anyone else gets the tests reported as skipped, with the reason.
