@@ -293,7 +293,11 @@ def plan_mpi_worker(job, role, index, context):
     if override and override.command:  # a debug command replaces sshd: no keys to set up for it
         return RolePlan(env=envs.mpi_worker_env(job), argv=override.command, files=files, duty="sshd")
     setup = SSHSetup(job.mpi.ssh_auth_mount_path, context.path("ssh"), host_key, job.mpi.sshd_path)
-    return RolePlan(env=envs.mpi_worker_env(job), argv=argv, files=files, ssh=setup, duty="sshd")
+    # a pod's args (mpi-operator would run `/usr/sbin/sshd -De` for a worker without any) are not run: the worker's
+    # sshd is ringrun's, with the keys and configuration the launcher's ssh expects
+    notes = (f"an MPI worker runs ringrun's sshd; the pod's command ({shlex.join(context.command)}) is not run",
+             ) if context.command else ()
+    return RolePlan(env=envs.mpi_worker_env(job), argv=argv, files=files, ssh=setup, duty="sshd", notes=notes)
 
 
 TORCHRUN = ("torchrun", "--no-python")

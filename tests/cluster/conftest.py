@@ -98,6 +98,16 @@ def mpijob(implementation, slots, workers, auth, launcher_command, clean="Runnin
     }
 
 
+def check_ranks_ran(codes, logs, job, slots, workers=2):
+    """Every pod exited 0 and rank 0 printed RANKCHECK for `workers` pods x `slots` ranks: shared memory inside
+    each pod, the ring between them."""
+    assert set(codes) == {f"{job}-launcher", *(f"{job}-worker-{i}" for i in range(workers))}, codes
+    assert set(codes.values()) == {0}, logs
+    hosts = [f"{job}-worker-{i}" for i in range(workers) for _ in range(slots)]
+    assert f"RANKCHECK size={workers * slots} hosts={','.join(hosts)} allreduce=exact shm=exact local={slots}" \
+        in logs, logs
+
+
 def pod_names(workers):
     return [f"{JOB}-launcher"] + [f"{JOB}-worker-{i}" for i in range(workers)]
 

@@ -38,6 +38,22 @@ def isolated():
     return not any(line.split()[0] == "default" for line in routes.splitlines() if line.strip())
 
 
+def live_processes(belongs):
+    """(pid, comm) of every process of this machine that is not a zombie and for whose PID (a string) `belongs`
+    is true, read from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and belongs(entry):
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[0] != "Z":
+                found.append((int(entry), stat.split("(", 1)[1].rsplit(")", 1)[0]))
+    return found
+
+
 _private_netns_dir = []
 
 
@@ -107,21 +123,28 @@ class Pod:
 
     def processes(self):
         """(pid, comm) of every live process in this pod's network namespace, less the harness's own wrapper."""
-        found = []
         wrapper = str(self.proc.pid) if self.proc else None
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and entry != wrapper and self.inode is not None and net_inode(entry) == self.inode:
-                try:
-                    with open(f"/proc/{entry}/stat") as handle:
-                        stat = handle.read()
-                except OSError:
-                    continue
-                if stat.rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append((int(entry), stat.split("(", 1)[1].rsplit(")", 1)[0]))
-        return found
+        if self.inode is None:
+            return []
+        return live_processes(lambda pid: pid != wrapper and net_inode(pid) == self.inode)
 
 
-class Cluster:
+class Harness:
+    """A set of pods as a context manager: `create` on entry (undone by `destroy` if it fails), `destroy` on exit."""
+
+    def __enter__(self):
+        try:
+            self.create()
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.destroy()
+
+
+class Cluster(Harness):
     """A set of pods on one private subnet. Use as a context manager: everything is removed on exit."""
 
     def __init__(self, workdir, names, aliases=None, tag="rr"):
@@ -134,17 +157,6 @@ class Cluster:
         self.resolv_file = os.path.join(workdir, "resolv.conf")
         self.root_home = os.path.join(workdir, "root-home")
         self.made = []
-
-    def __enter__(self):
-        try:
-            self.create()
-        except BaseException:
-            self.destroy()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.destroy()
 
     def create(self):
         if not isolated():

@@ -1,27 +1,24 @@
-"""An MPIJob as pods: sshd workers, a launcher that waits and runs mpirun over ssh, workers that exit at the end."""
+"""An MPIJob as network-namespace pods: sshd workers, a launcher that waits and runs mpirun over ssh, workers that
+exit at the end. What the job images cover as containers (test_mpijob_containers.py: Open MPI 5, MPICH and Intel MPI
+as root, the non-root image) is not repeated here: Open MPI 4 (Debian's, in no image), a non-root user of a uid the
+machine lacks with keys in its home on every library, and the launcher's workingDir with WaitForWorkersReady."""
 
 import os
 
 import pytest
 
-from conftest import JOB, NAMESPACE, MPICluster, flavour, launcher_command, mpijob, wait_for_text
+from conftest import JOB, NAMESPACE, MPICluster, check_ranks_ran, flavour, launcher_command, mpijob, wait_for_text
 
 
 @pytest.mark.parametrize("slots", [1, 2])
-@pytest.mark.parametrize("name", ["openmpi5", "openmpi4", "mpich", "intel"])
+@pytest.mark.parametrize("name", ["openmpi4"])
 def test_mpijob_runs_across_pods_and_workers_exit(tmp_path, secret, name, slots):
     implementation, venv, env = flavour(name)
     spec = mpijob(implementation, slots, 2, secret, launcher_command(name, venv, 2 * slots))
     with MPICluster(tmp_path, spec, venv, env, workers=2) as job:
         job.start_workers()
         job.start_launcher()
-        codes = job.wait_all(timeout=120)
-        logs = job.logs()
-        assert codes == {f"{JOB}-launcher": 0, f"{JOB}-worker-0": 0, f"{JOB}-worker-1": 0}, logs
-        hosts = [f"{JOB}-worker-{i}" for i in range(2) for _ in range(slots)]
-        # two pods x `slots` ranks: shared memory inside each pod, the ring between them
-        assert f"RANKCHECK size={2 * slots} hosts={','.join(hosts)} allreduce=exact shm=exact local={slots}" in logs, \
-            logs
+        check_ranks_ran(job.wait_all(timeout=120), job.logs(), JOB, slots)
         assert "the launcher finished with exit code 0" in job.worker_pods()[0].log()
         assert job.cluster.leftovers() == {}
 
@@ -64,7 +61,7 @@ def user_home():
         shutil.rmtree(work, ignore_errors=True)
 
 
-@pytest.mark.parametrize("name", ["openmpi5", "openmpi4", "mpich", "intel"])
+@pytest.mark.parametrize("name", ["openmpi4", "mpich", "intel"])
 def test_mpijob_as_a_non_root_user_with_keys_in_its_home(user_home, name):
     work, home, passwd = user_home
     implementation, venv, env = flavour(name)
@@ -73,10 +70,7 @@ def test_mpijob_as_a_non_root_user_with_keys_in_its_home(user_home, name):
                     home=home) as job:
         job.start_workers()
         job.start_launcher()
-        codes = job.wait_all(timeout=120)
-        logs = job.logs()
-        assert set(codes.values()) == {0}, logs
-        assert "RANKCHECK size=4 hosts=pi-worker-0,pi-worker-0,pi-worker-1,pi-worker-1 allreduce=exact" in logs, logs
+        check_ranks_ran(job.wait_all(timeout=120), job.logs(), JOB, 2)
         assert "port 2222" in job.worker_pods()[0].log()  # a non-root sshd on its own port
         assert f"for rrpod from {job.launcher().address}" in job.worker_pods()[0].log()
         # the entrypoint ran as that user: its files in the run directory are the user's

@@ -60,6 +60,10 @@ def test_mpijob_v2beta1_pods():
     assert launcher["wait_for"] == [f"allreduce-worker-{i}.allreduce.default.svc:22" for i in (0, 1)]
     assert launcher["notify"] == [f"allreduce-worker-{i}.allreduce.default.svc" for i in (0, 1)]  # cleanPodPolicy
     assert launcher["env"]["RINGRUN_WAIT_TIMEOUT"] == "300"
+    # a worker with neither command nor args would get mpi-operator's `/usr/sbin/sshd -De` in place of ringrun's
+    # ENTRYPOINT; given as args, ringrun's worker runs sshd itself
+    assert manifest(name)["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["args"] == [
+        "/usr/sbin/sshd", "-De"]
     worker = plan(name, {"K_MPI_JOB_ROLE": "worker", "HOSTNAME": "allreduce-worker-1"})
     assert (worker["role"], worker["index"]) == ("worker", 1)
     assert worker["argv"] == ["/usr/sbin/sshd", "-D", "-e", "-f", "/run/rr/sshd_config"]

@@ -273,3 +273,12 @@ def test_a_suspended_elastic_horovod_job_plans_nothing_to_run(tmp_path):
     code, out, err = run_cli(["run", str(spec)], environ={"PATH": "/usr/bin:/bin"})
     assert code == 7 and "Traceback" not in err
     assert json.loads(out)["status"]["conditions"][-1]["type"] == "Suspended"
+
+
+def test_an_mpi_worker_given_a_command_runs_ringruns_sshd_and_says_so():
+    """mpi-operator gives a worker with neither command nor args `/usr/sbin/sshd -De`; ringrun's image is given it as
+    args (the ENTRYPOINT kept): the worker's plan is still ringrun's sshd, and a note names what is not run."""
+    p = plan(specs.mpijob(), "worker", 1, command=("/usr/sbin/sshd", "-De"))
+    assert p["argv"] == ["/usr/sbin/sshd", "-D", "-e", "-f", f"{RUN}/sshd_config"]
+    assert p["notes"] == ["an MPI worker runs ringrun's sshd; the pod's command (/usr/sbin/sshd -De) is not run"]
+    assert plan(specs.mpijob(), "worker", 1)["notes"] == []
