@@ -1,8 +1,8 @@
 """Build ringrun's job images: `make images` (python3 scripts/images.py [--engine podman|docker] [VARIANT...]).
 
-1. The base (podman, unless --base names another): `localhost/ringrun-base:bookworm`, Debian bookworm made with
-   mmdebstrap from Debian's packages (python3, python3-venv, openssh-server, openssh-client), imported once. No
-   container registry is needed; with docker the Dockerfile's default base, the public Python image, is used.
+1. The base (podman, unless --base names another): `localhost/ringrun-base:bookworm-<digest of its packages>`,
+   Debian bookworm made with mmdebstrap from Debian's packages (BASE_PACKAGES), imported once. No container
+   registry is needed; with docker the Dockerfile's default base, the public Python image, is used.
 2. The wheelhouse, build/wheelhouse: ringrun's own wheel and every dependency of every image at the versions of
    docker/constraints.txt (numpy pinned per image below), made once with pip on this machine. The images install from
    it with no index: nothing is downloaded while they build.
@@ -25,8 +25,10 @@ import time
 import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-BASE = "localhost/ringrun-base:bookworm"
-BASE_PACKAGES = ("python3", "python3-venv", "openssh-server", "openssh-client")
+# Debian's packages in the base: Python, its venv module, sshd and ssh, and what a framework's wheel needs of the
+# system (MXNet's libgomp and libquadmath). The tag names the list, so a changed list makes a new base.
+BASE_PACKAGES = ("python3", "python3-venv", "openssh-server", "openssh-client", "libgomp1", "libquadmath0")
+BASE = "localhost/ringrun-base:bookworm-" + hashlib.sha256(",".join(BASE_PACKAGES).encode()).hexdigest()[:8]
 WHEELHOUSE = ROOT / "build" / "wheelhouse"
 CONSTRAINTS = ROOT / "docker" / "constraints.txt"
 WRAPPER = ROOT / "docker" / "runc-without-rlimits"
@@ -38,14 +40,15 @@ class Variant:
     """An image: its Dockerfile, build arguments (the base is added), the numpy it gets, the image it is made from
     (built first), its user and sshd port."""
 
-    def __init__(self, dockerfile, extras=None, numpy=NUMPY, parent=None, user="root", port=22):
+    def __init__(self, dockerfile, extras=None, numpy=NUMPY, parent=None, user="root", port=22, packages=()):
         self.dockerfile, self.extras, self.numpy, self.parent = dockerfile, extras, numpy, parent
-        self.user, self.port = user, port
+        self.user, self.port, self.packages = user, port, packages
 
     def build_args(self, base, wheels):
         if self.parent:
             return {"RINGRUN": f"ringrun:{self.parent}"}
-        return {"EXTRAS": self.extras, "WHEELS": wheels, **({"BASE": base} if base else {})}
+        return {"EXTRAS": self.extras, "WHEELS": wheels, **({"PACKAGES": " ".join(self.packages)} if self.packages
+                                                             else {}), **({"BASE": base} if base else {})}
 
 
 VARIANTS = {
@@ -54,7 +57,7 @@ VARIANTS = {
     "mpich": Variant("Dockerfile", "mpich"),
     "intelmpi": Variant("Dockerfile", "intelmpi"),
     "torch": Variant("Dockerfile", "openmpi,torch"),
-    "mxnet": Variant("Dockerfile", "openmpi,mxnet", numpy=MXNET_NUMPY),
+    "mxnet": Variant("Dockerfile", "openmpi,mxnet", numpy=MXNET_NUMPY, packages=("libgomp1", "libquadmath0")),
 }
 DEFAULT = ("latest", "nonroot")
 

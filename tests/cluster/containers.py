@@ -64,6 +64,7 @@ class ContainerPod:
         self.log_path = os.path.join(cluster.workdir, f"{name}.log")
         self.started = False
         self.namespace = None  # of its PID 1, kept to find its processes
+        self._address = None
 
     def state(self):
         """(status, exit code) as podman sees the container."""
@@ -75,8 +76,8 @@ class ContainerPod:
 
     @property
     def address(self):
-        fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
-        return podman("inspect", "--format", fmt, self.container).stdout.strip()
+        """Its address on the job's network (read when it started: a container that exited has none)."""
+        return self._address
 
     def log(self):
         """stdout and stderr as the pod wrote them (podman's k8s-file log: `TIME STREAM P|F TEXT` per line)."""
@@ -141,16 +142,19 @@ class ContainerCluster(Harness):
         podman("network", "create", self.network)
         self.made_network = True
 
-    def start(self, name, image, args=(), env=None, mounts=(), user=None, command=None, dns_search=None):
+    def start(self, name, image, args=(), env=None, mounts=(), user=None, command=None, dns_search=None,
+              aliases=()):
         """Run pod `name`: `image` with its ENTRYPOINT (or `command`, which replaces it as a pod's does) and `args`,
         `env` ({name: value}), `mounts` [(host path, path inside, mode "ro"|"rw")], as `user` (default: the
-        image's), with a DNS search domain."""
+        image's), with a DNS search domain and more DNS names (`aliases`: a Service named like the pod)."""
         pod = self.pods[name]
         service = f"{name}.{self.job}.{self.namespace}.svc"
         argv = ["run", "--detach", "--name", pod.container, "--hostname", name, "--network", self.network,
                 "--network-alias", service, "--network-alias", f"{service}.cluster.local",
                 "--log-driver", "k8s-file", "--log-opt", f"path={pod.log_path}",
                 "--volume", f"{HERE}:{TESTS}:ro"]
+        for alias in aliases:
+            argv += ["--network-alias", alias]
         for key, value in (env or {}).items():
             argv += ["--env", f"{key}={value}"]
         for source, target, mode in mounts:
@@ -160,7 +164,8 @@ class ContainerCluster(Harness):
         argv += ["--entrypoint", json.dumps(list(command))] if command else []
         podman(*argv, image, *args)
         pod.started = True
-        pid = podman("inspect", "--format", "{{.State.Pid}}", pod.container).stdout.strip()
+        fmt = "{{.State.Pid}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+        pid, _, pod._address = podman("inspect", "--format", fmt, pod.container).stdout.strip().partition(" ")
         pod.namespace = _pid_ns(pid) if pid not in ("", "0") else None
         return pod
 

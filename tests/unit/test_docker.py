@@ -41,7 +41,7 @@ def test_dockerfile(name, user, base):
         assert "--mount=type=bind,source=build/wheelhouse,target=/wheels" in run
         assert '--no-index --find-links /wheels "ringrun[${EXTRAS}]"' in run
         assert "${WHEELS}" in run  # the wheelhouse's digest is part of the layer's cache key
-        assert set(args_of(steps)) == {"BASE", "EXTRAS", "WHEELS"}
+        assert set(args_of(steps)) == {"BASE", "EXTRAS", "WHEELS", "PACKAGES"}
 
 
 def test_every_variant_names_extras_that_exist_and_every_package_is_pinned():
