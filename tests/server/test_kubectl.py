@@ -268,3 +268,21 @@ def test_server_side_apply_conflicts_force_and_removal(server):
     assert again.returncode == 0
     assert json.loads(kubectl(server, "get", "mpijob", "-n", "ssa", "ssa", "-o", "json").stdout)["metadata"][
         "resourceVersion"] == obj["metadata"]["resourceVersion"]  # an apply that changes nothing is no write
+
+
+def test_kubectl_waits_for_a_pod_to_be_ready_then_for_the_job(server):
+    """`kubectl wait --for=condition=Ready pod/<launcher>` returns once the replica runs (the pod's Ready
+    condition), while the job is still running; then the job's own condition."""
+    text = MANIFEST.format(name="ready").replace('["sh", "-c", "echo line one; echo line two"]',
+                                                 '["sh", "-c", "sleep 8; echo done"]')
+    made = kubectl(server, "create", "-n", "kc-ready", "-f", "-", stdin=text)
+    assert made.returncode == 0, made.stderr
+    ready = kubectl(server, "wait", "-n", "kc-ready", "--for=condition=Ready", "pod/ready-launcher",
+                    "--timeout=60s", timeout=90)
+    assert ready.returncode == 0 and ready.stdout.strip() == "pod/ready-launcher condition met", ready.stderr
+    phase = kubectl(server, "get", "pod", "-n", "kc-ready", "ready-launcher", "-o", "jsonpath={.status.phase}")
+    assert phase.stdout in ("Running", "Succeeded")
+    done = kubectl(server, "wait", "-n", "kc-ready", "--for=condition=Succeeded", "mpijob/ready", "--timeout=60s",
+                   timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert kubectl(server, "logs", "-n", "kc-ready", "ready-launcher").stdout == "done\n"
