@@ -17,6 +17,7 @@ checked; 1 a step failed (its command and output are printed); 2 bad arguments.
 
 import argparse
 import hashlib
+import os
 import pathlib
 import shutil
 import subprocess
@@ -40,13 +41,14 @@ class Variant:
     """An image: its Dockerfile, build arguments (the base is added), the numpy it gets, the image it is made from
     (built first), its user and sshd port."""
 
-    def __init__(self, dockerfile, extras=None, numpy=NUMPY, parent=None, user="root", port=22, packages=()):
+    def __init__(self, dockerfile, extras=None, numpy=NUMPY, parent=None, user="root", port=22, packages=(),
+                 requirements=()):
         self.dockerfile, self.extras, self.numpy, self.parent = dockerfile, extras, numpy, parent
-        self.user, self.port, self.packages = user, port, packages
+        self.user, self.port, self.packages, self.requirements = user, port, packages, requirements
 
     def build_args(self, base, wheels):
         if self.parent:
-            return {"RINGRUN": f"ringrun:{self.parent}"}
+            return {"RINGRUN": f"ringrun:{self.parent}", **({"WHEELS": wheels} if self.requirements else {})}
         return {"EXTRAS": self.extras, "WHEELS": wheels, **({"PACKAGES": " ".join(self.packages)} if self.packages
                                                              else {}), **({"BASE": base} if base else {})}
 
@@ -58,7 +60,10 @@ VARIANTS = {
     "intelmpi": Variant("Dockerfile", "intelmpi"),
     "torch": Variant("Dockerfile", "openmpi,torch"),
     "mxnet": Variant("Dockerfile", "openmpi,mxnet", numpy=MXNET_NUMPY, packages=("libgomp1", "libquadmath0")),
+    # Horovod from the wheel `make horovod` builds (source-only on PyPI), on the torch image
+    "horovod": Variant("Dockerfile.horovod", parent="torch", requirements=("horovod==0.28.1",)),
 }
+HOROVOD_WHEELS = pathlib.Path(os.environ.get("RINGRUN_WHEEL_CACHE", pathlib.Path.home() / ".cache/ringrun/wheels"))
 DEFAULT = ("latest", "nonroot")
 
 
@@ -133,6 +138,13 @@ def make_wheelhouse(variants, log):
         wanted = ",".join(dict.fromkeys(",".join(extras).split(",")))
         # ringrun from the wheel just made, by its path: never a project of that name from an index
         run(pip + ["--constraint", str(CONSTRAINTS), f"ringrun[{wanted}] @ {wheel.as_uri()}", numpy], log)
+    if any(v.requirements for v in variants):
+        # Horovod's wheel, built against torch and Open MPI by `make horovod`, and what it needs
+        built = sorted(HOROVOD_WHEELS.glob("horovod-0.28.1-*/horovod-0.28.1-*.whl"))
+        if not built:
+            raise Failed(f"no Horovod wheel under {HOROVOD_WHEELS} (`make horovod` builds it)")
+        shutil.copy(built[-1], WHEELHOUSE / built[-1].name)
+        run(pip + ["--constraint", str(CONSTRAINTS), "--find-links", str(WHEELHOUSE), "horovod==0.28.1", NUMPY], log)
 
 
 def digest():

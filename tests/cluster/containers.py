@@ -106,6 +106,10 @@ class ContainerPod:
                 raise TimeoutError(f"{self.name} still {status} after {timeout} s")
             time.sleep(0.2)
 
+    def read(self, path):
+        """A file in the running pod, as `podman exec POD cat PATH` prints it."""
+        return podman("exec", self.container, "cat", path).stdout
+
     def signal(self, sig):
         podman("kill", "--signal", signal.Signals(sig).name, self.container)
 

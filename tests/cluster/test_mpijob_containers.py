@@ -55,8 +55,11 @@ def spec(implementation, image, env, slots, workers, args, auth="/root/.ssh", cl
 class MPIJobPods:
     """The pods of one MPIJob as containers, started as mpi-operator would start them."""
 
-    def __init__(self, workdir, job, secret, workers):
+    def __init__(self, workdir, job, secret, workers, operator=True, mounts=()):
+        """operator=False: no hostfile ConfigMap and no launcher variables but K_MPI_JOB_ROLE (ringrun's own
+        manifests, with no mpi-operator); `mounts` go to every pod."""
         self.workdir, self.job, self.workers = str(workdir), job, workers
+        self.operator, self.mounts = operator, list(mounts)
         self.secret = mpioperator.secret(str(secret), os.path.join(self.workdir, "ssh-secret"),
                                          job["spec"]["sshAuthMountPath"])
         folder = os.path.join(self.workdir, "spec")
@@ -81,20 +84,22 @@ class MPIJobPods:
         own = {e["name"]: e["value"] for e in template.get("env", [])}
         env = {**own, **env, "RINGRUN_SPEC": f"{SPEC_DIR}/job.json", **(extra_env or {})}
         mounts = [(self.spec_dir, SPEC_DIR, "ro"), (self.secret, self.job["spec"]["sshAuthMountPath"], "ro"),
-                  *mounts]
+                  *self.mounts, *mounts]
         pod.setdefault("args", template.get("args", ()))
         pod.setdefault("command", template.get("command"))
         return self.cluster.start(name, template["image"], env=env, mounts=mounts, **pod)
 
-    def start_workers(self):
+    def start_workers(self, indices=None):
         template = self.job["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
         command, args = mpioperator.worker_command(template)
-        for i in range(self.workers):
+        for i in range(self.workers) if indices is None else indices:
             self._start(f"{JOB}-worker-{i}", "Worker", mpioperator.worker_env(), (), command=command, args=args,
                         dns_search=mpioperator.dns_search(JOB, NAMESPACE))
 
     def start_launcher(self, extra_env=None):
         spec = self.job["spec"]
+        if not self.operator:
+            return self._start(f"{JOB}-launcher", "Launcher", {"K_MPI_JOB_ROLE": "launcher"}, (), extra_env)
         env = mpioperator.launcher_env(spec["mpiImplementation"], spec["slotsPerWorker"])
         return self._start(f"{JOB}-launcher", "Launcher", env, [(self.config, mpioperator.CONFIG_DIR, "ro")],
                            extra_env)

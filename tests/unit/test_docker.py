@@ -24,11 +24,13 @@ def args_of(steps):
     return dict(a[1].split("=", 1) if "=" in a[1] else (a[1], None) for a in steps if a[0] == "ARG")
 
 
-@pytest.mark.parametrize("name,user,base", [("Dockerfile", None, "BASE"), ("Dockerfile.nonroot", "mpiuser",
-                                                                          "RINGRUN")])
-def test_dockerfile(name, user, base):
+@pytest.mark.parametrize("name,user,base,default", [
+    ("Dockerfile", None, "BASE", "python:3.11-slim-bookworm"), ("Dockerfile.nonroot", "mpiuser", "RINGRUN",
+                                                                 "ringrun:latest"),
+    ("Dockerfile.horovod", None, "RINGRUN", "ringrun:torch")])
+def test_dockerfile(name, user, base, default):
     steps = instructions(name)
-    assert steps[0] == ["ARG", f"{base}={'python:3.11-slim-bookworm' if base == 'BASE' else 'ringrun:latest'}"]
+    assert steps[0] == ["ARG", f"{base}={default}"]
     assert steps[1] == ["FROM", "${" + base + "}"]
     assert [json.loads(args) for op, args in steps if op == "ENTRYPOINT"] == [["ringrun", "entrypoint", "--"]]
     assert [args for op, args in steps if op == "USER"] == ([user] if user else [])
@@ -39,9 +41,12 @@ def test_dockerfile(name, user, base):
         assert "RINGRUN_SSH_PORT=2222" in " ".join(args for op, args in steps if op == "ENV")
     else:
         assert "--mount=type=bind,source=build/wheelhouse,target=/wheels" in run
-        assert '--no-index --find-links /wheels "ringrun[${EXTRAS}]"' in run
         assert "${WHEELS}" in run  # the wheelhouse's digest is part of the layer's cache key
+    if name == "Dockerfile":
+        assert '--no-index --find-links /wheels "ringrun[${EXTRAS}]"' in run
         assert set(args_of(steps)) == {"BASE", "EXTRAS", "WHEELS", "PACKAGES"}
+    if name == "Dockerfile.horovod":
+        assert '--no-index --find-links /wheels "horovod==0.28.1"' in run
 
 
 def test_every_variant_names_extras_that_exist_and_every_package_is_pinned():
