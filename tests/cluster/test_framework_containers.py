@@ -13,6 +13,7 @@ import pytest
 import trainingoperator
 from conftest import ROOT
 from containers import IMAGE_PYTHON, SPEC_DIR, ContainerCluster, missing_images
+from serverproc import wait_until
 
 NAMESPACE = "default"
 EXAMPLES = "/opt/ringrun-examples"
@@ -146,7 +147,7 @@ def test_workers_started_before_the_master_succeed_once_it_appears(tmp_path, fra
     with FrameworkContainers(tmp_path, spec) as job:
         job.start_all(workers)
         for name in workers:
-            assert wait_for(lambda n=name: "waiting up to 300 s for" in job.log(n)), job.logs()
+            wait_until(lambda n=name: "waiting up to 300 s for" in job.log(n), 60, 0.2, what=f"{name} waiting")
         time.sleep(3)
         for name in workers:
             assert job.cluster.pods[name].running(), job.logs()  # still waiting, not failed
@@ -180,12 +181,3 @@ def test_mxjob_containers_dist_sync_with_a_leaked_port(tmp_path, servers):
         lines = sorted(line for name in job.names for line in job.log(name).splitlines() if "push/pull" in line)
         assert lines == ["worker 0/2: dist_sync push/pull OK", "worker 1/2: dist_sync push/pull OK"], job.logs()
         assert "waiting up to 300 s for mx-scheduler-0:9091" in job.log("mx-worker-0")
-
-
-def wait_for(predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
