@@ -171,8 +171,9 @@ class JobSpec:
     pytorch: PyTorchOptions | None = None
     mxnet: MXNetOptions | None = None
     run_mode: RunMode = field(default_factory=RunMode)
-    # the name of every replica's main container (the one whose command, env and workingDir are the replica's)
-    main_container: str = "mpi"
+    # the name of every replica's main container (the one whose command, env and workingDir are the replica's);
+    # a parser leaves it empty for its kind's default (the JobKind's main_container, filled in by runtime/parse.py)
+    main_container: str = ""
     # (field path, why) of the fields of this kind that a local run accepts and does not act on
     ignored_locally: tuple[tuple[str, str], ...] = ()
     warnings: tuple[str, ...] = ()  # "field.path: message" for fields accepted in a form other than the schema's

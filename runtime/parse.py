@@ -161,6 +161,8 @@ def parse_object(obj, path="", field_validation="Strict"):
             problems.add(_at(path, normalized.written(where)), message)
     if problems:
         return None, problems
+    if not job.main_container:  # the parser left the kind's default
+        job = dataclasses.replace(job, main_container=job_kind.main_container)
     warnings = tuple(f"{_at(path, p)}: {m}" for p, m in normalized.warnings)
     if field_validation == "Warn":
         warnings += tuple(f"{_at(path, p)}: unknown field, dropped (field validation Warn)" for p in pruned)

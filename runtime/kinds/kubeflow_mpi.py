@@ -43,4 +43,4 @@ def parse(doc, api_version, kind):
         return None
     return JobSpec(api_version, kind, name, namespace, "mpi",
                    tuple(replicas[r] for r in ("launcher", "worker") if r in replicas), run_policy, mpi=mpi,
-                   main_container=main or "mpi")
+                   main_container=main or "")

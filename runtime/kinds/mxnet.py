@@ -27,7 +27,7 @@ def parse(doc, api_version, kind):
         return None
     return JobSpec(api_version, kind, name, namespace, "mxnet",
                    tuple(replicas[t.lower()] for t in known if t.lower() in replicas), run_policy,
-                   mxnet=MXNetOptions(job_mode=mode), main_container="mxnet")
+                   mxnet=MXNetOptions(job_mode=mode))
 
 
 def tuner_labels(obj, result, spec_fields, out):

@@ -31,8 +31,7 @@ def parse(doc, api_version, kind):
         return None
     options = PyTorchOptions(nproc_per_node=nproc, elastic=elastic)
     return JobSpec(api_version, kind, name, namespace, "pytorch",
-                   tuple(replicas[r] for r in ("master", "worker") if r in replicas), run_policy, pytorch=options,
-                   main_container="pytorch")
+                   tuple(replicas[r] for r in ("master", "worker") if r in replicas), run_policy, pytorch=options)
 
 
 def _nproc(f):

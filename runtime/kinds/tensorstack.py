@@ -63,7 +63,7 @@ def parse(doc, api_version, kind):
     workers = Replica("worker", "worker", replicas, "Never", containers)
     run_policy = RunPolicy(clean_pod_policy=_CLEAN_POD[clean_up])
     return JobSpec(api_version, kind, name, namespace, "mpi", (launcher, workers), run_policy, mpi=mpi,
-                   run_mode=run_mode, main_container=CONTAINER, ignored_locally=ignored)
+                   run_mode=run_mode, ignored_locally=ignored)
 
 
 def _scheduler(f):
