@@ -154,9 +154,15 @@ def cmd_run(args, environ, hostname, out, err):
         objects = [apply_sets(o, args.set) if args.job is None or _name(o) == args.job else o for o in objects]
     job = _warn(select_job(parse_objects(objects, args.field_validation), args.job), args, err)
     _check_outputs(args)
+    containers = None
+    if args.containers or args.engine or args.pull:
+        from .containers import ContainerOptions
+
+        containers = ContainerOptions(engine=args.engine, pull=args.pull)
+    obj = next((o for o in objects if _name(o) == job.name and o.get("kind") == job.kind), None)
     options = Options(status_path=args.status, timeout=args.timeout, log_dir=args.log_dir,
-                      grace=grace_seconds(args, environ), is_root=os.geteuid() == 0)
-    code, document = run_job(job, environ, options, out, err)
+                      grace=grace_seconds(args, environ), is_root=os.geteuid() == 0, containers=containers)
+    code, document = run_job(job, environ, options, out, err, obj=obj)
     out.write(json.dumps(document, indent=2) + "\n")
     return code
 
@@ -322,7 +328,8 @@ def build_parser(commands=()):
                                                    "root and 2222 otherwise)")
     plan.set_defaults(func=cmd_plan)
 
-    run = spec_command("run", "run the whole job on this machine, every replica a local process")
+    run = spec_command("run", "run the whole job on this machine, every replica a local process (--containers: a "
+                              "container of its image)")
     run.add_argument("--status", metavar="FILE", help="write the job's status object here as it changes")
     run.add_argument("--set", action="append", metavar="PATH=VALUE",
                      help="edit the spec first: a dotted path (spec.runPolicy.backoffLimit=2) or ROLE.command, "
@@ -332,6 +339,13 @@ def build_parser(commands=()):
     run.add_argument("--grace", type=SECONDS, metavar="S",
                      help="seconds between SIGTERM and SIGKILL when stopping replicas (default $RINGRUN_GRACE_SECONDS "
                           "or 5)")
+    run.add_argument("--containers", action="store_true",
+                     help="run each replica as a container of its `image` (podman or docker), on a network of the "
+                          "job's own with the pods' DNS names, as the operators make the pods")
+    run.add_argument("--engine", choices=("podman", "docker"),
+                     help="the container engine (implies --containers; default: podman, else docker)")
+    run.add_argument("--pull", choices=("never", "missing", "always"),
+                     help="pull images so, whatever each container's imagePullPolicy says (implies --containers)")
     run.set_defaults(func=cmd_run)
 
     launch = sub.add_parser("launch", help="mpirun on local multi-process hosts with ringrun's defaults",

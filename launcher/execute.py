@@ -66,6 +66,7 @@ class ReplicaSpec:
     restart_policy: str = "Never"
     decides: bool = True
     monitor: Callable | None = None
+    serves: bool = False  # it serves the others (an MPI worker's sshd): it never holds a finished job open
 
     @property
     def key(self):
@@ -358,16 +359,20 @@ class Execution:
         return self.policy.clean_pod_policy == "None" and how == "exited" and self.interrupted is None and \
             self.report_error is None
 
+    def _finishing(self):
+        """The running replicas cleanPodPolicy None waits for: all but those that only serve the others."""
+        return [c for c in self.processes.running() if c in self._children and
+                not self.replicas[self._children[c]].serves]
+
     def _clean_up(self, started, how):
         """Stop what still runs, as cleanPodPolicy says (None: what still runs finishes, `_lets_finish`); `how`:
         how the job ended (Outcome.how)."""
         deadline = self.policy.deadline
         if self._lets_finish(how):
-            for child in self.processes.running():
-                if child in self._children:
-                    self.note(self.replicas[self._children[child]].plan, "still running: cleanPodPolicy None lets "
-                                                                          "it finish")
-            while self.processes.running() and self.interrupted is None and self.report_error is None and (
+            for child in self._finishing():
+                self.note(self.replicas[self._children[child]].plan, "still running: cleanPodPolicy None lets it "
+                                                                      "finish")
+            while self._finishing() and self.interrupted is None and self.report_error is None and (
                     deadline is None or self.clock() - started < deadline):
                 for child, code in self.processes.poll():
                     key = self._children.pop(child)

@@ -45,6 +45,7 @@ class Options:
     log_rotation: Rotation | None = None  # one rotated <replica>.log (stdout and stderr), as the server serves them
     run_as: RunAs | None = None  # the user every replica runs as (a root server's jobs); None: this process's
     working_dir: str | None = None  # where a replica without a workingDir runs (a relative one is below it)
+    containers: object | None = None  # a containers.ContainerOptions: every replica a container of its image
 
 
 def _in_working_dir(plan, base):
@@ -70,29 +71,30 @@ def document(job, state):
             "metadata": {"name": job.name, "namespace": job.namespace}, "status": kind_of_job(job).status.build(job, state)}
 
 
-def run_job(job, environ, options, out, err, on_state=None, attach=None, signals=True):
+def run_job(job, environ, options, out, err, on_state=None, attach=None, signals=True, obj=None):
     """Run `job` to the end on this machine; returns (exit code, status document).
 
     on_state(JobState): called on every change (after the --status file is written); attach(Execution): called
     before the job starts, for a caller that stops it (`interrupt`) or changes its policy while it runs (the
-    server); signals: stop the job on SIGINT/SIGTERM/SIGHUP/SIGQUIT (only from the main thread)."""
+    server); signals: stop the job on SIGINT/SIGTERM/SIGHUP/SIGQUIT (only from the main thread); obj: the job's
+    object, which its containers read (options.containers)."""
     for field, why in ignored_locally(job):
         err.write(f"ringrun run: warning: {field} has no effect in a local run: {why}\n")
     run_dir = tempfile.mkdtemp(prefix=f"ringrun-{job.name}-", dir=options.run_parent)
-    lock = None
+    lock = processes = None
     try:
-        if options.run_as is not None:  # the job's user reads its hostfile there; no one else may
-            os.chown(run_dir, -1, options.run_as.gid)
-            os.chmod(run_dir, 0o750)
-        roles = deciders(job)
-        # a rendezvous port of this job's own: two jobs on one machine never meet at the default 23456 / 9091
-        port = free_loopback_port() if frameworks.of(job).rendezvous else None
-        specs = [ReplicaSpec(_in_working_dir(plan, options.working_dir), job.replica(role).restart_policy,
-                             role in roles)
-                 for (role, _), plan in local_plans(job, run_dir, port).items()]
         lock = _lock_log_dir(options.log_dir) if options.log_dir else None
-        supervisor = Supervisor(out, err, log_dir=options.log_dir, grace=options.grace,
-                                rotation=options.log_rotation, run_as=options.run_as)
+        if options.containers is not None:  # the engine's client runs as this process; the pods as their images say
+            supervisor = Supervisor(out, err, log_dir=options.log_dir, grace=options.grace,
+                                    rotation=options.log_rotation)
+            held = any(plan.held for plan in local_plans(job, run_dir).values())
+            specs, processes = _container_specs(job, obj, run_dir, options, supervisor, err, held)
+            policy = dataclasses.replace(job_policy(job, options.timeout), framework=None)
+        else:
+            specs = _process_specs(job, run_dir, options)
+            processes = Supervisor(out, err, log_dir=options.log_dir, grace=options.grace,
+                                   rotation=options.log_rotation, run_as=options.run_as)
+            policy = job_policy(job, options.timeout)
 
         def publish(state):
             if options.status_path:
@@ -109,8 +111,8 @@ def run_job(job, environ, options, out, err, on_state=None, attach=None, signals
             err.write(f"[{plan.name}] {message}\n")
             err.flush()
 
-        execution = Execution(specs, supervisor, job_policy(job, options.timeout), environ, is_root=options.is_root,
-                              on_state=publish, log=log, note=log, run_as=options.run_as)
+        execution = Execution(specs, processes, policy, environ, is_root=options.is_root, on_state=publish, log=log,
+                              note=log, run_as=None if options.containers is not None else options.run_as)
         if attach is not None:
             attach(execution)
         with stop_signals(execution.interrupt) if signals else contextlib.nullcontext():
@@ -120,9 +122,36 @@ def run_job(job, environ, options, out, err, on_state=None, attach=None, signals
                       f"(exit code {outcome.code})\n")
         return outcome.code, document(job, outcome.state)
     finally:
+        if hasattr(processes, "close"):  # containers and the job's network
+            processes.close()
         shutil.rmtree(run_dir, ignore_errors=True)
         if lock is not None:
             lock.close()
+
+
+def _process_specs(job, run_dir, options):
+    """Every replica a local process (runtime/local.py)."""
+    if options.run_as is not None:  # the job's user reads its hostfile there; no one else may
+        os.chown(run_dir, -1, options.run_as.gid)
+        os.chmod(run_dir, 0o750)
+    roles = deciders(job)
+    # a rendezvous port of this job's own: two jobs on one machine never meet at the default 23456 / 9091
+    port = free_loopback_port() if frameworks.of(job).rendezvous else None
+    return [ReplicaSpec(_in_working_dir(plan, options.working_dir), job.replica(role).restart_policy, role in roles)
+            for (role, _), plan in local_plans(job, run_dir, port).items()]
+
+
+def _container_specs(job, obj, run_dir, options, supervisor, err, held):
+    """Every replica a container of its image (launcher/containers.py); a held job (suspended, paused) gets plans
+    that start nothing, and no engine is asked for anything."""
+    from . import containers
+
+    if held:  # its plans say why (runtime/plan.py); nothing runs them
+        return _process_specs(job, run_dir, options), None
+    if obj is None:
+        raise UsageError("--containers: the job's object is needed (its pods read it)")
+    return containers.prepare(job, obj, run_dir, options.containers, supervisor,
+                              lambda message: err.write(f"ringrun run: {message}\n"))
 
 
 def _lock_log_dir(log_dir):

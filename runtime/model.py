@@ -44,6 +44,28 @@ class Port:
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A container's volumeMount: the pod volume `name` at `mount_path` (its `sub_path` only, when given)."""
+
+    name: str
+    mount_path: str
+    read_only: bool = False
+    sub_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A pod's volume: `source` is its kind (hostPath, emptyDir, configMap, ...); `path` a hostPath's folder;
+    `medium` an emptyDir's ("" or Memory); `size_limit` an emptyDir's sizeLimit quantity."""
+
+    name: str
+    source: str
+    path: str | None = None
+    medium: str = ""
+    size_limit: str | None = None
+
+
+@dataclass(frozen=True)
 class Container:
     name: str
     image: str | None = None
@@ -52,10 +74,29 @@ class Container:
     env: tuple[tuple[str, str], ...] = ()
     ports: tuple[Port, ...] = ()
     working_dir: str | None = None
+    volume_mounts: tuple[VolumeMount, ...] = ()
+    limits: tuple[tuple[str, str], ...] = ()  # resources.limits: (resource, quantity)
+    image_pull_policy: str | None = None  # Always | IfNotPresent | Never; None: Kubernetes' default for the tag
+    run_as_user: int | None = None  # securityContext.runAsUser
+    run_as_group: int | None = None  # securityContext.runAsGroup
 
     def port(self, name):
         """The containerPort of the port called `name`, or None."""
         return next((p.container_port for p in self.ports if p.name == name), None)
+
+
+@dataclass(frozen=True)
+class OperatorPod:
+    """What a job's operator adds to one replica's pod (a JobKind's `operator_pod`): variables in the main container
+    (`env`), ConfigMap files mounted read-only (`config`: (folder, ((file name, text), ...)) or None), whether the
+    job's ssh Secret is mounted at sshAuthMountPath (`ssh`), the command of a main container that gives neither
+    command nor args (`default_command`, replacing the image's ENTRYPOINT), and DNS search domains."""
+
+    env: tuple[tuple[str, str], ...] = ()
+    config: tuple | None = None
+    ssh: bool = False
+    default_command: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +109,8 @@ class Replica:
     restart_policy: str
     containers: tuple[Container, ...]
     annotations: tuple[tuple[str, str], ...] = ()
+    volumes: tuple[Volume, ...] = ()
+    pod_path: str = ""  # the field path of its pod template's spec (spec.mpiReplicaSpecs.Launcher.template.spec)
 
     def container(self, name):
         """The container called `name` (the framework's default container), else the first one."""

@@ -11,7 +11,7 @@
    key of its own (as ringrun's worker runs it).
 
 podman as root in a sandbox without CAP_SYS_RESOURCE cannot set a container's rlimits: when a plain `podman run`
-fails so, the containers run through docker/runc-without-rlimits (said on stderr). Exit status: 0 built and
+fails so, the containers run through ringrun's runc wrapper (launcher/ocirlimits.py, said on stderr). Exit status: 0 built and
 checked; 1 a step failed (its command and output are printed); 2 bad arguments.
 """
 
@@ -32,7 +32,6 @@ BASE_PACKAGES = ("python3", "python3-venv", "openssh-server", "openssh-client", 
 BASE = "localhost/ringrun-base:bookworm-" + hashlib.sha256(",".join(BASE_PACKAGES).encode()).hexdigest()[:8]
 WHEELHOUSE = ROOT / "build" / "wheelhouse"
 CONSTRAINTS = ROOT / "docker" / "constraints.txt"
-WRAPPER = ROOT / "docker" / "runc-without-rlimits"
 NUMPY = "numpy==2.4.6"
 MXNET_NUMPY = "numpy==1.23.5"  # MXNet 1.9.1 needs numpy<1.24
 
@@ -99,12 +98,14 @@ class Engine:
         """Use the runc wrapper when a plain container cannot start for want of setting rlimits."""
         if self.name != "podman":
             return
-        probe = subprocess.run([self.name, "run", "--rm", "--network", "none", image, "true"],
-                               stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        if probe.returncode != 0 and "rlimit" in probe.stderr:
+        from ringrun.launcher.engine import Engine as JobEngine  # the one probe `ringrun run --containers` makes
+
+        engine = JobEngine("podman", shutil.which("podman") or "podman")
+        engine.probe(image)
+        if engine.global_args:
             sys.stderr.write("images: this machine refuses to set a container's rlimits (no CAP_SYS_RESOURCE); "
-                             f"podman runs containers through {WRAPPER.relative_to(ROOT)}\n")
-            self.global_args = ["--runtime", str(WRAPPER)]
+                             f"podman runs containers through {engine.global_args[-1]}\n")
+            self.global_args = list(engine.global_args)
 
 
 def make_base(engine, log):

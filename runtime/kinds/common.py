@@ -3,7 +3,7 @@
 import copy
 import re
 
-from ..model import Container, Port, Replica, RunPolicy
+from ..model import Container, Port, Replica, RunPolicy, Volume, VolumeMount
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never", "ExitCode")
 CLEAN_POD_POLICIES = ("None", "Running", "All")
@@ -52,8 +52,24 @@ def metadata(doc):
     return name, namespace
 
 
-def container(f):
-    """One container of a pod template. Fields ringrun does not use (volumeMounts, ...) are left alone."""
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+# the volume sources of core/v1 a pod may name (one per volume); ringrun runs hostPath and emptyDir itself
+VOLUME_SOURCES = ("hostPath", "emptyDir", "configMap", "secret", "persistentVolumeClaim", "projected", "downwardAPI",
+                  "nfs", "csi", "ephemeral", "image", "iscsi", "cephfs", "rbd", "fc", "flexVolume", "glusterfs",
+                  "azureFile", "azureDisk", "awsElasticBlockStore", "gcePersistentDisk", "cinder", "portworxVolume",
+                  "quobyte", "scaleIO", "storageos", "vsphereVolume", "photonPersistentDisk", "flocker", "gitRepo")
+
+
+def _user(f, pod_context):
+    """securityContext.runAsUser / runAsGroup of a container, falling back to the pod's."""
+    context = f["securityContext"]
+    context.mapping()
+    user, group = context["runAsUser"].integer(minimum=0), context["runAsGroup"].integer(minimum=0)
+    return (pod_context[0] if user is None else user), (pod_context[1] if group is None else group)
+
+
+def container(f, pod_context=(None, None)):
+    """One container of a pod template. Fields ringrun does not use (probes, lifecycle, ...) are left alone."""
     if f.mapping(required=True) is None:
         return None
     env = []
@@ -77,9 +93,26 @@ def container(f):
             ports.append(Port(number, port_name))
     resources = f["resources"]
     resources.mapping()
+    limits = []
     for section in ("limits", "requests"):
-        for _, quantity in resources[section].items():
-            quantity.quantity()
+        for key, quantity in resources[section].items():
+            value = quantity.quantity()
+            if section == "limits" and value is not None:
+                limits.append((key, value))
+    mounts = []
+    for item in f["volumeMounts"].elements():
+        if item.mapping(required=True) is None:
+            continue
+        mount_name, path = item["name"].string(required=True, nonempty=True), item["mountPath"].absolute_path()
+        if not item["mountPath"].present:
+            item["mountPath"].error("required")
+        sub_path = item["subPath"].string()
+        if sub_path and (sub_path.startswith("/") or ".." in sub_path.split("/")):
+            item["subPath"].error(f"must be a relative path without '..', got {sub_path!r}")
+            sub_path = None
+        if mount_name and path:
+            mounts.append(VolumeMount(mount_name, path, bool(item["readOnly"].boolean(default=False)), sub_path or None))
+    user, group = _user(f, pod_context)
     name = f["name"].dns_label(required=True)
     result = Container(
         name=name or "",
@@ -89,23 +122,71 @@ def container(f):
         env=tuple(env),
         ports=tuple(ports),
         working_dir=f["workingDir"].string(),
+        volume_mounts=tuple(mounts),
+        limits=tuple(limits),
+        image_pull_policy=f["imagePullPolicy"].string(choices=PULL_POLICIES),
+        run_as_user=user,
+        run_as_group=group,
     )
     return result if name is not None else None
 
 
+def volumes(f):
+    """A pod's `volumes`: each with a name and exactly one source; a hostPath's path must be absolute."""
+    found, names = [], set()
+    for item in f.elements():
+        if item.mapping(required=True) is None:
+            continue
+        name = item["name"].dns_label(required=True)
+        sources = [k for k in item.value if k in VOLUME_SOURCES]
+        if len(sources) != 1:
+            item.error("must have exactly one volume source (hostPath, emptyDir, configMap, ...), got "
+                       f"{', '.join(sources) or 'none'}")
+            continue
+        if name in names:
+            item["name"].error(f"volume name {name!r} is used more than once")
+            continue
+        names.add(name)
+        source = item[sources[0]]
+        source.mapping()
+        if sources[0] == "hostPath":
+            path = source["path"].absolute_path()
+            if not source["path"].present:
+                source["path"].error("required")
+            if name and path:
+                found.append(Volume(name, "hostPath", path=path))
+        elif sources[0] == "emptyDir":
+            medium = source["medium"].string(default="", choices=("", "Memory")) or ""
+            found.append(Volume(name, "emptyDir", medium=medium, size_limit=source["sizeLimit"].quantity()))
+        elif name:
+            found.append(Volume(name, sources[0]))
+    return tuple(found)
+
+
 def pod_template(template):
-    """(containers, annotations) of a PodTemplateSpec; at least one container is required."""
+    """(containers, annotations, volumes) of a PodTemplateSpec; at least one container is required."""
     if template.mapping(required=True) is None:
-        return (), ()
+        return (), (), ()
     annotations = template["metadata"]["annotations"].string_map()
     pod = template["spec"]
     if pod.mapping(required=True) is None:
-        return (), annotations
-    containers = tuple(c for c in (container(e) for e in pod["containers"].elements(required=True, nonempty=True)) if c)
+        return (), annotations, ()
+    context = pod["securityContext"]
+    context.mapping()
+    pod_user = (context["runAsUser"].integer(minimum=0), context["runAsGroup"].integer(minimum=0))
+    containers = tuple(c for c in (container(e, pod_user)
+                                   for e in pod["containers"].elements(required=True, nonempty=True)) if c)
     names = [c.name for c in containers]
     for duplicate in sorted({n for n in names if names.count(n) > 1}):
         pod["containers"].error(f"container name {duplicate!r} is used more than once")
-    return containers, annotations
+    pod_volumes = volumes(pod["volumes"])
+    known = {v.name for v in pod_volumes}
+    for i, item in enumerate(pod["containers"].elements()):
+        for j, mount in enumerate(item["volumeMounts"].elements()):
+            mount_name = mount.value.get("name") if isinstance(mount.value, dict) else None
+            if isinstance(mount_name, str) and mount_name and mount_name not in known and pod["volumes"].present:
+                mount["name"].error(f"no volume of the pod is called {mount_name!r}")
+    return containers, annotations, pod_volumes
 
 
 def replica(f, type_name, default_restart, default_replicas=None):
@@ -116,10 +197,11 @@ def replica(f, type_name, default_restart, default_replicas=None):
     count = f["replicas"].integer(required=default_replicas is None, default=default_replicas, minimum=0,
                                   maximum=MAX_REPLICAS)
     restart = f["restartPolicy"].string(default=default_restart, choices=RESTART_POLICIES)
-    containers, annotations = pod_template(f["template"])
+    containers, annotations, pod_volumes = pod_template(f["template"])
     if count is None or not containers:
         return None
-    return Replica(type_name, type_name.lower(), count, restart or default_restart, containers, annotations)
+    return Replica(type_name, type_name.lower(), count, restart or default_restart, containers, annotations,
+                   pod_volumes, f["template"]["spec"].path)
 
 
 def replica_specs(f, known, defaults, misplaced=None, default_replicas=None):
@@ -220,3 +302,4 @@ def inline_run_policy(obj, result, spec_fields, out):
         else:
             out.errors.append((f"spec.{name}", f"conflicts with spec.runPolicy.{name} ({value!r} vs {policy[name]!r})"))
     return result
+

@@ -1,6 +1,7 @@
 """Kubeflow MPIJob: kubeflow.org/v1alpha2, v1 and v2beta1 (mpi-operator and training-operator)."""
 
-from ..model import JobSpec, MPIImplementation, MPIOptions
+from .. import topology
+from ..model import JobSpec, MPIImplementation, MPIOptions, OperatorPod
 from . import common
 
 IMPLEMENTATIONS = tuple(MPIImplementation)
@@ -44,3 +45,36 @@ def parse(doc, api_version, kind):
     return JobSpec(api_version, kind, name, namespace, "mpi",
                    tuple(replicas[r] for r in ("launcher", "worker") if r in replicas), run_policy, mpi=mpi,
                    main_container=main or "")
+
+
+# mpi-operator v2beta1 (pkg/controller/mpi_job_controller.go at v0.8.x): the `<job>-config` ConfigMap at /etc/mpi,
+# the variables naming it per library, ssh's connection attempts, and sshd as a worker's command when its container
+# gives neither command nor args.
+CONFIG_DIR = "/etc/mpi"
+_SSH_ATTEMPTS = "-o ConnectionAttempts=10"
+WORKER_COMMAND = ("/usr/sbin/sshd", "-De")
+
+
+def _launcher_env(job):
+    hostfile, slots = f"{CONFIG_DIR}/hostfile", str(job.mpi.slots_per_worker)
+    env = {"K_MPI_JOB_ROLE": "launcher", "NVIDIA_VISIBLE_DEVICES": "", "NVIDIA_DRIVER_CAPABILITIES": ""}
+    if job.mpi.implementation is MPIImplementation.OPENMPI:
+        env.update(OMPI_MCA_orte_keep_fqdn_hostnames="true", OMPI_MCA_orte_default_hostfile=hostfile,
+                   OMPI_MCA_plm_rsh_args=_SSH_ATTEMPTS, OMPI_MCA_orte_set_default_slots=slots)
+    elif job.mpi.implementation is MPIImplementation.INTEL:
+        env.update(I_MPI_HYDRA_HOST_FILE=hostfile, I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS=_SSH_ATTEMPTS,
+                   I_MPI_PERHOST=slots)
+    else:
+        env.update(HYDRA_HOST_FILE=hostfile, HYDRA_LAUNCH_EXTRA_ARGS=_SSH_ATTEMPTS)
+    return env
+
+
+def operator_pod(job, role, index):
+    """What mpi-operator gives replica (role, index): the launcher its hostfile ConfigMap (0444) and variables, a
+    worker K_MPI_JOB_ROLE, the job's search domain (MPICH's and Intel MPI's proxies reach the launcher by its host
+    name) and sshd when its container runs nothing of its own; both the ssh Secret."""
+    if role == "launcher":
+        return OperatorPod(env=tuple(_launcher_env(job).items()), ssh=True,
+                           config=(CONFIG_DIR, (("hostfile", topology.hostfile(job)),)))
+    return OperatorPod(env=(("K_MPI_JOB_ROLE", "worker"),), ssh=True, default_command=WORKER_COMMAND,
+                       dns_search=(f"{job.name}.{job.namespace}.svc.cluster.local",))

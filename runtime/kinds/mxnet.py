@@ -2,7 +2,8 @@
 
 import copy
 
-from ..model import JobSpec, MXNetOptions
+from .. import env as envs
+from ..model import JobSpec, MXNetOptions, OperatorPod
 from . import common
 
 ROLES = {"MXTrain": ("Scheduler", "Server", "Worker"), "MXTune": ("TunerTracker", "TunerServer", "Tuner")}
@@ -57,3 +58,9 @@ def tuner_labels(obj, result, spec_fields, out):
             out.warnings.append((path, f"read as template.metadata.annotations['tuner-server-key'] = {label!r} "
                                        "(where training-operator reads it; its MXJob CRD has no `label`)"))
     return result
+
+
+def operator_pod(job, role, index):
+    """What training-operator gives a replica's pod: its variables (runtime/env.py) in the main container; the
+    replica is reached by its Service, named like its pod."""
+    return OperatorPod(env=tuple(envs.mxnet_env(job, role, index).items()))

@@ -2,7 +2,8 @@
 
 import re
 
-from ..model import ElasticPolicy, JobSpec, PyTorchOptions
+from .. import env as envs
+from ..model import ElasticPolicy, JobSpec, PyTorchOptions, OperatorPod
 from . import common
 
 RDZV_BACKENDS = ("c10d", "etcd", "etcd-v2", "static")
@@ -76,3 +77,9 @@ def _elastic(f):
         nproc_per_node=f["nProcPerNode"].integer(minimum=1, maximum=1024),
         standalone=bool(f["standalone"].boolean(default=False)),
     )
+
+
+def operator_pod(job, role, index):
+    """What training-operator gives a replica's pod: its variables (runtime/env.py) in the main container; the
+    replica is reached by its Service, named like its pod."""
+    return OperatorPod(env=tuple(envs.pytorch_env(job, role, index).items()))

@@ -48,7 +48,8 @@ class JobKind:
     pod_labels(job name, role) -> the labels its operator puts on a pod besides training.kubeflow.org's;
     status: how its API writes a job's status; replica_specs: the spec's field holding the replica specs by type
     (None: the kind has no such map); main_container: the name of a replica's main container unless the spec says
-    another; rewrites(version) -> the compat rewrites (runtime/compat.py) of objects of that version, in order.
+    another; rewrites(version) -> the compat rewrites (runtime/compat.py) of objects of that version, in order;
+    operator_pod(job, role, index) -> the model.OperatorPod its operator makes of a replica (runtime/pods.py).
     What differs by framework is runtime/kinds/frameworks.py's."""
 
     group: str
@@ -67,6 +68,7 @@ class JobKind:
     replica_specs: str | None = None
     main_container: str = "mpi"
     rewrites: Callable = lambda version: ()
+    operator_pod: Callable = lambda job, role, index: None
 
     def api_version(self, version):
         return f"{self.group}/{version}"
@@ -82,20 +84,23 @@ KINDS = (
              "v1alpha2": "kubeflow.org-v1alpha2-mpijob"},
             kubeflow_mpi.parse, "mpi", "mpi-operator", _kubeflow_replaceable, _mpi_operator_pod,
             lambda job_name, role: {"mpi_job_name": job_name, "mpi_role_type": role},  # v1alpha2 / v1 labels
-            replica_specs="mpiReplicaSpecs", rewrites=_kubeflow_v1_rewrites),
+            replica_specs="mpiReplicaSpecs", rewrites=_kubeflow_v1_rewrites, operator_pod=kubeflow_mpi.operator_pod),
     JobKind("kubeflow.org", "PyTorchJob", "pytorchjobs", ("v1",), {"v1": "kubeflow.org-v1-pytorchjob"},
             pytorch.parse, "pytorch", "pytorchjob-controller", lambda version: _KUBEFLOW_POLICY,
-            replica_specs="pytorchReplicaSpecs", main_container="pytorch", rewrites=_kubeflow_v1_rewrites),
+            replica_specs="pytorchReplicaSpecs", main_container="pytorch", rewrites=_kubeflow_v1_rewrites,
+            operator_pod=pytorch.operator_pod),
     # the seed's MXJob writes activeDeadlineSeconds and cleanPodPolicy in spec, as mxnet-operator did
     JobKind("kubeflow.org", "MXJob", "mxjobs", ("v1",), {"v1": "kubeflow.org-v1-mxjob"},
             mxnet.parse, "mxnet", "mxjob-controller", lambda version: _KUBEFLOW_POLICY | _INLINE_POLICY,
             replica_specs="mxReplicaSpecs", main_container="mxnet",
-            rewrites=lambda version: _kubeflow_v1_rewrites(version) + (mxnet.tuner_labels,)),
+            rewrites=lambda version: _kubeflow_v1_rewrites(version) + (mxnet.tuner_labels,),
+            operator_pod=mxnet.operator_pod),
     # T9k names every pod `<job>-<role>-<index>`, its launcher too (status.tasks says so)
     JobKind("batch.tensorstack.dev", "MPIJob", "mpijobs", ("v1beta1",),
             {"v1beta1": "batch.tensorstack.dev-v1beta1-mpijob"}, tensorstack.parse, "mpi", "ringrun",
             lambda version: frozenset({("spec", "runPolicy", "cleanUpWorkers")}), status=statuses.TENSORSTACK,
-            main_container=tensorstack.CONTAINER, rewrites=lambda version: (tensorstack.boolean_clean_up,)),
+            main_container=tensorstack.CONTAINER, rewrites=lambda version: (tensorstack.boolean_clean_up,),
+            operator_pod=tensorstack.operator_pod),
 )
 
 

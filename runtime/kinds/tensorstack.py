@@ -6,7 +6,7 @@ in a pod from the worker template. The training container must be called `mpi-wo
 
 import copy
 
-from ..model import JobSpec, MPIImplementation, MPIOptions, Replica, ReplicaOverride, RunMode, RunPolicy
+from ..model import JobSpec, MPIImplementation, MPIOptions, OperatorPod, Replica, ReplicaOverride, RunMode, RunPolicy
 from . import common
 
 CONTAINER = "mpi-worker"
@@ -22,10 +22,11 @@ def parse(doc, api_version, kind):
         return None
     worker = spec["worker"]
     replicas = cmd = containers = None
+    pod_volumes = ()
     if worker.mapping(required=True) is not None:
         replicas = worker["replicas"].integer(default=1, minimum=0, maximum=common.MAX_REPLICAS)
         cmd = worker["cmd"].strings(required=True, nonempty=True)
-        containers, _ = common.pod_template(worker["template"])
+        containers, _, pod_volumes = common.pod_template(worker["template"])
         if containers and CONTAINER not in [c.name for c in containers]:
             worker["template"]["spec"]["containers"].error(f"must contain a container named {CONTAINER!r}")
             containers = ()
@@ -59,8 +60,9 @@ def parse(doc, api_version, kind):
                                                    "once here"),)
     if replicas is None or not cmd or not containers:
         return None
-    launcher = Replica("launcher", "launcher", 1, "OnFailure", containers)
-    workers = Replica("worker", "worker", replicas, "Never", containers)
+    pod_path = worker["template"]["spec"].path
+    launcher = Replica("launcher", "launcher", 1, "OnFailure", containers, (), pod_volumes, pod_path)
+    workers = Replica("worker", "worker", replicas, "Never", containers, (), pod_volumes, pod_path)
     run_policy = RunPolicy(clean_pod_policy=_CLEAN_POD[clean_up])
     return JobSpec(api_version, kind, name, namespace, "mpi", (launcher, workers), run_policy, mpi=mpi,
                    run_mode=run_mode, ignored_locally=ignored)
@@ -127,3 +129,9 @@ def boolean_clean_up(obj, result, spec_fields, out):
     out.warnings.append(("spec.runPolicy.cleanUpWorkers",
                          f"{str(value).lower()} read as {word!r} (the seed's API takes all, unfinished or none)"))
     return result
+
+
+def operator_pod(job, role, index):
+    """What T9k's controller gives a replica's pod that ringrun's entrypoint relies on: the ssh Secret at
+    sshAuthMountPath (the launcher's mpirun is ringrun's, built from the spec)."""
+    return OperatorPod(ssh=True)

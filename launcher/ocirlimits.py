@@ -1,12 +1,13 @@
-#!/usr/bin/python3
-"""An OCI runtime for podman (`podman --runtime THIS`) where setting a container's rlimits is refused.
+"""An OCI runtime for podman (`podman --runtime WRAPPER`) where setting a container's rlimits is refused.
 
 podman always asks the runtime to set RLIMIT_NOFILE and RLIMIT_NPROC when it runs as root; a sandbox without
 CAP_SYS_RESOURCE refuses that ("error setting rlimit type 7: operation not permitted"). This removes
 `process.rlimits` from the bundle's config.json before `runc create` / `runc run`, and `rlimits` from the process
 file of `runc exec --process FILE` (`podman exec`), then is runc with the same arguments: the container keeps the
 limits it inherits. RUNC names runc (default: the first on PATH).
-On an ordinary machine this is not needed; ringrun uses it only where a plain `podman run` fails that way.
+On an ordinary machine this is not needed; ringrun uses it only where a plain `podman run` fails that way
+(launcher/engine.py writes `wrapper_script()` into a private folder and passes it as podman's --runtime).
+Standard library only: it runs as `python -ES` for every container podman creates.
 """
 
 import json
@@ -47,6 +48,12 @@ def main(args):
     elif "exec" in args and option(args, ("--process", "-p")):
         without_rlimits(option(args, ("--process", "-p")), lambda process: process)
     os.execv(runc, [runc, *args])
+
+
+def wrapper_script(python):
+    """This module's source as an executable script run by `python` (for podman's --runtime)."""
+    with open(__file__, encoding="utf-8") as handle:
+        return f"#!{python} -ES\n" + handle.read()
 
 
 if __name__ == "__main__":
