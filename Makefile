@@ -68,7 +68,7 @@ system-packages:
 
 # The job images (docker/README.md): ringrun:<variant> for each of IMAGES, built with podman from a Debian base made
 # with mmdebstrap and a wheelhouse of pinned wheels (build/wheelhouse). Root only: anyone else is told why not.
-IMAGES ?= latest nonroot mpich intelmpi torch mxnet horovod
+IMAGES ?= latest nonroot mpich intelmpi torch mxnet horovod pi
 images: system-packages $(STAMP) $(HOROVOD_STAMP)
 	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python scripts/images.py $(IMAGES); \
 	else echo "make images: skipped: podman and mmdebstrap build the images as root"; fi

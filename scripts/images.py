@@ -61,6 +61,8 @@ VARIANTS = {
     "mxnet": Variant("Dockerfile", "openmpi,mxnet", numpy=MXNET_NUMPY, packages=("libgomp1", "libquadmath0")),
     # Horovod from the wheel `make horovod` builds (source-only on PyPI), on the torch image
     "horovod": Variant("Dockerfile.horovod", parent="torch", requirements=("horovod==0.28.1",)),
+    # mpi-operator's pi example (examples/v2beta1/pi) with its program at the same path, on the non-root image
+    "pi": Variant("Dockerfile.pi", parent="nonroot", user="mpiuser", port=2222),
 }
 HOROVOD_WHEELS = pathlib.Path(os.environ.get("RINGRUN_WHEEL_CACHE", pathlib.Path.home() / ".cache/ringrun/wheels"))
 DEFAULT = ("latest", "nonroot")

@@ -49,7 +49,7 @@ def parse(doc, api_version, kind):
 
 # mpi-operator v2beta1 (pkg/controller/mpi_job_controller.go at v0.8.x): the `<job>-config` ConfigMap at /etc/mpi,
 # the variables naming it per library, ssh's connection attempts, and sshd as a worker's command when its container
-# gives neither command nor args.
+# gives neither command nor args; for Open MPI also PRRTE's names of the same (Open MPI 5 reads only those).
 CONFIG_DIR = "/etc/mpi"
 _SSH_ATTEMPTS = "-o ConnectionAttempts=10"
 WORKER_COMMAND = ("/usr/sbin/sshd", "-De")
@@ -61,6 +61,10 @@ def _launcher_env(job):
     if job.mpi.implementation is MPIImplementation.OPENMPI:
         env.update(OMPI_MCA_orte_keep_fqdn_hostnames="true", OMPI_MCA_orte_default_hostfile=hostfile,
                    OMPI_MCA_plm_rsh_args=_SSH_ATTEMPTS, OMPI_MCA_orte_set_default_slots=slots)
+        # beyond mpi-operator: Open MPI 5 (PRRTE) ignores the orte names (mpi-operator issue #842), so a launcher
+        # whose `command: mpirun` bypasses ringrun's entrypoint would run every rank on itself
+        env.update(PRTE_MCA_prte_default_hostfile=hostfile, PRTE_MCA_prte_keep_fqdn_hostnames="1",
+                   PRTE_MCA_prte_set_default_slots=slots)
     elif job.mpi.implementation is MPIImplementation.INTEL:
         env.update(I_MPI_HYDRA_HOST_FILE=hostfile, I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS=_SSH_ATTEMPTS,
                    I_MPI_PERHOST=slots)
