@@ -68,6 +68,6 @@ def test_every_variant_names_extras_that_exist_and_every_package_is_pinned():
     assert "numpy" not in pins
 
 
-def test_only_the_wheelhouse_is_sent_to_the_engine():
+def test_only_the_wheelhouse_and_the_pi_program_are_sent_to_the_engine():
     lines = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
-    assert lines == ["*", "!build/wheelhouse"]
+    assert lines == ["*", "!build/wheelhouse", "!examples/pi/pi.py"]
