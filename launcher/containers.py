@@ -145,10 +145,11 @@ def _env_file(path, env):
     return tuple((key, value) for key, value in env if "\n" in value or "\r" in value)
 
 
-def _mounts(pod, run_dir):
+def _mounts(pod, run_dir, make_working_dir=False):
     """[(host path or None for a tmpfs, target, read_only)] of a pod; its emptyDir folders are made (0777, as a
-    kubelet makes them)."""
-    found = []
+    kubelet makes them); make_working_dir: its workingDir, which the image lacks, as an empty tmpfs (Kubernetes
+    makes a missing workingDir; podman 4.3 does not)."""
+    found = [(None, pod.working_dir, False)] if make_working_dir else []
     for mount in pod.mounts:
         if mount.source == "spec":
             found.append((os.path.join(run_dir, "spec"), mount.target, True))
@@ -203,13 +204,18 @@ def prepare(job, document, run_dir, options, supervisor, note):
     engine.create_network(network, labels)
     deciders = frameworks.of(job).deciders(job)
     folded = set(frameworks.of(job).local_processes(job))
-    specs, names = [], {}
+    specs, names, dirs = [], {}, {}
     try:
         for pod in pods:
+            key = (pod.image, pod.working_dir)
+            if pod.working_dir and key not in dirs:
+                covered = any(pod.working_dir == m.target or pod.working_dir.startswith(m.target.rstrip("/") + "/")
+                              for m in pod.mounts)
+                dirs[key] = not covered and not engine.has_dir(pod.image, pod.working_dir)
             container = f"ringrun-{tag}-{pod.name}"
             extra = _env_file(os.path.join(run_dir, "env", f"{pod.name}.env"), pod.env)
             argv = engine.run_argv(pod, container, network, os.path.join(run_dir, "env", f"{pod.name}.env"),
-                                   _mounts(pod, run_dir), labels, extra)
+                                   _mounts(pod, run_dir, dirs.get(key, False)), labels, extra)
             plan = Plan(job.kind, pod.role, pod.index, run_dir, env=(), argv=tuple(argv))
             names[plan.name] = container
             specs.append(ReplicaSpec(plan, pod.restart_policy, pod.role in deciders,

@@ -84,6 +84,19 @@ class Engine:
         result = self("pull", "--quiet", image, check=False, timeout=PULL_TIMEOUT)
         return None if result.returncode == 0 else (_last_line(result.stderr) or f"exit {result.returncode}")
 
+    def has_dir(self, image, path):
+        """Whether `image` holds the folder `path`. docker makes a missing workingDir, as Kubernetes does; podman
+        4.3 refuses to start the container, so it is looked for in the image (mounted read-only, as root)."""
+        if self.name != "podman":
+            return True
+        mounted = self("image", "mount", image, check=False)
+        if mounted.returncode != 0:
+            return True  # cannot tell (rootless): the engine says so when it starts the pod
+        try:
+            return os.path.isdir(os.path.join(mounted.stdout.strip(), path.lstrip("/")))
+        finally:
+            self("image", "unmount", image, check=False)
+
     def probe(self, image):
         """Once: whether a plain container starts; where podman is refused setting rlimits, use the wrapper."""
         if self._probed or self.name != "podman":
