@@ -173,6 +173,13 @@ def _mounts(pod, run_dir, make_working_dir=False):
     return found
 
 
+def _as_given(obj):
+    """The job as its user wrote it, as a ConfigMap of it would hold it: no status, no server-set metadata."""
+    meta = obj.get("metadata") or {}
+    kept = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": kept, "spec": obj.get("spec")}
+
+
 def prepare(job, document, run_dir, options, supervisor, note):
     """The job's pods as ReplicaSpecs (each plan's argv the engine's `run`) and their ContainerProcesses, with
     images pulled, files written and the network made. note(message) says what is not as the spec asks.
@@ -190,7 +197,7 @@ def prepare(job, document, run_dir, options, supervisor, note):
              "install golang-github-containernetworking-plugin-dnsname)")
     _images(engine, job, pods, note)
     engine.probe(pods[0].image)
-    _write(os.path.join(run_dir, "spec", SPEC_FILE), json.dumps(document), 0o444)
+    _write(os.path.join(run_dir, "spec", SPEC_FILE), json.dumps(_as_given(document)), 0o444)
     ssh_modes = {p.ssh_mode for p in pods if p.ssh_mode}
     if ssh_modes:
         _ssh_secret(os.path.join(run_dir, "ssh"), max(ssh_modes))

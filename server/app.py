@@ -46,6 +46,9 @@ class Settings:
     max_connections: int = connections.MAX_CONNECTIONS
     log_rotation: Rotation = Rotation()
     job_uids: tuple = JOB_UIDS
+    containers: bool = False  # every replica a container of its image (engine: podman, docker or the first found)
+    engine: str | None = None
+    pull: str | None = None  # never | missing | always: replaces every container's imagePullPolicy
 
 
 class Server:
@@ -275,6 +278,14 @@ def _listen(settings):
     return sock
 
 
+def _owner(data_dir):
+    """The label of this server's containers and networks: its data directory's, so a restarted server finds (and
+    removes) what the one before it left."""
+    import hashlib
+
+    return "ringrun-serve-" + hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:16]
+
+
 def serve(settings, environ, out, err):
     """Run the server until SIGTERM or SIGINT; returns the exit code (0 after a clean stop). Raises UsageError
     (exit 2) for bad options and files they name, SetupError (exit 5) for a data directory, store, certificate or
@@ -303,8 +314,15 @@ def serve(settings, environ, out, err):
         host = f"[{settings.host}]" if sock.family == socket.AF_INET6 else settings.host
         url = f"https://{host}:{port}"
         kubeconfig = os.path.join(data_dir, "kubeconfig")
+        engine = None
+        if settings.containers:
+            from ringrun.launcher.containers import ContainerOptions
+
+            engine = ContainerOptions(engine=settings.engine, pull=settings.pull, owner=_owner(data_dir),
+                                      state_dir=os.path.join(data_dir, "engine"))
         controller = Controller(store, data_dir, job_users, capacity=settings.capacity, grace=settings.grace,
-                                host_paths=policy.paths_of, log_rotation=settings.log_rotation, log=log)
+                                host_paths=policy.paths_of, log_rotation=settings.log_rotation, log=log,
+                                containers=engine)
         controller.start()
         held.callback(controller.stop)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

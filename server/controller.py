@@ -94,10 +94,12 @@ def parse_job(obj):
 
 class Controller:
     def __init__(self, store, data_dir, job_users, capacity=None, grace=5.0, host_paths=lambda namespace: (),
-                 log_rotation=Rotation(), log=None, now=utc_now):
+                 log_rotation=Rotation(), log=None, now=utc_now, containers=None):
         """job_users: a jobusers.JobUsers (who each job runs as, where); host_paths(namespace) -> the host paths
-        the policy grants that namespace's jobs; log_rotation: the bounds of each replica's log."""
+        the policy grants that namespace's jobs; log_rotation: the bounds of each replica's log; containers: a
+        launcher.containers.ContainerOptions when every replica runs as a container of its image."""
         self.log_rotation = log_rotation
+        self.containers = containers
         self.store, self.data_dir, self.job_users, self.host_paths = store, data_dir, job_users, host_paths
         self.capacity = capacity or machine_capacity()
         self.grace, self.now = grace, now
@@ -122,6 +124,7 @@ class Controller:
                 self.store.create(NAMESPACES.qualified, namespace_object(name, str(uuid.uuid4()), self.now()))
         self._install_crds()
         self._recover()
+        self._sweep_containers()
         self._collect_garbage()
         self.store.listen(self._on_event)
         self._thread = threading.Thread(target=self._admit_loop, name="ringrun-admission", daemon=True)
@@ -175,6 +178,21 @@ class Controller:
                 waiting.append((meta.get("creationTimestamp", ""), int(meta["resourceVersion"]), resource,
                                 meta["namespace"], meta["name"], meta["uid"]))
         self.queue = [entry[2:] for entry in sorted(waiting)]
+
+    def _sweep_containers(self):
+        """The containers and networks a server before this one left (killed, it could not remove them): every job
+        it ran is finished now (`_recover`), so all of them go."""
+        if self.containers is None:
+            return
+        from ringrun.launcher.engine import Engine
+
+        try:
+            gone = Engine.open(self.containers.engine, self.containers.state_dir).sweep(self.containers.owner)
+        except RingrunError as exc:
+            self.log(f"--containers: {exc}")
+            return
+        if gone:
+            self.log(f"removed what an earlier server left: {', '.join(gone)}")
 
     def _mark_pods_lost(self, namespace, uid):
         """The pods of a job lost with the server that ran it: those still Pending or Running are Failed."""
@@ -345,7 +363,8 @@ class Controller:
             job = parse_job(obj)
             processes(job)
             placement = self.job_users.place(run.namespace, run.uid)
-            self._check_paths(job, placement.home)
+            if self.containers is None:  # in a container, a workingDir is the image's
+                self._check_paths(job, placement.home)
         except (RingrunError, JobUsersError, OSError) as exc:
             self._dequeue(entry)
             self._write_failure(run, obj, str(exc))
@@ -365,6 +384,14 @@ class Controller:
         store's writer (this is called from a store event) or the job's thread."""
         threading.Thread(target=self.job_users.remove, args=(namespace, uid), name="ringrun-remove",
                          daemon=True).start()
+
+    def _containers(self, job, placement):
+        """The job's ContainerOptions (a hostPath volume only where its namespace may go), else None."""
+        if self.containers is None:
+            return None
+        grants = self.host_paths(job.namespace)
+        allowed = (lambda path: granted(path, placement.home, grants)) if self.job_users.as_root else None
+        return dataclasses.replace(self.containers, host_path=allowed)
 
     def _check_paths(self, job, home):
         """Raise SpecError when a replica's workingDir is outside the job's folder and the namespace's grants."""
@@ -457,7 +484,8 @@ class Controller:
         private_dir(log_dir)
         options = Options(log_dir=log_dir, grace=self.grace, is_root=os.geteuid() == 0 and placement.run_as is None,
                           run_parent=placement.run_parent, log_rotation=self.log_rotation,
-                          run_as=placement.run_as, working_dir=placement.home)
+                          run_as=placement.run_as, working_dir=placement.home,
+                          containers=self._containers(job, placement))
 
         def on_state(state):
             self._write_pods(run, job, state)
@@ -472,7 +500,7 @@ class Controller:
 
         try:
             code, _ = run_job(job, placement.environ, options, _Discard(), _Discard(), on_state=on_state,
-                              attach=attach, signals=False)
+                              attach=attach, signals=False, obj=run.obj)
             if code == 7:  # held (suspended, paused): started again when a replace changes it
                 with self._lock:
                     if not run.stopped:
