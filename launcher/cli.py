@@ -141,6 +141,19 @@ def run_dir_of(args, environ, job):
     return os.path.abspath(given)
 
 
+def add_container_options(parser, otherwise):
+    """--containers, --engine and --pull (`ringrun run` and `ringrun serve`); `otherwise`: what a replica is
+    without them."""
+    parser.add_argument("--containers", action="store_true",
+                        help="run each replica as a container of its `image` (podman or docker) on a network of its "
+                             f"job's own with the pods' DNS names, as the operators make the pods; default: "
+                             f"{otherwise}")
+    parser.add_argument("--engine", choices=("podman", "docker"),
+                        help="the container engine (implies --containers; default: podman, else docker)")
+    parser.add_argument("--pull", choices=("never", "missing", "always"),
+                        help="pull images so, whatever each container's imagePullPolicy says (implies --containers)")
+
+
 def cmd_run(args, environ, hostname, out, err):
     from ringrun.runtime import select_job
     from ringrun.runtime.local import apply_sets
@@ -155,7 +168,7 @@ def cmd_run(args, environ, hostname, out, err):
     job = _warn(select_job(parse_objects(objects, args.field_validation), args.job), args, err)
     _check_outputs(args)
     containers = None
-    if args.containers or args.engine or args.pull:
+    if args.containers or args.engine or args.pull:  # --engine and --pull mean nothing without containers
         from .containers import ContainerOptions
 
         containers = ContainerOptions(engine=args.engine, pull=args.pull)
@@ -339,13 +352,7 @@ def build_parser(commands=()):
     run.add_argument("--grace", type=SECONDS, metavar="S",
                      help="seconds between SIGTERM and SIGKILL when stopping replicas (default $RINGRUN_GRACE_SECONDS "
                           "or 5)")
-    run.add_argument("--containers", action="store_true",
-                     help="run each replica as a container of its `image` (podman or docker), on a network of the "
-                          "job's own with the pods' DNS names, as the operators make the pods")
-    run.add_argument("--engine", choices=("podman", "docker"),
-                     help="the container engine (implies --containers; default: podman, else docker)")
-    run.add_argument("--pull", choices=("never", "missing", "always"),
-                     help="pull images so, whatever each container's imagePullPolicy says (implies --containers)")
+    add_container_options(run, "a local process")
     run.set_defaults(func=cmd_run)
 
     launch = sub.add_parser("launch", help="mpirun on local multi-process hosts with ringrun's defaults",

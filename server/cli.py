@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from ringrun.launcher.cli import SECONDS, bounded, grace_seconds
+from ringrun.launcher.cli import SECONDS, add_container_options, bounded, grace_seconds
 from ringrun.launcher.cli import main as launcher_main
 from ringrun.launcher.logfiles import Rotation
 
@@ -72,7 +72,8 @@ def cmd_serve(args, environ, hostname, out, err):
                         capacity=_capacity(args.capacity) if args.capacity else None,
                         grace=grace_seconds(args, environ), watch_history=args.watch_history, jobs_dir=args.jobs_dir,
                         max_connections=args.max_connections, log_rotation=Rotation(args.log_max_size, args.log_max_files),
-                        containers=bool(args.containers or args.engine), engine=args.engine, pull=args.pull,
+                        containers=bool(args.containers or args.engine or args.pull), engine=args.engine,
+                        pull=args.pull,
                         **({"job_uids": args.job_uids} if args.job_uids else {}))
     return serve(settings, environ, out, err)
 
@@ -116,13 +117,7 @@ def add_serve(sub):
     serve.add_argument("--job-uids", type=_uid_range, metavar="FIRST-LAST",
                        help="as root: the uids given to namespaces, one each, for their jobs (default "
                             "1000000000-1000099999)")
-    serve.add_argument("--containers", action="store_true",
-                       help="run each replica as a container of its `image` (podman or docker) on a network of its "
-                            "job's own, as the operators make the pods; default: a process as the namespace's user")
-    serve.add_argument("--engine", choices=("podman", "docker"),
-                       help="the container engine (implies --containers; default: podman, else docker)")
-    serve.add_argument("--pull", choices=("never", "missing", "always"),
-                       help="pull images so, whatever each container's imagePullPolicy says (with --containers)")
+    add_container_options(serve, "a process as the namespace's user")
     serve.set_defaults(func=cmd_serve)
 
 

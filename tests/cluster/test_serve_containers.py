@@ -110,6 +110,14 @@ def test_a_seed_whose_image_name_no_engine_parses_fails_naming_the_field(server)
     assert kubectl(server, "delete", "pytorchjob", "pytorch-test").returncode == 0
 
 
+REPLICA = """
+    {role}:
+      replicas: 1
+      restartPolicy: Never
+      template:
+        spec:
+          containers:
+          - {{{{name: pytorch, image: "ringrun:latest", imagePullPolicy: Never, command: ["sleep", "300"]}}}}"""
 HOLD = """
 apiVersion: kubeflow.org/v1
 kind: PyTorchJob
@@ -117,22 +125,7 @@ metadata:
   name: {name}
 spec:
   runPolicy: {policy}
-  pytorchReplicaSpecs:
-    Master:
-      replicas: 1
-      restartPolicy: Never
-      template:
-        spec:
-          containers:
-          - {{name: pytorch, image: "ringrun:latest", imagePullPolicy: Never, command: ["sleep", "300"]}}
-    Worker:
-      replicas: 1
-      restartPolicy: Never
-      template:
-        spec:
-          containers:
-          - {{name: pytorch, image: "ringrun:latest", imagePullPolicy: Never, command: ["sleep", "300"]}}
-"""
+  pytorchReplicaSpecs:""" + REPLICA.format(role="Master") + REPLICA.format(role="Worker") + "\n"
 
 
 def running(name):
