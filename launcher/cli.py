@@ -258,6 +258,12 @@ def cmd_bench(args, environ, hostname, out, err):
     return bench_main(args, environ, out, err)
 
 
+def cmd_bench_start(args, environ, hostname, out, err):
+    from .benchstart import main as bench_start
+
+    return bench_start(args, environ, out, err)
+
+
 def cmd_bench_serve(args, environ, hostname, out, err):
     from .benchserve import main as bench_serve
 
@@ -418,6 +424,19 @@ def build_parser(commands=()):
     serve_bench.add_argument("--timeout", type=DEADLINE, default=600, help="bound of each phase (s)")
     serve_bench.add_argument("--json", metavar="FILE", help="write the results and the machine here")
     serve_bench.set_defaults(func=cmd_bench_serve)
+
+    start_help = "one job run both ways, replicas as processes and as containers: time until every replica runs, wall time"
+    start = kinds.add_parser("start", help=start_help, description=start_help + " (trials interleaved)")
+    start.add_argument("spec", nargs="?", metavar="SPEC", help="the job (default: a PyTorchJob of --replicas "
+                                                                "replicas of ringrun:latest, each `echo up; sleep 1`)")
+    start.add_argument("--replicas", type=bounded(int, 1, 64, "a count from 1 to 64"), default=4,
+                       help="replicas of the default job (default 4)")
+    start.add_argument("--trials", type=count, default=5, help="runs each way (default 5)")
+    start.add_argument("--set", action="append", metavar="PATH=VALUE", help="edit the spec for both ways")
+    start.add_argument("--local-set", action="append", metavar="PATH=VALUE",
+                       help="edit the spec for the process runs only (a program's path on this machine)")
+    start.add_argument("--json", metavar="FILE", help="write every sample and the machine here")
+    start.set_defaults(func=cmd_bench_start)
 
     entry_help = "a pod's ENTRYPOINT: become this replica (sshd worker, waiting launcher, framework role) and run it"
     entrypoint = sub.add_parser(

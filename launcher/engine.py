@@ -24,6 +24,7 @@ TIMEOUT = 120.0  # seconds any engine command but a pull may take
 PULL_TIMEOUT = 900.0
 LABEL = "io.ringrun"  # every container and network ringrun makes is labelled io.ringrun.owner=<owner>
 DNS_PLUGIN_DIRS = ("/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")
+_WRAPPED = {}  # engine program -> whether its containers need the runc wrapper (probed once per process)
 
 
 class EngineError(SetupError):
@@ -98,12 +99,15 @@ class Engine:
             self("image", "unmount", image, check=False)
 
     def probe(self, image):
-        """Once: whether a plain container starts; where podman is refused setting rlimits, use the wrapper."""
+        """Whether a plain container starts (once per engine program and process); where podman is refused setting
+        rlimits, its containers run through the wrapper."""
         if self._probed or self.name != "podman":
             return
         self._probed = True
-        result = self("run", "--rm", "--network", "none", "--entrypoint", "true", image, check=False)
-        if result.returncode != 0 and "rlimit" in result.stderr:
+        if self.program not in _WRAPPED:
+            result = self("run", "--rm", "--network", "none", "--entrypoint", "true", image, check=False)
+            _WRAPPED[self.program] = result.returncode != 0 and "rlimit" in result.stderr
+        if _WRAPPED[self.program]:
             self.global_args = ["--runtime", self._wrapper()]
 
     def _wrapper(self):

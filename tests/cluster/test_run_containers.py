@@ -184,3 +184,20 @@ def test_a_stop_signal_removes_every_container_and_the_network(tmp_path):
             proc.wait()
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "interrupted by signal 15" in out + err
+
+
+def test_bench_start_runs_one_job_both_ways_and_reports_each(tmp_path):
+    report = tmp_path / "start.json"
+    result = subprocess.run([*RINGRUN, "bench", "start", "--trials", "1", "--replicas", "2", "--json", str(report)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "PyTorchJob start, 1 trials each way, interleaved"
+    assert lines[2].split()[:2] == ["processes", "2"] and lines[3].split()[:2] == ["containers", "2"], lines
+    document = json.loads(report.read_text())
+    for way in ("processes", "containers"):
+        (sample,) = document["result"][way]["samples"]
+        assert sample["replicas"] == ["master-0", "worker-0"]
+        assert 0 < sample["all_running_s"] < sample["wall_s"]
+    assert podman("ps", "--all", "--filter", "label=io.ringrun.owner=ringrun-bench", "--format",
+                  "{{.Names}}").stdout.split() == []
