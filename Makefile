@@ -57,14 +57,15 @@ $(addsuffix /.installed,$(MPI_VENVS)): %/.installed: pyproject.toml
 comma := ,
 
 # Debian packages the pod tests need (sshd, Open MPI 4, ip) and the job images (podman with runc, mmdebstrap for the
-# base, the dnsname plugin for pods' names on a job's network): installed with apt-get when root, services not started.
+# base, the dnsname plugin for pods' names on a job's network; docker.io for the docker engine's test, whose dockerd
+# the test starts itself): installed with apt-get when root, services not started.
 system-packages:
 	@if [ "$$(id -u)" = 0 ] && ! { test -x /usr/sbin/sshd && test -x /usr/bin/orted && command -v ip >/dev/null \
 	        && command -v podman >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null \
-	        && test -x /usr/lib/cni/dnsname; }; then \
+	        && test -x /usr/lib/cni/dnsname && test -x /usr/sbin/dockerd; }; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends \
 	        openssh-server openssh-client openmpi-bin iproute2 util-linux \
-	        podman runc uidmap mmdebstrap golang-github-containernetworking-plugin-dnsname >/dev/null; fi
+	        podman runc uidmap mmdebstrap golang-github-containernetworking-plugin-dnsname docker.io >/dev/null; fi
 
 # The job images (docker/README.md): ringrun:<variant> for each of IMAGES, built with podman from a Debian base made
 # with mmdebstrap and a wheelhouse of pinned wheels (build/wheelhouse). Root only: anyone else is told why not.
