@@ -5,7 +5,6 @@ containers, nothing left in docker after it. dockerd is stopped by its PID."""
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,7 @@ import pytest
 
 from conftest import ROOT
 from containers import missing_images, podman
+from serverproc import end
 
 RINGRUN = os.path.join(os.path.dirname(sys.executable), "ringrun")
 PI = ROOT / "tests" / "fixtures" / "corpus" / "kubeflow+mpi-operator" / "v0.8.2" / "examples" / "v2beta1" / "pi" / \
@@ -47,12 +47,7 @@ def docker_host(tmp_path_factory):
             subprocess.run(["docker", *argv], env=env, check=True, capture_output=True, timeout=300)
         yield env
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        end(proc, 60)
         log.close()
         shutil.rmtree(run, ignore_errors=True)
 
