@@ -1,6 +1,6 @@
 """Write runtime/schemas/*.json: the job CRDs' openAPIV3Schema, taken from the operators' repositories at pinned tags.
 
-    python scripts/vendor_schemas.py --mpi-operator DIR --training-operator DIR
+    python scripts/vendor_schemas.py --mpi-operator DIR --training-operator DIR --trainer DIR
 
 Each DIR is a git repository (a bare mirror is enough) holding the tags named in SOURCES. The schemas are stored as
 they are in the CRDs, less their `description` texts (about four fifths of the bytes, never used for validation),
@@ -33,6 +33,15 @@ SOURCES = {
     # MXJob left training-operator after v1.8 (trainer#1996): v1.8.1 is the last release that ships it.
     "kubeflow.org-v1-mxjob": ("training", "kubeflow/training-operator", "v1.8.1",
                               "manifests/base/crds/kubeflow.org_mxjobs.yaml", "v1"),
+    # Kubeflow Trainer v2 at v2.3.0: the release kubeflow==0.5.0 (kubeflow-trainer-api>=2.3.0,<2.4) is made for
+    "trainer.kubeflow.org-v1alpha1-trainjob": ("trainer", "kubeflow/trainer", "v2.3.0",
+                                               "manifests/base/crds/trainer.kubeflow.org_trainjobs.yaml", "v1alpha1"),
+    "trainer.kubeflow.org-v1alpha1-trainingruntime": (
+        "trainer", "kubeflow/trainer", "v2.3.0", "manifests/base/crds/trainer.kubeflow.org_trainingruntimes.yaml",
+        "v1alpha1"),
+    "trainer.kubeflow.org-v1alpha1-clustertrainingruntime": (
+        "trainer", "kubeflow/trainer", "v2.3.0",
+        "manifests/base/crds/trainer.kubeflow.org_clustertrainingruntimes.yaml", "v1alpha1"),
 }
 TAG_NAMES = {"caa3c47": "v0.8.2"}
 
@@ -109,8 +118,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mpi-operator", required=True, type=pathlib.Path)
     parser.add_argument("--training-operator", required=True, type=pathlib.Path)
+    parser.add_argument("--trainer", required=True, type=pathlib.Path)
     args = parser.parse_args()
-    repos = {"mpi": args.mpi_operator, "training": args.training_operator}
+    repos = {"mpi": args.mpi_operator, "training": args.training_operator, "trainer": args.trainer}
     OUT.mkdir(exist_ok=True)
     schemas = {}
     for name, (key, github, tag, path, version) in SOURCES.items():
