@@ -18,6 +18,7 @@ pod is; launcher/engine.py speaks to podman or docker):
    are stopped when the job ends, whatever cleanPodPolicy says.
 """
 
+import errno
 import os
 import secrets
 import shutil
@@ -42,25 +43,32 @@ class ContainerOptions:
     """engine: podman | docker | None (the first found); pull: never | missing | always, replacing every
     container's imagePullPolicy, or None; owner: the label every container and network gets (a server's id, so a
     restarted server removes what it left); host_path(path) -> whether a hostPath volume may mount that folder
-    (None: any); state_dir: a private folder for the engine's files."""
+    (None: any); state_dir: a private folder for the engine's files; environ: the engine client's variables (a
+    server gives its own, never a job's: the engine reads its configuration from HOME), None: the caller's."""
 
     engine: str | None = None
     pull: str | None = None
     owner: str = "ringrun-run"
     host_path: Callable | None = None
     state_dir: str | None = None
+    environ: dict | None = None  # the engine client's environment (the server's own), else the caller's
 
 
 class ContainerProcesses:
     """The process layer of a job in containers (the supervisor's interface): start runs a pod's attached `run`
     under the supervisor; terminate also removes the stopped replicas' containers; close removes every container
-    and the network."""
+    and the network. host_paths: replica name -> the resolved hostPath folders its container mounts, checked again
+    before every start (a job may have put a link where a folder was); host_path(path): the grant, or None."""
 
-    def __init__(self, supervisor, engine, containers, network):
+    def __init__(self, supervisor, engine, containers, network, host_paths=None, host_path=None):
         self.supervisor, self.engine, self.containers, self.network = supervisor, engine, dict(containers), network
+        self.host_paths, self.host_path = dict(host_paths or {}), host_path
         self._started = set()
 
     def start(self, name, argv, env, cwd=None):
+        for path in self.host_paths.get(name, ()):
+            if os.path.realpath(path) != path or (self.host_path is not None and not self.host_path(path)):
+                raise PermissionError(errno.EACCES, f"hostPath {path} now leads elsewhere (a link); not mounted")
         if name in self._started:  # a restart: the last run's container is gone (--rm) or going
             self.engine.remove([self.containers[name]])
         self._started.add(name)
@@ -78,8 +86,10 @@ class ContainerProcesses:
         return stopped
 
     def close(self):
-        self.engine.remove(list(self.containers.values()))
-        self.engine.remove_network(self.network)
+        try:
+            self.engine.remove(list(self.containers.values()))
+        finally:
+            self.engine.remove_network(self.network)
 
 
 def _images(engine, job, pods, note):
@@ -138,38 +148,35 @@ def _write(path, text, mode):
     os.chmod(path, mode)  # whatever the umask
 
 
+ENV_FILE_LINE = 32 * 1024  # the engines read an env file by lines of at most 64 KiB
+
+
 def _env_file(path, env):
-    """The pod's variables as an env file (0600); returns those an env file cannot hold (a newline in the value)."""
-    lines = [f"{key}={value}\n" for key, value in env if "\n" not in value and "\r" not in value]
-    _write(path, "".join(lines), 0o600)
-    return tuple((key, value) for key, value in env if "\n" in value or "\r" in value)
+    """The pod's variables as an env file (0600); returns those an env file cannot hold (a newline in the value, or
+    a value too long for one line), for the command line."""
+    def fits(key, value):
+        return "\n" not in value and "\r" not in value and len(key) + len(value) < ENV_FILE_LINE
+    _write(path, "".join(f"{key}={value}\n" for key, value in env if fits(key, value)), 0o600)
+    return tuple((key, value) for key, value in env if not fits(key, value))
 
 
 def _mounts(pod, run_dir, make_working_dir=False):
-    """[(host path or None for a tmpfs, target, read_only)] of a pod; its emptyDir folders are made (0777, as a
-    kubelet makes them); make_working_dir: its workingDir, which the image lacks, as an empty tmpfs (Kubernetes
-    makes a missing workingDir; podman 4.3 does not)."""
-    found = [(None, pod.working_dir, False)] if make_working_dir else []
+    """[(host path or None for a tmpfs, target, read_only, is a hostPath)] of a pod; its emptyDir folders are made
+    (0777, as a kubelet makes them); a hostPath is given resolved (no link in it); make_working_dir: its workingDir,
+    which the image lacks, as an empty tmpfs (Kubernetes makes a missing workingDir; podman 4.3 does not)."""
+    found = [(None, pod.working_dir, False, False)] if make_working_dir else []
     for mount in pod.mounts:
-        if mount.source == "spec":
-            found.append((os.path.join(run_dir, "spec"), mount.target, True))
-        elif mount.source == "ssh":
-            found.append((os.path.join(run_dir, "ssh"), mount.target, True))
-        elif mount.source == "config":
-            found.append((os.path.join(run_dir, "config"), mount.target, True))
+        if mount.source in ("spec", "ssh", "config"):
+            found.append((os.path.join(run_dir, mount.source), mount.target, True, False))
         elif mount.source == "hostPath":
-            path = os.path.join(mount.host_path, mount.sub_path) if mount.sub_path else mount.host_path
-            found.append((path, mount.target, mount.read_only))
+            found.append((os.path.realpath(mount.host_path), mount.target, mount.read_only, True))
         elif mount.medium == "Memory":
-            found.append((None, mount.target, False))
+            found.append((None, mount.target, False, False))
         else:
             folder = os.path.join(run_dir, "volumes", pod.name, mount.volume)
             os.makedirs(folder, exist_ok=True)
             os.chmod(folder, 0o777)
-            if mount.sub_path:
-                folder = os.path.join(folder, mount.sub_path)
-                os.makedirs(folder, exist_ok=True)
-            found.append((folder, mount.target, mount.read_only))
+            found.append((folder, mount.target, mount.read_only, False))
     return found
 
 
@@ -196,7 +203,7 @@ def prepare(job, document, run_dir, options, supervisor, note):
         note("warning: podman's dnsname plugin is not installed: pods cannot reach each other by name (apt-get "
              "install golang-github-containernetworking-plugin-dnsname)")
     _images(engine, job, pods, note)
-    engine.probe(pods[0].image)
+    engine.probe()
     _write(os.path.join(run_dir, "spec", SPEC_FILE), json.dumps(_as_given(document)), 0o444)
     ssh_modes = {p.ssh_mode for p in pods if p.ssh_mode}
     if ssh_modes:
@@ -211,7 +218,7 @@ def prepare(job, document, run_dir, options, supervisor, note):
     engine.create_network(network, labels)
     deciders = frameworks.of(job).deciders(job)
     folded = set(frameworks.of(job).local_processes(job))
-    specs, names, dirs = [], {}, {}
+    specs, names, dirs, host_paths = [], {}, {}, {}
     try:
         for pod in pods:
             key = (pod.image, pod.working_dir)
@@ -221,13 +228,15 @@ def prepare(job, document, run_dir, options, supervisor, note):
                 dirs[key] = not covered and not engine.has_dir(pod.image, pod.working_dir)
             container = f"ringrun-{tag}-{pod.name}"
             extra = _env_file(os.path.join(run_dir, "env", f"{pod.name}.env"), pod.env)
+            mounts = _mounts(pod, run_dir, dirs.get(key, False))
             argv = engine.run_argv(pod, container, network, os.path.join(run_dir, "env", f"{pod.name}.env"),
-                                   _mounts(pod, run_dir, dirs.get(key, False)), labels, extra)
+                                   mounts, labels, extra)
             plan = Plan(job.kind, pod.role, pod.index, run_dir, env=(), argv=tuple(argv))
             names[plan.name] = container
+            host_paths[plan.name] = tuple(source for source, _, _, is_host in mounts if is_host)
             specs.append(ReplicaSpec(plan, pod.restart_policy, pod.role in deciders,
                                      serves=(pod.role, pod.index) not in folded))
-    except (OSError, SpecError):
+    except BaseException:
         engine.remove_network(network)
         raise
-    return specs, ContainerProcesses(supervisor, engine, names, network)
+    return specs, ContainerProcesses(supervisor, engine, names, network, host_paths, options.host_path)

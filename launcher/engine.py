@@ -11,6 +11,7 @@ private folder as an executable script); on an ordinary machine nothing is added
 """
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,11 @@ PULL_TIMEOUT = 900.0
 LABEL = "io.ringrun"  # every container and network ringrun makes is labelled io.ringrun.owner=<owner>
 DNS_PLUGIN_DIRS = ("/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")
 _WRAPPED = {}  # engine program -> whether its containers need the runc wrapper (probed once per process)
+# capabilities of the engines' default set a job's container never gets: making device nodes, file capabilities,
+# raw sockets
+DROPPED = ("MKNOD", "SETFCAP", "NET_RAW")
+# what podman as root sets every container's RLIMIT_NOFILE and RLIMIT_NPROC to
+PODMAN_RLIMITS = ((resource.RLIMIT_NOFILE, 1048576), (resource.RLIMIT_NPROC, 4194304))
 
 
 class EngineError(SetupError):
@@ -86,27 +92,35 @@ class Engine:
         return None if result.returncode == 0 else (_last_line(result.stderr) or f"exit {result.returncode}")
 
     def has_dir(self, image, path):
-        """Whether `image` holds the folder `path`. docker makes a missing workingDir, as Kubernetes does; podman
-        4.3 refuses to start the container, so it is looked for in the image (mounted read-only, as root)."""
+        """Whether `image` holds the folder `path` (absolute, no '..'). docker makes a missing workingDir, as
+        Kubernetes does; podman 4.3 refuses to start the container, so it is looked for in the image (mounted
+        read-only, as root), never through a link: a link on the way counts as there (the engine decides)."""
         if self.name != "podman":
             return True
         mounted = self("image", "mount", image, check=False)
         if mounted.returncode != 0:
             return True  # cannot tell (rootless): the engine says so when it starts the pod
         try:
-            return os.path.isdir(os.path.join(mounted.stdout.strip(), path.lstrip("/")))
+            current = mounted.stdout.strip()
+            for part in [p for p in path.split("/") if p]:
+                current = os.path.join(current, part)
+                if os.path.islink(current):
+                    return True
+                if not os.path.isdir(current):
+                    return False
+            return True
         finally:
             self("image", "unmount", image, check=False)
 
-    def probe(self, image):
-        """Whether a plain container starts (once per engine program and process); where podman is refused setting
-        rlimits, its containers run through the wrapper."""
+    def probe(self, image=None):
+        """Whether containers need the runc wrapper (once per engine program and process): podman as root sets
+        every container's rlimits above the hard limits, which needs CAP_SYS_RESOURCE; a child process that tries
+        the same tells, without running anyone's image."""
         if self._probed or self.name != "podman":
             return
         self._probed = True
         if self.program not in _WRAPPED:
-            result = self("run", "--rm", "--network", "none", "--entrypoint", "true", image, check=False)
-            _WRAPPED[self.program] = result.returncode != 0 and "rlimit" in result.stderr
+            _WRAPPED[self.program] = os.geteuid() == 0 and not _can_raise_rlimits()
         if _WRAPPED[self.program]:
             self.global_args = ["--runtime", self._wrapper()]
 
@@ -130,7 +144,7 @@ class Engine:
         self("network", "create", *_labels(labels), name)
 
     def remove_network(self, name):
-        self("network", "rm", "--force", name, check=False)
+        self("network", "rm", *(("--force",) if self.name == "podman" else ()), name, check=False)
 
     def remove(self, names):
         """Remove the containers `names` at once (stopped without waiting), those already gone too."""
@@ -166,7 +180,7 @@ class Engine:
         tmpfs, target, read_only)], its limits, user, working dir, command (replacing the ENTRYPOINT) and args."""
         argv = [*self.argv, "run", "--rm", "--name", container, "--hostname", pod.hostname, "--network", network,
                 "--pull", "never", "--env-file", env_file, "--security-opt", "no-new-privileges",
-                *_labels(labels)]
+                *(a for cap in DROPPED for a in ("--cap-drop", cap)), *_labels(labels)]
         if self.name == "podman":
             argv += ["--log-driver", "none"]
         for alias in pod.aliases:
@@ -175,11 +189,12 @@ class Engine:
             argv += ["--dns-search", domain]
         for key, value in extra_env:
             argv += ["--env", f"{key}={value}"]
-        for source, target, read_only in mounts:
+        for source, target, read_only, host in mounts:
             if source is None:
                 argv += ["--tmpfs", target]
-            else:
-                argv += ["--volume", f"{source}:{target}:{'ro' if read_only else 'rw'}"]
+            else:  # a host folder never brings in setuid programs or device nodes (podman can say so)
+                options = ("ro" if read_only else "rw") + (",nosuid,nodev" if host and self.name == "podman" else "")
+                argv += ["--volume", f"{source}:{target}:{options}"]
         if pod.cpus is not None:
             argv += ["--cpus", f"{pod.cpus:g}"]
         if pod.memory is not None:
@@ -191,6 +206,18 @@ class Engine:
         if pod.command:  # a pod's command replaces the ENTRYPOINT and drops the image's CMD, as --entrypoint does
             return argv + ["--entrypoint", pod.command[0], pod.image, *pod.command[1:], *pod.args]
         return argv + [pod.image, *pod.args]
+
+
+def _can_raise_rlimits():
+    """Whether a process of this user may raise its RLIMIT_NOFILE and RLIMIT_NPROC to podman's values (tried in a
+    child: this process's limits stay as they are)."""
+    script = "; ".join(["import resource, sys"] + [f"resource.setrlimit({int(r)}, ({v}, {v}))"
+                                                    for r, v in PODMAN_RLIMITS])
+    try:
+        return subprocess.run([sys.executable, "-I", "-c", script], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _labels(labels):

@@ -111,6 +111,8 @@ def run_job(job, environ, options, out, err, on_state=None, attach=None, signals
             err.write(f"[{plan.name}] {message}\n")
             err.flush()
 
+        if options.containers is not None and options.containers.environ is not None:
+            environ = options.containers.environ  # the engine client's (a server's own), not the job's
         execution = Execution(specs, processes, policy, environ, is_root=options.is_root, on_state=publish, log=log,
                               note=log, run_as=None if options.containers is not None else options.run_as)
         if attach is not None:
@@ -122,11 +124,13 @@ def run_job(job, environ, options, out, err, on_state=None, attach=None, signals
                       f"(exit code {outcome.code})\n")
         return outcome.code, document(job, outcome.state)
     finally:
-        if hasattr(processes, "close"):  # containers and the job's network
-            processes.close()
-        shutil.rmtree(run_dir, ignore_errors=True)
-        if lock is not None:
-            lock.close()
+        try:
+            if hasattr(processes, "close"):  # containers and the job's network
+                processes.close()
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)  # its private key and env files
+            if lock is not None:
+                lock.close()
 
 
 def _process_specs(job, run_dir, options):

@@ -29,21 +29,23 @@ ROOT_SSH = "/root/.ssh"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*" \
           r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
-_REFERENCE = re.compile(rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
-                        r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
+_REFERENCE = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+                        r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?", re.ASCII)
+MAX_PODS = 1024  # containers one job may start on this machine
+MAX_CPUS = 10**6
+_PATH_SEPARATORS = (":", ",")  # split an engine's --volume / --tmpfs argument
 
 
 @dataclass(frozen=True)
 class Mount:
     """One mount of a pod's container. source: spec | config | ssh | hostPath | emptyDir; volume: the pod volume's
-    name (hostPath, emptyDir); host_path: a hostPath's folder; sub_path: a part of the volume only."""
+    name (hostPath, emptyDir); host_path: a hostPath's folder; medium: an emptyDir's ("" or Memory)."""
 
     source: str
     target: str
     read_only: bool = True
     volume: str | None = None
     host_path: str | None = None
-    sub_path: str | None = None
     medium: str = ""
 
 
@@ -78,7 +80,7 @@ class PodSpec:
 
 def valid_image(reference):
     """Whether an engine can parse `reference` as an image name (docker's distribution/reference grammar)."""
-    return bool(reference) and len(reference) <= 4096 and bool(_REFERENCE.match(reference))
+    return bool(reference) and len(reference) <= 4096 and bool(_REFERENCE.fullmatch(reference))
 
 
 def pull_policy(container):
@@ -92,20 +94,29 @@ def pull_policy(container):
     return {"Always": "always", "IfNotPresent": "missing", "Never": "never"}[policy]
 
 
-def _limits(container, path, warnings):
+def _limits(container, path, errors, warnings):
     """(cpus, memory bytes) of resources.limits; other resources are warned about (nothing here provides them)."""
     cpus = memory = None
     for name, quantity in container.limits:
-        value = parse_quantity(quantity)
+        field = f"{path}.resources.limits.{name}"
+        try:
+            value = parse_quantity(quantity)
+        except (ValueError, ArithmeticError):
+            errors.append(f"{field}: {quantity!r} is not a quantity an engine can take")
+            continue
         if name == "cpu":
+            if value and not Decimal("0.001") <= value <= MAX_CPUS:
+                errors.append(f"{field}: {quantity} is outside 1m - {MAX_CPUS} CPUs")
             cpus = float(value) if value > 0 else None
         elif name == "memory":
+            if value >= 2**62:
+                errors.append(f"{field}: {quantity} is more memory than an engine can limit")
+                continue
             memory = int(value.to_integral_value()) if value >= Decimal(6 * 2**20) else None
             if memory is None:
-                warnings.append(f"{path}.resources.limits.memory: {quantity} is below the 6 MiB a container engine "
-                                "accepts; not enforced")
+                warnings.append(f"{field}: {quantity} is below the 6 MiB a container engine accepts; not enforced")
         else:
-            warnings.append(f"{path}.resources.limits.{name}: no such resource on this machine; not enforced")
+            warnings.append(f"{field}: no such resource on this machine; not enforced")
     return cpus, memory
 
 
@@ -121,13 +132,26 @@ def _mounts(replica, container, path, errors, warnings, host_path):
             errors.append(f"{path}.volumeMounts[{i}]: volume {mount.name!r} is a {volume.source} volume, which "
                           f"containers on one machine cannot have (only {' and '.join(VOLUME_KINDS)})")
             continue
+        if mount.sub_path:  # a link swapped in between two starts would mount any host folder (CVE-2017-1002101)
+            errors.append(f"{path}.volumeMounts[{i}].subPath: not supported in ringrun's containers: mount the "
+                          "whole volume")
+            continue
+        if any(c in mount.mount_path for c in _PATH_SEPARATORS):
+            errors.append(f"{path}.volumeMounts[{i}].mountPath: {mount.mount_path!r}: ':' and ',' are not allowed "
+                          "in a path ringrun gives a container engine")
+            continue
+        if volume.source == "hostPath" and any(c in volume.path for c in _PATH_SEPARATORS):
+            j = replica.volumes.index(volume)
+            errors.append(f"{replica.pod_path}.volumes[{j}].hostPath.path: {volume.path!r}: ':' and ',' are not "
+                          "allowed in a path ringrun gives a container engine")
+            continue
         if volume.source == "hostPath" and host_path is not None and not host_path(volume.path):
             j = replica.volumes.index(volume)
             errors.append(f"{replica.pod_path}.volumes[{j}].hostPath.path: {volume.path!r} is not a folder this "
                           "server grants the job's namespace (the hostPaths of its --policy)")
             continue
         mounts.append(Mount(volume.source, mount.mount_path, mount.read_only, volume.name, volume.path,
-                            mount.sub_path, volume.medium))
+                            volume.medium))
     mounted = {m.name for m in container.volume_mounts}
     for j, volume in enumerate(replica.volumes):
         if volume.source not in VOLUME_KINDS and volume.name not in mounted:
@@ -184,7 +208,11 @@ def pod_spec(job, role, index, errors, warnings, host_path=None):
     for duplicate in sorted({t for t in targets if targets.count(t) > 1}):
         errors.append(f"{path}.volumeMounts: {duplicate} is mounted more than once (ringrun mounts the job spec at "
                       f"{SPEC_DIR} and an MPI job's ssh keys and hostfile where its operator does)")
-    cpus, memory = _limits(container, path, warnings)
+    cpus, memory = _limits(container, path, errors, warnings)
+    if container.working_dir and (not container.working_dir.startswith("/") or
+                                  ".." in container.working_dir.split("/")):
+        errors.append(f"{path}.workingDir: {container.working_dir!r} must be an absolute path without '..' in a "
+                      "container")
     service = topology.service_name(job, role, index)
     names = [name, service, *frameworks.of(job).host_names(job, role, index)]
     names += [f"{name}.{job.name}.{job.namespace}.svc", f"{name}.{job.name}.{job.namespace}.svc.cluster.local",
@@ -202,6 +230,10 @@ def pod_specs(job, host_path=None):
     """(PodSpecs in start order, warnings). Raises SpecError listing every field that keeps a pod from running in
     a container; host_path as pod_spec's."""
     errors, warnings = [], []
+    order = _order(job)
+    if len(order) > MAX_PODS:
+        raise SpecError([f"{job.kind} {job.namespace}/{job.name} has {len(order)} replicas; one machine runs at most "
+                         f"{MAX_PODS} containers of a job"])
     pods = tuple(pod_spec(job, role, index, errors, warnings, host_path) for role, index in _order(job))
     if errors:
         raise SpecError(list(dict.fromkeys(errors)))

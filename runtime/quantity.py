@@ -21,6 +21,6 @@ def parse_quantity(value):
         base = Decimal(number)
     except InvalidOperation:
         raise ValueError(f"not a quantity: {value!r}") from None
-    if suffix and suffix[0] in "eE":
+    if suffix and suffix not in _SUFFIX:  # an exponent (e9, E-3); "Ei" and "E" are suffixes
         return base * Decimal(10) ** int(suffix[1:])
     return base * _SUFFIX[suffix]

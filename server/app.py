@@ -318,8 +318,13 @@ def serve(settings, environ, out, err):
         if settings.containers:
             from ringrun.launcher.containers import ContainerOptions
 
+            state = os.path.join(data_dir, "engine")
+            datadir.private_dir(state)
+            # the engine's client gets the server's own settings, never a job's HOME (the engine reads its
+            # configuration there)
+            kept = {k: environ[k] for k in ("PATH", "LANG", "TZ", "DOCKER_HOST", "CONTAINER_HOST") if k in environ}
             engine = ContainerOptions(engine=settings.engine, pull=settings.pull, owner=_owner(data_dir),
-                                      state_dir=os.path.join(data_dir, "engine"))
+                                      state_dir=state, environ={**kept, "HOME": state})
         controller = Controller(store, data_dir, job_users, capacity=settings.capacity, grace=settings.grace,
                                 host_paths=policy.paths_of, log_rotation=settings.log_rotation, log=log,
                                 containers=engine)

@@ -386,12 +386,12 @@ class Controller:
                          daemon=True).start()
 
     def _containers(self, job, placement):
-        """The job's ContainerOptions (a hostPath volume only where its namespace may go), else None."""
+        """The job's ContainerOptions, else None: a hostPath volume only in the job's folder or where its namespace's
+        hostPaths grant (whoever the server runs as: a docker daemon is root even when the server is not)."""
         if self.containers is None:
             return None
         grants = self.host_paths(job.namespace)
-        allowed = (lambda path: granted(path, placement.home, grants)) if self.job_users.as_root else None
-        return dataclasses.replace(self.containers, host_path=allowed)
+        return dataclasses.replace(self.containers, host_path=lambda path: granted(path, placement.home, grants))
 
     def _check_paths(self, job, home):
         """Raise SpecError when a replica's workingDir is outside the job's folder and the namespace's grants."""

@@ -28,6 +28,8 @@ def images_and_no_leftovers():
     missing = missing_images(["ringrun:latest", "ringrun:pi", "ringrun:torch"])
     if missing:
         pytest.fail(f"not built: {', '.join(missing)} (`make images` builds them)")
+    # this namespace's loopback: a local run's rendezvous port (the processes way of `bench start`)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=30)
     yield
     assert leftovers() == ([], [])
 
@@ -117,7 +119,7 @@ def test_a_pytorchjob_meets_over_gloo_by_its_service_names(tmp_path):
 def test_volumes_limits_and_the_operators_variables_reach_the_container(tmp_path):
     script = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; "
               "echo written > /scratch/file && cat /scratch/file; "
-              "touch /workspace/examples/nope 2>/dev/null && echo WRITABLE || echo READ-ONLY; "
+              "grep ' /workspace/examples ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1-3; "
               "echo MASTER=$MASTER_ADDR:$MASTER_PORT RANK=$RANK; echo USER=$(id -u); hostname; "
               "getent hosts vols-master-0.default.svc | wc -l")
     job = pytorch_job("vols", ["sh", "-c", script], volumes=EXAMPLES + [{"name": "scratch", "emptyDir": {}}],
@@ -129,7 +131,7 @@ def test_volumes_limits_and_the_operators_variables_reach_the_container(tmp_path
     code, out, err, _ = run(tmp_path, job)
     assert code == 0, out + err
     assert f"[master-0] {256 * 2**20}\n" in out, out
-    assert "[master-0] written" in out and "[master-0] READ-ONLY" in out, out
+    assert "[master-0] written" in out and "[master-0] ro,nosuid,nodev" in out, out
     assert "[master-0] MASTER=vols-master-0:23456 RANK=0" in out and "[master-0] USER=1000" in out, out
     assert "[master-0] vols-master-0\n[master-0] 1\n" in out, out
 
@@ -201,3 +203,29 @@ def test_bench_start_runs_one_job_both_ways_and_reports_each(tmp_path):
         assert 0 < sample["all_running_s"] < sample["wall_s"]
     assert podman("ps", "--all", "--filter", "label=io.ringrun.owner=ringrun-bench", "--format",
                   "{{.Names}}").stdout.split() == []
+
+
+def test_a_hostpath_turned_into_a_link_between_two_starts_is_not_mounted(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    job = pytorch_job("swapped", ["sh", "-c", "echo attempt; sleep 2; exit 1"], restart="OnFailure",
+                      volumes=[{"name": "data", "hostPath": {"path": str(data)}}],
+                      mounts=[{"name": "data", "mountPath": "/data"}], policy={"backoffLimit": 3})
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(job))
+    proc = subprocess.Popen([*RINGRUN, "run", "--containers", "--grace", "3", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not leftovers()[0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        data.rename(tmp_path / "moved")
+        data.symlink_to("/")  # what a job with the parent folder could do between two starts
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out.count("[master-0] attempt") == 1, out + err
+    assert f"hostPath {data} now leads elsewhere (a link); not mounted" in err, err
+    assert proc.returncode == 127, err

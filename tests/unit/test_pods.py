@@ -100,14 +100,55 @@ def test_hostpath_and_emptydir_volumes_are_mounted_where_the_container_says():
     obj = _with_volumes([{"name": "data", "hostPath": {"path": "/srv/data"}}, {"name": "scratch", "emptyDir": {}},
                          {"name": "shm", "emptyDir": {"medium": "Memory"}}],
                         [{"name": "data", "mountPath": "/data", "readOnly": True},
-                         {"name": "scratch", "mountPath": "/scratch", "subPath": "a"},
-                         {"name": "shm", "mountPath": "/dev/shm"}])
+                         {"name": "scratch", "mountPath": "/scratch"}, {"name": "shm", "mountPath": "/dev/shm"}])
     pods, warnings = pods_of(obj)
     mounts = {m.target: m for m in pods["gloo-allreduce-master-0"].mounts}
     assert (mounts["/data"].source, mounts["/data"].host_path, mounts["/data"].read_only) == ("hostPath", "/srv/data",
                                                                                             True)
-    assert (mounts["/scratch"].source, mounts["/scratch"].sub_path) == ("emptyDir", "a")
+    assert (mounts["/scratch"].source, mounts["/scratch"].read_only) == ("emptyDir", False)
     assert mounts["/dev/shm"].medium == "Memory" and warnings == ()
+
+
+@pytest.mark.parametrize("mount, volume, message", [
+    ({"subPath": "a"}, {"emptyDir": {}}, "volumeMounts[0].subPath: not supported in ringrun's containers"),
+    ({"mountPath": "/d:rw"}, {"emptyDir": {}}, "volumeMounts[0].mountPath: '/d:rw': ':' and ',' are not allowed"),
+    ({}, {"hostPath": {"path": "/srv/a,b"}}, "volumes[0].hostPath.path: '/srv/a,b': ':' and ',' are not allowed"),
+])
+def test_mounts_an_engine_would_misread_or_a_job_could_redirect_are_refused(mount, volume, message):
+    obj = _with_volumes([{"name": "v", **volume}], [{"name": "v", "mountPath": "/d", **mount}])
+    with pytest.raises(SpecError) as caught:
+        pods_of(obj)
+    assert f"spec.pytorchReplicaSpecs.Master.template.spec.{message}" in str(caught.value) or \
+        f"spec.pytorchReplicaSpecs.Master.template.spec.containers[0].{message}" in str(caught.value), caught.value
+
+
+@pytest.mark.parametrize("limits, message", [
+    ({"memory": "8Ei"}, "resources.limits.memory: 8Ei is more memory than an engine can limit"),
+    ({"cpu": "1n"}, "resources.limits.cpu: 1n is outside 1m - 1000000 CPUs"),
+    ({"cpu": "1e400"}, "resources.limits.cpu: 1e400 is outside 1m - 1000000 CPUs"),
+])
+def test_limits_no_engine_takes_are_refused_by_field(limits, message):
+    with pytest.raises(SpecError) as caught:
+        pods_of(_with_volumes([], [], limits=limits))
+    assert f"spec.pytorchReplicaSpecs.Master.template.spec.containers[0].{message}" in str(caught.value)
+
+
+def test_an_exbibyte_is_a_suffix_not_an_exponent():
+    pods, _ = pods_of(_with_volumes([], [], limits={"memory": "1Ei"}))
+    assert pods["gloo-allreduce-master-0"].memory == 2**60
+
+
+def test_a_relative_working_dir_and_too_many_pods_are_refused():
+    obj = load("pytorchjob-gloo.yaml")
+    obj["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["workingDir"] = "../etc"
+    with pytest.raises(SpecError) as caught:
+        pods_of(obj)
+    assert "containers[0].workingDir: '../etc' must be an absolute path without '..'" in str(caught.value)
+    obj = load("pytorchjob-gloo.yaml")
+    obj["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] = 1024
+    with pytest.raises(SpecError) as caught:
+        pods_of(obj)
+    assert "has 1025 replicas; one machine runs at most 1024 containers of a job" in str(caught.value)
 
 
 def test_a_mounted_volume_of_another_kind_is_refused_by_field_and_an_unmounted_one_warned_about():
@@ -171,14 +212,18 @@ def test_the_engines_run_command_holds_every_part_of_the_pod():
     pods, _ = pods_of(load("mpijob-allreduce.yaml"))
     launcher = pods["allreduce-launcher"]
     engine = Engine("podman", "/usr/bin/podman", runner=_run)
-    argv = engine.run_argv(launcher, "c1", "net1", "/r/env", [("/r/spec", SPEC_DIR, True), (None, "/dev/shm", False)],
+    argv = engine.run_argv(launcher, "c1", "net1", "/r/env", [("/r/spec", SPEC_DIR, True, False),
+                                                            (None, "/dev/shm", False, False),
+                                                            ("/srv/data", "/data", False, True)],
                            {"io.ringrun.owner": "me"}, (("MULTI", "a\nb"),))
     assert argv[:4] == ["/usr/bin/podman", "run", "--rm", "--name"]
     assert argv[argv.index("ringrun:latest"):] == ["ringrun:latest", *launcher.args]
     for pair in (["--network", "net1"], ["--env-file", "/r/env"], ["--volume", f"/r/spec:{SPEC_DIR}:ro"],
                  ["--tmpfs", "/dev/shm"], ["--env", "MULTI=a\nb"], ["--label", "io.ringrun.owner=me"],
                  ["--hostname", "allreduce-launcher"], ["--pull", "never"],
-                 ["--network-alias", "allreduce-launcher.allreduce.default.svc"]):
+                 ["--network-alias", "allreduce-launcher.allreduce.default.svc"],
+                 ["--volume", "/srv/data:/data:rw,nosuid,nodev"], ["--cap-drop", "MKNOD"],
+                 ["--security-opt", "no-new-privileges"]):
         assert pair in [argv[j:j + 2] for j in range(len(argv) - 1)], pair
     assert "--entrypoint" not in argv  # args only: the image's ENTRYPOINT (ringrun) runs them
 
