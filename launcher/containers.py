@@ -19,6 +19,7 @@ pod is; launcher/engine.py speaks to podman or docker):
 """
 
 import errno
+import json
 import os
 import secrets
 import shutil
@@ -191,8 +192,6 @@ def prepare(job, document, run_dir, options, supervisor, note):
     """The job's pods as ReplicaSpecs (each plan's argv the engine's `run`) and their ContainerProcesses, with
     images pulled, files written and the network made. note(message) says what is not as the spec asks.
     Raises SpecError (a field no engine can run) and SetupError (no engine, an image that cannot be had)."""
-    import json
-
     pods, warnings = pod_specs(job, options.host_path)
     for warning in warnings:
         note(f"warning: {warning}")
@@ -208,8 +207,7 @@ def prepare(job, document, run_dir, options, supervisor, note):
     ssh_modes = {p.ssh_mode for p in pods if p.ssh_mode}
     if ssh_modes:
         _ssh_secret(os.path.join(run_dir, "ssh"), max(ssh_modes))
-    configs = {p.config for p in pods if p.config}
-    for folder, entries in configs:
+    for _, entries in {p.config for p in pods if p.config}:  # mounted at each pod's config folder
         for name, text in entries:
             _write(os.path.join(run_dir, "config", name), text, 0o444)
     tag = secrets.token_hex(4)
