@@ -112,7 +112,7 @@ class Engine:
         finally:
             self("image", "unmount", image, check=False)
 
-    def probe(self, image=None):
+    def probe(self):
         """Whether containers need the runc wrapper (once per engine program and process): podman as root sets
         every container's rlimits above the hard limits, which needs CAP_SYS_RESOURCE; a child process that tries
         the same tells, without running anyone's image."""

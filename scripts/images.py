@@ -96,14 +96,14 @@ class Engine:
         return subprocess.run([self.name, "image", "exists" if self.name == "podman" else "inspect", image],
                               stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
 
-    def choose_runtime(self, image):
-        """Use the runc wrapper when a plain container cannot start for want of setting rlimits."""
+    def choose_runtime(self):
+        """Use the runc wrapper where podman cannot set a container's rlimits (the probe of launcher/engine.py)."""
         if self.name != "podman":
             return
         from ringrun.launcher.engine import Engine as JobEngine  # the one probe `ringrun run --containers` makes
 
         engine = JobEngine("podman", shutil.which("podman") or "podman")
-        engine.probe(image)
+        engine.probe()
         if engine.global_args:
             sys.stderr.write("images: this machine refuses to set a container's rlimits (no CAP_SYS_RESOURCE); "
                              f"podman runs containers through {engine.global_args[-1]}\n")
@@ -239,7 +239,7 @@ def main(argv=None):
             if base == BASE:
                 make_base(engine, log)
             if base:
-                engine.choose_runtime(base)
+                engine.choose_runtime()
             make_wheelhouse([VARIANTS[n] for n in names], log)
             for name in names:
                 seconds = build(engine, name, VARIANTS[name], base, log)

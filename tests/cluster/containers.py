@@ -33,7 +33,7 @@ def podman_args():
     """`podman` and the global arguments this machine needs (the runc wrapper where rlimits are refused)."""
     if not _engine:
         engine = images.Engine("podman", open(os.devnull, "w"))
-        engine.choose_runtime("ringrun:latest")
+        engine.choose_runtime()
         _engine.append(["podman", *engine.global_args])
     return list(_engine[0])
 

@@ -38,7 +38,7 @@ def podman():
     missing = [f"ringrun:{n}" for n in images.VARIANTS if not engine.has_image(f"ringrun:{n}")]
     if missing:
         pytest.fail(f"not built: {', '.join(missing)} (`make images` builds them)")
-    engine.choose_runtime("ringrun:latest")
+    engine.choose_runtime()
 
     def run(image, *argv, entrypoint=None, env=(), mounts=(), hostname=None, check=True):
         args = ["podman", *engine.global_args, "run", "--rm", "--network", "none"]
