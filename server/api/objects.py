@@ -11,6 +11,9 @@ Times, uids and random suffixes are passed in; every function returns a new obje
   the field. A missing resourceVersion is 422, a stale one 409; status, uid and creationTimestamp are kept;
   generation grows by one when the spec changed.
 - status (PUT/PATCH .../status): only `status` is taken from the body.
+- kept kinds (Trainer's runtimes, runtime/kinds/registry.py's STORED): the CRD schema's defaults are set, then the
+  schema and the kind's own check validate the object; a replace may change the spec, except what the check calls
+  immutable.
 """
 
 import copy
@@ -19,7 +22,7 @@ import re
 
 from ringrun.runtime import compat, schema
 from ringrun.runtime.parse import MAX_DEPTH, nesting, parse_object
-from ringrun.runtime.kinds.registry import kind_of
+from ringrun.runtime.kinds.registry import kind_of, stored_kind_of
 from ringrun.runtime.quantity import parse_quantity
 
 from . import apierrors
@@ -30,7 +33,7 @@ SERVER_FIELDS = ("uid", "creationTimestamp", "resourceVersion", "generation", "s
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's utilrand alphabet
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def target(resource, name=""):
@@ -118,7 +121,7 @@ def metadata_problems(meta):
             continue
         for key in value:
             prefix, _, label = key.rpartition("/")
-            if not _LABEL_NAME.match(label) or len(label) > 63 or (prefix and (not _DNS_SUBDOMAIN.match(prefix)
+            if not _LABEL_NAME.match(label) or len(label) > 63 or (prefix and (not DNS_SUBDOMAIN.match(prefix)
                                                                                or len(prefix) > 253)):
                 lines.append(f"metadata.{field}: Invalid value: {key!r}: a qualified name must consist of "
                              "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
@@ -144,13 +147,42 @@ def warnings(obj):
     return ["299 - " + json.dumps(f"{path}: {message}") for path, message in normalized.warnings]
 
 
-def validate(obj, resource, name):
-    """422 with one cause per problem of `obj` (ringrun's validation of the spec, and the metadata's rules)."""
+def validate(obj, resource, name, old=None):
+    """422 with one cause per problem of `obj` (ringrun's validation of the spec, and the metadata's rules); `old`:
+    the stored object of a replace."""
+    kept = stored_kind_of(obj.get("apiVersion"), resource.kind)
+    if kept is not None:
+        return _validate_kept(kept, obj, resource, name, old)
     job, problems = parse_object(obj)
     lines = list(problems.lines) + metadata_problems(obj.get("metadata") or {})
     if lines:
         raise apierrors.invalid(resource.kind, resource.group, name, lines)
     return job
+
+
+def _validate_kept(kept, obj, resource, name, old):
+    api_version = obj["apiVersion"]
+    lines = metadata_problems(obj.get("metadata") or {})
+    if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
+        lines.append(f"metadata.name: Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must consist "
+                     "of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
+                     "character")
+    body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    structural = schema.problems(compat.normalize(body, api_version, kept.kind, None).obj, api_version, kept.kind)
+    lines += [f"{path}: {message}" for path, message in structural]
+    if not structural:
+        lines += [f"{path}: {message}" for path, message in kept.check(obj, old)]
+    if lines:
+        raise apierrors.invalid(resource.kind, resource.group, name, lines)
+    return None
+
+
+def defaulted(obj):
+    """`obj` with its CRD schema's defaults where its kind is a kept one (kube-apiserver defaults custom resources
+    on every write); other objects as they are."""
+    if stored_kind_of(obj.get("apiVersion"), obj.get("kind")) is None:
+        return obj
+    return schema.with_defaults(obj, obj["apiVersion"], obj["kind"])
 
 
 def generated_name(prefix, random_chars):
@@ -174,13 +206,17 @@ def for_create(obj, resource, version, namespace, uid, now, name=None):
         meta.pop(field, None)
     meta.update(namespace=namespace, uid=uid, creationTimestamp=now, generation=1)
     result.pop("status", None)
+    result = defaulted(result)
     validate(result, resource, meta["name"])
     check_finalizers({"metadata": {}}, result, resource, meta["name"])
     return result
 
 
 def _replaceable(resource, api_version):
-    """The spec paths (tuples) a replace may change for objects of `resource` at `api_version` (the kind's rule)."""
+    """The spec paths (tuples) a replace may change for objects of `resource` at `api_version` (the kind's rule; a
+    kept kind's whole spec, its check saying what is immutable)."""
+    if stored_kind_of(api_version, resource.kind) is not None:
+        return frozenset({("spec",)})
     return kind_of(api_version, resource.kind).replaceable(api_version.rpartition("/")[2])
 
 
@@ -226,8 +262,7 @@ def for_replace(old, new, resource, version, namespace, name):
     if meta.get("uid") not in (None, "") and meta["uid"] != old["metadata"]["uid"]:
         raise apierrors.conflict(kind_target, f"Precondition failed: UID in precondition: {meta['uid']}, UID in "
                                               f"object meta: {old['metadata']['uid']}")
-    result = copy.deepcopy(new)
-    result["apiVersion"] = old["apiVersion"]  # kept (and validated) at the version it was written
+    result = defaulted({**copy.deepcopy(new), "apiVersion": old["apiVersion"]})  # kept at the version it was written
     result_meta = result.setdefault("metadata", {})
     for field in SERVER_FIELDS:
         result_meta.pop(field, None)
@@ -254,7 +289,7 @@ def for_replace(old, new, resource, version, namespace, name):
         rule = replace_rule(resource, old["apiVersion"])
         raise apierrors.invalid(resource.kind, resource.group, name, [
             f"{_show_path(p)}: may not be changed: a replace may change only {rule}" for p in changed])
-    validate(result, resource, name)
+    validate(result, resource, name, old)
     if old_rest != new_rest:
         result_meta["generation"] = old["metadata"].get("generation", 1) + 1
     return result
@@ -271,7 +306,7 @@ def check_finalizers(old, new, resource, name):
     else:
         for i, value in enumerate(finalizers):
             prefix, _, rest = value.rpartition("/")
-            if not _LABEL_NAME.match(rest) or len(rest) > 63 or (prefix and not _DNS_SUBDOMAIN.match(prefix)):
+            if not _LABEL_NAME.match(rest) or len(rest) > 63 or (prefix and not DNS_SUBDOMAIN.match(prefix)):
                 lines.append(f"metadata.finalizers[{i}]: Invalid value: {value!r}: a qualified name must consist of "
                              "alphanumeric characters, '-', '_' or '.', with an optional DNS subdomain prefix and '/'")
         added = [f for f in finalizers if f not in (old["metadata"].get("finalizers") or [])]

@@ -9,7 +9,7 @@ resources are the kinds' registry's (runtime/kinds/registry.py).
 
 from dataclasses import dataclass
 
-from ringrun.runtime.kinds.registry import KINDS
+from ringrun.runtime.kinds.registry import KINDS, STORED
 
 JOB_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 STATUS_VERBS = ("get", "patch", "update")
@@ -45,12 +45,16 @@ class Resource:
 
 
 JOBS = tuple(Resource(k.group, k.plural, k.kind, k.versions, short_names=k.short_names) for k in KINDS)
+# the kinds that are kept, not run (Trainer's runtimes): no status subresource
+KEPT = tuple(Resource(k.group, k.plural, k.kind, k.versions, namespaced=k.namespaced, short_names=k.short_names,
+                      status=False) for k in STORED)
 READ_VERBS = ("get", "list", "watch")
 PODS = Resource("", "pods", "Pod", ("v1",), verbs=READ_VERBS, short_names=("po",), status=False)
 NAMESPACES = Resource("", "namespaces", "Namespace", ("v1",), namespaced=False,
                       verbs=READ_VERBS + ("create", "delete", "patch", "update"), short_names=("ns",), status=False)
 EVENTS = Resource("", "events", "Event", ("v1",), verbs=JOB_VERBS, short_names=("ev",), status=False)
-CORE = (PODS, NAMESPACES, EVENTS)
+CONFIGMAPS = Resource("", "configmaps", "ConfigMap", ("v1",), verbs=JOB_VERBS, short_names=("cm",), status=False)
+CORE = (PODS, NAMESPACES, EVENTS, CONFIGMAPS)
 
 
 def core_resource(plural):
@@ -64,11 +68,11 @@ CRDS = Resource("apiextensions.k8s.io", "customresourcedefinitions", "CustomReso
 # core/v1 events served as events.k8s.io/v1 too, one resource in the store (kube-apiserver's too)
 EVENTS_V1 = Resource("events.k8s.io", "events", "Event", ("v1",), verbs=JOB_VERBS, status=False,
                      storage=EVENTS.qualified)
-GROUPS = (CRDS, EVENTS_V1) + JOBS  # every resource served under /apis, in discovery's order (built-in groups first)
+GROUPS = (CRDS, EVENTS_V1) + JOBS + KEPT  # every resource served under /apis, in discovery's order (built-in groups first)
 
 
 def job_resource(group, version, plural):
-    """The Resource served at /apis/{group}/{version}/{plural} (a job kind, or the CRDs), else None."""
+    """The Resource served at /apis/{group}/{version}/{plural} (a job kind, a kept kind, or the CRDs), else None."""
     for resource in GROUPS:
         if (resource.group, resource.plural) == (group, plural) and version in resource.versions:
             return resource

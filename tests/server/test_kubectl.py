@@ -235,7 +235,8 @@ def test_explain_and_the_crds(server):
     assert deep.returncode == 0 and "FIELD: image <string>" in deep.stdout, deep.stdout + deep.stderr
     crds = kubectl(server, "get", "crd", "-o", "name")
     assert crds.stdout.split() == ["customresourcedefinition.apiextensions.k8s.io/" + n for n in (
-        "mpijobs.batch.tensorstack.dev", "mpijobs.kubeflow.org", "mxjobs.kubeflow.org", "pytorchjobs.kubeflow.org")]
+        "clustertrainingruntimes.trainer.kubeflow.org", "mpijobs.batch.tensorstack.dev", "mpijobs.kubeflow.org",
+        "mxjobs.kubeflow.org", "pytorchjobs.kubeflow.org", "trainingruntimes.trainer.kubeflow.org")]
     refused = kubectl(server, "delete", "crd", "mpijobs.kubeflow.org")
     assert refused.returncode == 1 and "MethodNotAllowed" in refused.stderr, refused.stderr
 

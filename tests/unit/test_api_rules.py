@@ -205,9 +205,10 @@ def test_ages(seconds, shown):
 def test_discovery_prefers_ga_then_beta_then_alpha():
     assert resources.group_versions() == {"apiextensions.k8s.io": ["v1"], "events.k8s.io": ["v1"],
                                           "kubeflow.org": ["v1", "v2beta1", "v1alpha2"],
-                                          "batch.tensorstack.dev": ["v1beta1"]}
+                                          "batch.tensorstack.dev": ["v1beta1"],
+                                          "trainer.kubeflow.org": ["v1alpha1"]}
     assert list(resources.group_versions()) == ["apiextensions.k8s.io", "events.k8s.io", "kubeflow.org",
-                                                "batch.tensorstack.dev"]
+                                                "batch.tensorstack.dev", "trainer.kubeflow.org"]
     assert resources.api_group("kubeflow.org")["preferredVersion"] == {"groupVersion": "kubeflow.org/v1",
                                                                       "version": "v1"}
     assert resources.api_resource_list("kubeflow.org", "v1alpha2")["resources"] == [

@@ -95,7 +95,8 @@ def test_no_parser_keeps_a_list_of_known_fields():
 def test_schemas_name_their_source_and_convert_as_kubernetes_reads_them():
     for key in SCHEMA_FILES:
         found = source(*key)
-        assert found["repo"] in {"kubeflow/mpi-operator", "kubeflow/training-operator", "t9k/user-docs"}
+        assert found["repo"] in {"kubeflow/mpi-operator", "kubeflow/training-operator", "t9k/user-docs",
+                                 "kubeflow/trainer"}
         assert len(found["commit"]) == 40 and found["path"]
     node = {"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"type": "string"}}},
                                              "free": {"type": "object"},
