@@ -50,6 +50,7 @@ class Settings:
     containers: bool = False  # every replica a container of its image (engine: podman, docker or the first found)
     engine: str | None = None
     pull: str | None = None  # never | missing | always: replaces every container's imagePullPolicy
+    trainer_runtimes: bool = True  # Trainer's published ClusterTrainingRuntimes installed on the store's first start
 
 
 class Server:
@@ -330,7 +331,7 @@ def serve(settings, environ, out, err):
                                       state_dir=state, environ={**kept, "HOME": state})
         controller = Controller(store, data_dir, job_users, capacity=settings.capacity, grace=settings.grace,
                                 host_paths=policy.paths_of, log_rotation=settings.log_rotation, log=log,
-                                containers=engine)
+                                containers=engine, trainer_runtimes=settings.trainer_runtimes)
         controller.start()
         held.callback(controller.stop)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

