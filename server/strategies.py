@@ -203,11 +203,7 @@ _CONFIGMAP_FIELDS = ("data", "binaryData", "immutable")
 
 
 def _configmap_problems(obj, name):
-    lines = objects.metadata_problems(obj.get("metadata") or {})
-    if len(name) > 253 or not objects.DNS_SUBDOMAIN.match(name):
-        lines.append(f"metadata.name: Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must consist "
-                     "of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
-                     "character")
+    lines = objects.metadata_problems(obj.get("metadata") or {}) + objects.subdomain_name_problems(name)
     size = 0
     for field in ("data", "binaryData"):
         values = obj.get(field)

@@ -160,13 +160,17 @@ def validate(obj, resource, name, old=None):
     return job
 
 
+def subdomain_name_problems(name):
+    """[problem] unless `name` is a DNS subdomain (the name rule of ConfigMaps and custom resources)."""
+    if len(name) <= 253 and DNS_SUBDOMAIN.match(name):
+        return []
+    return [f"metadata.name: Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must consist of lower "
+            "case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"]
+
+
 def _validate_kept(kept, obj, resource, name, old):
     api_version = obj["apiVersion"]
-    lines = metadata_problems(obj.get("metadata") or {})
-    if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
-        lines.append(f"metadata.name: Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must consist "
-                     "of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
-                     "character")
+    lines = metadata_problems(obj.get("metadata") or {}) + subdomain_name_problems(name)
     body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
     structural = schema.problems(compat.normalize(body, api_version, kept.kind, None).obj, api_version, kept.kind)
     lines += [f"{path}: {message}" for path, message in structural]
