@@ -40,7 +40,7 @@ from ringrun.runtime.status import JobState, finished
 
 from . import crds, events, pods
 from . import store as store_module
-from .api import objects, resources
+from .api import resources
 from .api.objects import requests
 from .api.resources import CONFIGMAPS, CRDS, EVENTS, NAMESPACES, PODS, preferred, resource_of
 from .trainerapi import TRAINER_NAMESPACE, TRAINER_PUBLIC, published_runtimes, trainer_public
@@ -48,7 +48,7 @@ from .clock import utc_now
 from .datadir import private_dir
 from .jobusers import JobUsersError, granted
 from .rest import finish_namespace
-from .strategies import namespace_object
+from .strategies import namespace_object, strategy
 
 
 class _Discard:
@@ -170,16 +170,18 @@ class Controller:
             if self.trainer_runtimes:
                 self._install_trainer_runtimes()
             self.store.create(CONFIGMAPS.qualified, trainer_public(str(uuid.uuid4()), self.now()))
-        elif current.get("data") != trainer_public("", "")["data"]:
-            self.store.update(CONFIGMAPS.qualified, {**current, "data": trainer_public("", "")["data"]})
+            return
+        data = trainer_public("", "")["data"]
+        if current.get("data") != data:  # another Trainer release than the store's
+            self.store.update(CONFIGMAPS.qualified, {**current, "data": data})
 
     def _install_trainer_runtimes(self):
         """Trainer's published ClusterTrainingRuntimes, each created as a client's create would make it (defaults,
         validation); one that exists already is left as it is."""
         resource = resources.job_resource("trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes")
+        create = strategy(resource).create
         for obj in published_runtimes():
-            made = objects.for_create(obj, resource, "v1alpha1", None, str(uuid.uuid4()), self.now())
-            made["metadata"]["namespace"] = ""
+            made = create(obj, resource, "v1alpha1", None, str(uuid.uuid4()), self.now(), None)
             with contextlib.suppress(store_module.Exists):
                 self.store.create(resource.key, made)
 

@@ -1,6 +1,6 @@
-"""The CustomResourceDefinitions of the served job kinds and kept kinds (pure), as the operators install them: one per (group,
-plural), every served version with its vendored openAPIV3Schema (runtime/schemas/), the status subresource,
-conversion `None`, printer columns. The server stores them at start (read-only through the API), so
+"""The CustomResourceDefinitions of the served job kinds and kept kinds (pure), as the operators install them: one
+per (group, plural), every served version with its vendored openAPIV3Schema (runtime/schemas/), the status
+subresource (job kinds), conversion `None`, printer columns. The server stores them at start (read-only through the API), so
 `kubectl get crd` and clients that discover kinds from CRDs (lightkube's load_in_cluster_generic_resources) work."""
 
 import uuid

@@ -68,7 +68,8 @@ CRDS = Resource("apiextensions.k8s.io", "customresourcedefinitions", "CustomReso
 # core/v1 events served as events.k8s.io/v1 too, one resource in the store (kube-apiserver's too)
 EVENTS_V1 = Resource("events.k8s.io", "events", "Event", ("v1",), verbs=JOB_VERBS, status=False,
                      storage=EVENTS.qualified)
-GROUPS = (CRDS, EVENTS_V1) + JOBS + KEPT  # every resource served under /apis, in discovery's order (built-in groups first)
+# every resource served under /apis, in discovery's order (built-in groups first)
+GROUPS = (CRDS, EVENTS_V1) + JOBS + KEPT
 
 
 def job_resource(group, version, plural):
