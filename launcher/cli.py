@@ -59,9 +59,11 @@ def _read_spec(path):
 
 def _load_job(args, err):
     from ringrun.runtime import parse_jobs, select_job
+    from ringrun.runtime.kinds.trainjob import published_lookup
 
     text, source = _read_spec(args.spec)
-    return _warn(select_job(parse_jobs(text, source, args.field_validation), args.job), args, err)
+    return _warn(select_job(parse_jobs(text, source, args.field_validation, published_lookup), args.job), args,
+                 err)
 
 
 def _warn(job, args, err):
@@ -157,6 +159,7 @@ def add_container_options(parser, otherwise):
 def cmd_run(args, environ, hostname, out, err):
     from ringrun.runtime import select_job
     from ringrun.runtime.local import apply_sets
+    from ringrun.runtime.kinds.trainjob import published_lookup
     from ringrun.runtime.parse import load_documents, parse_objects
 
     from .local import Options, run_job
@@ -165,7 +168,7 @@ def cmd_run(args, environ, hostname, out, err):
     objects = load_documents(text, source)
     if args.set:
         objects = [apply_sets(o, args.set) if args.job is None or _name(o) == args.job else o for o in objects]
-    job = _warn(select_job(parse_objects(objects, args.field_validation), args.job), args, err)
+    job = _warn(select_job(parse_objects(objects, args.field_validation, published_lookup), args.job), args, err)
     _check_outputs(args)
     containers = None
     if args.containers or args.engine or args.pull:  # --engine and --pull mean nothing without containers

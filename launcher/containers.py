@@ -233,7 +233,8 @@ def prepare(job, document, run_dir, options, supervisor, note):
             names[plan.name] = container
             host_paths[plan.name] = tuple(source for source, _, _, is_host in mounts if is_host)
             specs.append(ReplicaSpec(plan, pod.restart_policy, pod.role in deciders,
-                                     serves=(pod.role, pod.index) not in folded))
+                                     serves=(pod.role, pod.index) not in folded,
+                                     after=job.replica(pod.role).depends_on))
     except BaseException:
         engine.remove_network(network)
         raise

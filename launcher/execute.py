@@ -67,6 +67,9 @@ class ReplicaSpec:
     decides: bool = True
     monitor: Callable | None = None
     serves: bool = False  # it serves the others (an MPI worker's sshd): it never holds a finished job open
+    # (role, "Ready" | "Complete"): it starts once every replica of each such role runs, or has succeeded (a
+    # JobSet's dependsOn: Trainer's initializers complete before its nodes start)
+    after: tuple = ()
 
     @property
     def key(self):
@@ -118,6 +121,7 @@ class Execution:
         self.failures = 0
         self.state = JobState(start_time=now(), replicas=tuple(ReplicaState(*key) for key in self.replicas))
         self._children, self._monitors = {}, {}
+        self._waiting = set()  # replicas whose `after` steps do not hold yet
 
     # -- requests from outside (signal handlers, the server) ----------------------------------------------------
     def interrupt(self, signum):
@@ -203,8 +207,31 @@ class Execution:
             raise self.report_error
         return dataclasses.replace(outcome, state=self.state)
 
+    def _due(self, key):
+        """Whether replica `key`'s `after` steps hold: every replica of each role running (Ready) or succeeded."""
+        wanted = {"Ready": ("Running", "Succeeded"), "Complete": ("Succeeded",)}
+        return all(r.phase in wanted[status] for role, status in self.replicas[key].after
+                   for r in self.state.replicas if r.role == role)
+
+    def _start_due(self):
+        """Start the replicas still waiting for their steps whose steps now hold, in order; an Outcome when one
+        cannot start (the job failed), else None."""
+        for key in self.replicas:
+            if key in self._waiting and self._due(key):
+                self._waiting.discard(key)
+                try:
+                    if not self._start(key):
+                        return Outcome(EXIT_NOT_STARTED, "not-started", self.state)
+                except readiness.Cancelled:
+                    self._fail(f"interrupted by signal {self.interrupted}")
+                    return Outcome(128 + self.interrupted, "signal", self.state)
+        return None
+
     def _start_all(self):
         for key in self.replicas:
+            if self.replicas[key].after and not self._due(key):
+                self._waiting.add(key)  # started by the loop once its steps hold
+                continue
             if self.interrupted is not None:  # asked to stop while set-up ran: start nothing more
                 self._fail(f"interrupted by signal {self.interrupted}")
                 return Outcome(128 + self.interrupted, "signal", self.state)
@@ -288,6 +315,10 @@ class Execution:
                     self._record(key, code)
             if outcome is not None:
                 return outcome
+            if self._waiting and self.interrupted is None:
+                outcome = self._start_due()
+                if outcome is not None:
+                    return outcome
             for key, monitor in list(self._monitors.items()):
                 code = monitor.check()
                 if code is not None:

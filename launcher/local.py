@@ -141,8 +141,25 @@ def _process_specs(job, run_dir, options):
     roles = deciders(job)
     # a rendezvous port of this job's own: two jobs on one machine never meet at the default 23456 / 9091
     port = free_loopback_port() if frameworks.of(job).rendezvous else None
-    return [ReplicaSpec(_in_working_dir(plan, options.working_dir), job.replica(role).restart_policy, role in roles)
-            for (role, _), plan in local_plans(job, run_dir, port).items()]
+    plans = local_plans(job, run_dir, port)
+    if frameworks.of(job).own_folders:
+        plans = {key: _own_folder(job, plan, options) for key, plan in plans.items()}
+    return [ReplicaSpec(_in_working_dir(plan, options.working_dir), job.replica(role).restart_policy, role in roles,
+                        after=job.replica(role).depends_on)
+            for (role, _), plan in plans.items()]
+
+
+def _own_folder(job, plan, options):
+    """A replica that names no workingDir runs in a folder of its own, named like its pod, below the job's working
+    folder (pods share no file system: two that write the same file name must not meet)."""
+    if plan.working_dir:
+        return plan
+    base = options.working_dir or os.getcwd()
+    folder = os.path.join(base, kind_of_job(job).pod_name(job.name, plan.role, plan.index))
+    os.makedirs(folder, exist_ok=True)
+    if options.run_as is not None:
+        os.chown(folder, options.run_as.uid, options.run_as.gid)
+    return dataclasses.replace(plan, working_dir=folder)
 
 
 def _container_specs(job, obj, run_dir, options, supervisor, err, held):

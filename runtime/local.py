@@ -86,6 +86,8 @@ def with_port(job, port):
     replicas = tuple(replace(r, containers=tuple(ported(c) if c is r.container(job.main_container) else c
                                                  for c in r.containers)) for r in job.replicas)
     job = replace(job, replicas=replicas)
+    if job.trainer is not None:  # PET_MASTER_PORT
+        job = replace(job, trainer=replace(job.trainer, master_port=port))
     if job.pytorch is not None and job.pytorch.elastic is not None and job.pytorch.elastic.rdzv_port is not None:
         job = replace(job, pytorch=replace(job.pytorch, elastic=replace(job.pytorch.elastic, rdzv_port=port)))
     return job
@@ -152,6 +154,16 @@ def _resolve_shortcut(obj, key):
     if not isinstance(spec, dict) or not rest:
         return None
     kind = registry.kind_of(obj.get("apiVersion"), obj.get("kind"))
+    if kind is not None and kind.uses_runtimes and head == kind.main_container and isinstance(spec.get("trainer"),
+                                                                                              (dict, type(None))):
+        # a TrainJob's trainer: `node.command`, `node.args`, `node.env.NAME`, `node.replicas` (numNodes)
+        if rest in ("command", "args"):
+            return ["spec", "trainer", rest]
+        if rest == "replicas":
+            return ["spec", "trainer", "numNodes"]
+        if rest.startswith("env."):
+            return ["spec", "trainer", "env", ("name", rest[4:])]
+        return None
     if head.lower() == "worker" and isinstance(spec.get("worker"), dict) and "cmd" in spec["worker"] \
             and rest in ("cmd", "replicas", "extraMPIArgs"):
         return ["spec", "worker", rest]

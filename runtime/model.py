@@ -111,6 +111,9 @@ class Replica:
     annotations: tuple[tuple[str, str], ...] = ()
     volumes: tuple[Volume, ...] = ()
     pod_path: str = ""  # the field path of its pod template's spec (spec.mpiReplicaSpecs.Launcher.template.spec)
+    # (role, "Ready" | "Complete"): replica types that must be all running, or all succeeded, before this one starts
+    # (a JobSet's replicated job `dependsOn`)
+    depends_on: tuple[tuple[str, str], ...] = ()
 
     def container(self, name):
         """The container called `name` (the framework's default container), else the first one."""
@@ -174,6 +177,19 @@ class MXNetOptions:
 
 
 @dataclass(frozen=True)
+class TrainerOptions:
+    """A Trainer v2 TrainJob's runtime (runtimeRef kind and name), its mlPolicy source ("torch", "plain"), the
+    trainer's pod count (numNodes), PET_NPROC_PER_NODE and the master's port (29500; a local run picks its own)."""
+
+    runtime_kind: str = "ClusterTrainingRuntime"
+    runtime_name: str = ""
+    policy: str = "plain"
+    num_nodes: int = 1
+    nproc_per_node: str = "1"
+    master_port: int = 29500
+
+
+@dataclass(frozen=True)
 class ReplicaOverride:
     """A new command for one role while a job is held (TensorStack's runMode debug replicaSpec or pause
     resumeSpec)."""
@@ -207,12 +223,13 @@ class JobSpec:
     kind: str
     name: str
     namespace: str
-    framework: str  # "mpi" | "pytorch" | "mxnet"
+    framework: str  # "mpi" | "pytorch" | "mxnet" | "torch" (Trainer's torch policy) | "plain" (Trainer, no policy)
     replicas: tuple[Replica, ...]
     run_policy: RunPolicy = field(default_factory=RunPolicy)
     mpi: MPIOptions | None = None
     pytorch: PyTorchOptions | None = None
     mxnet: MXNetOptions | None = None
+    trainer: TrainerOptions | None = None
     run_mode: RunMode = field(default_factory=RunMode)
     # the name of every replica's main container (the one whose command, env and workingDir are the replica's);
     # a parser leaves it empty for its kind's default (the JobKind's main_container, filled in by runtime/parse.py)

@@ -121,7 +121,7 @@ def _flatten(documents, source):
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 
 
-def parse_object(obj, path="", field_validation="Strict"):
+def parse_object(obj, path="", field_validation="Strict", runtimes=None):
     """One object -> (JobSpec or None, Problems). The object is first checked against its kind's CRD schema
     (runtime/schema.py, after the rewrites of runtime/compat.py), then read by the kind's parser; every problem of
     both is reported, once. The JobSpec's `warnings` name each field that was rewritten.
@@ -149,7 +149,8 @@ def parse_object(obj, path="", field_validation="Strict"):
     structural = schema.problems(normalized.obj, api_version, kind)
     own = Problems()
     fields = Field(normalized.obj, "", own)
-    job = job_kind.parse(fields, api_version, kind)
+    job = (job_kind.parse(fields, api_version, kind, runtimes) if job_kind.uses_runtimes
+           else job_kind.parse(fields, api_version, kind))
     if job is not None:
         common.check_host_names(fields, job, job_kind.pod_name)
     # Where the schema already refused a field, ringrun's own check of it (or of what is under it) says nothing new.
@@ -174,9 +175,9 @@ def _at(base, path):
     return f"{base}.{path}" if base else path
 
 
-def parse_jobs(text, source="<spec>", field_validation="Strict"):
+def parse_jobs(text, source="<spec>", field_validation="Strict", runtimes=None):
     """Spec text -> tuple of JobSpec. Raises SpecError listing every problem of every object."""
-    return parse_objects(load_documents(text, source), field_validation)
+    return parse_objects(load_documents(text, source), field_validation, runtimes)
 
 
 def prune_unknown(obj):
@@ -195,11 +196,15 @@ def prune_unknown(obj):
     return schema.prune(obj, api_version, kind, keep=frozenset(allowed))
 
 
-def parse_objects(objects, field_validation="Strict"):
-    """Loaded spec objects -> tuple of JobSpec. Raises SpecError listing every problem of every object."""
+def parse_objects(objects, field_validation="Strict", runtimes=None):
+    """Loaded spec objects -> tuple of JobSpec. Raises SpecError listing every problem of every object.
+
+    Trainer's runtimes among `objects` (TrainingRuntime, ClusterTrainingRuntime) are not jobs: a TrainJob finds
+    the one it names among them first, then through `runtimes` (see `parse_object`)."""
+    objects, runtimes = _runtimes_of(objects, runtimes)
     jobs, lines = [], []
     for i, obj in enumerate(objects):
-        job, problems = parse_object(obj, f"[{i}]" if len(objects) > 1 else "", field_validation)
+        job, problems = parse_object(obj, f"[{i}]" if len(objects) > 1 else "", field_validation, runtimes)
         lines.extend(problems.lines)
         if job is not None:
             jobs.append(job)
@@ -209,6 +214,28 @@ def parse_objects(objects, field_validation="Strict"):
     if lines:
         raise SpecError(lines)
     return tuple(jobs)
+
+
+def _runtimes_of(objects, fallback):
+    """(objects less Trainer's runtimes, a runtimes lookup finding those first, then through `fallback`)."""
+    fallback = fallback or (lambda kind, namespace, name: None)  # a TrainJob in a file is never checked alone
+    kept = {}
+    rest = []
+    for obj in objects:
+        if isinstance(obj, dict) and isinstance(obj.get("apiVersion"), str) and \
+                registry.stored_kind_of(obj["apiVersion"], obj.get("kind")) is not None:
+            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+            namespace = "" if obj.get("kind") == "ClusterTrainingRuntime" else meta.get("namespace") or "default"
+            kept[(obj.get("kind"), namespace, meta.get("name"))] = obj
+        else:
+            rest.append(obj)
+    if not kept:
+        return objects, fallback
+
+    def runtimes(kind, namespace, name):
+        found = kept.get((kind, "" if kind == "ClusterTrainingRuntime" else namespace, name))
+        return fallback(kind, namespace, name) if found is None else found
+    return rest or objects, runtimes
 
 
 def select_job(jobs, name=None):

@@ -336,6 +336,15 @@ def plan_pytorch(job, role, index, context):
                     wait_for=() if serves else (Endpoint(addr, port),))
 
 
+def plan_trainer(job, role, index, context):
+    """A TrainJob's replica: its command, with what Trainer's plugins and the Job controller put in its env
+    (runtime/kinds/trainjob.py). The torch nodes meet at node 0 (torchrun's static rendezvous waits by itself)."""
+    from .kinds import trainjob
+
+    argv = _command(job.replica(role), job.main_container, context)
+    return RolePlan(env=trainjob.replica_env(job, role, index), argv=argv)
+
+
 def plan_mxnet(job, role, index, context):
     argv = _command(job.replica(role), job.main_container, context)
     env = envs.mxnet_env(job, role, index)

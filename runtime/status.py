@@ -145,6 +145,61 @@ def _tensorstack_lost(job, status, when, why):
     return {**status, "phase": "Failed", "conditions": conditions}
 
 
+# -- Trainer v2 TrainJob: metav1.Conditions Suspended / Complete / Failed (from its JobSet's) and jobsStatus -----
+# JobSet's reasons and messages (pkg/constants), which Trainer copies into the TrainJob (plugins/jobset/jobset.go)
+JOBSET_COMPLETE = ("AllJobsCompleted", "jobset completed successfully")
+JOBSET_FAILED = ("FailedJobs", "jobset failed due to one or more job failures")
+TRAINJOB_DEADLINE = ("DeadlineExceeded", "TrainJob exceeded its active deadline")
+
+
+def _metav1_condition(type_, reason, message, when, status="True"):
+    return {"type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": when}
+
+
+def jobs_status(job, state):
+    """[{name, ready, succeeded, failed, active, suspended}] per replicated job, as JobSet counts its Jobs' pods
+    (every count written, zeros too)."""
+    result = []
+    for replica in job.replicas:
+        mine = [r for r in state.replicas if r.role == replica.role]
+        running = sum(1 for r in mine if r.phase == "Running")
+        result.append({"name": replica.role, "ready": running,
+                       "succeeded": sum(1 for r in mine if r.phase == "Succeeded"),
+                       "failed": sum(1 for r in mine if r.phase == "Failed"),
+                       "active": 0 if state.held else running + sum(1 for r in mine if r.phase == "Pending"),
+                       "suspended": replica.replicas if state.held else 0})
+    return result
+
+
+def trainer_status(job, state):
+    """The `status` of a TrainJob: Trainer v2.3.0 writes no Created or Running condition; Suspended while held,
+    then JobSet's Complete or Failed (the deadline's own reason), and jobsStatus."""
+    start, end = state.start_time, state.completion_time
+    conditions = []
+    if state.held:
+        conditions.append(_metav1_condition("Suspended", "Suspended", "TrainJob is suspended", start))
+    elif state.outcome == "Succeeded":
+        conditions.append(_metav1_condition("Complete", *JOBSET_COMPLETE, end))
+    elif state.outcome == "Failed":
+        reason, message = TRAINJOB_DEADLINE if state.reason == "DeadlineExceeded" else JOBSET_FAILED
+        if state.reason not in (None, "DeadlineExceeded", f"{job.kind}Failed"):
+            reason = state.reason
+        conditions.append(_metav1_condition("Failed", reason, f"{message}: {state.message}" if state.message
+                                            else message, end))
+    return {"conditions": conditions, "jobsStatus": jobs_status(job, state)}
+
+
+def _trainer_queued(job, when, why):
+    return {"conditions": [], "jobsStatus": [{"name": r.role, "ready": 0, "succeeded": 0, "failed": 0, "active": 0,
+                                              "suspended": 0} for r in job.replicas]}
+
+
+def _trainer_lost(job, status, when, why):
+    conditions = [c for c in status.get("conditions", []) if c.get("type") != "Failed"]
+    conditions.append(_metav1_condition("Failed", JOBSET_FAILED[0], why, when))
+    return {**status, "conditions": conditions}
+
+
 @dataclass(frozen=True)
 class StatusRules:
     """How one API writes a job's status (a kind's, runtime/kinds/registry.py): build(job, state) -> the status;
@@ -159,11 +214,12 @@ class StatusRules:
 
 KUBEFLOW = StatusRules(kubeflow_status, _kubeflow_queued, _kubeflow_lost)
 TENSORSTACK = StatusRules(tensorstack_status, _tensorstack_queued, _tensorstack_lost)
+TRAINER = StatusRules(trainer_status, _trainer_queued, _trainer_lost)
 
 
 def finished(status):
     """Whether a stored status says the job is over (Succeeded or Failed)."""
     if status.get("phase") in ("Succeeded", "Failed"):
         return True
-    return any(c.get("type") in ("Succeeded", "Failed") and c.get("status") == "True"
+    return any(c.get("type") in ("Succeeded", "Complete", "Failed") and c.get("status") == "True"
                for c in status.get("conditions", []) if isinstance(c, dict))

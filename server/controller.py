@@ -28,6 +28,8 @@ import threading
 import time
 import uuid
 
+import yaml
+
 from ringrun.launcher.local import Options, run_job
 from ringrun.launcher.machine import machine_capacity
 from ringrun.launcher.logfiles import Rotation
@@ -43,7 +45,7 @@ from . import store as store_module
 from .api import resources
 from .api.objects import requests
 from .api.resources import CONFIGMAPS, CRDS, EVENTS, NAMESPACES, PODS, preferred, resource_of
-from .trainerapi import TRAINER_NAMESPACE, TRAINER_PUBLIC, published_runtimes, trainer_public
+from .trainerapi import TRAINER_NAMESPACE, TRAINER_PUBLIC, published_runtimes, runtime_lookup, trainer_public
 from .clock import utc_now
 from .datadir import private_dir
 from .jobusers import JobUsersError, granted
@@ -84,14 +86,32 @@ def _gib(amount):
     return f"{amount / 2**30:.3g}Gi"
 
 
-def parse_job(obj):
-    """The JobSpec of a stored object (validated when it was written). Raises RingrunError."""
+def parse_job(obj, runtimes=None):
+    """The JobSpec of a stored object (validated when it was written); `runtimes`: where a TrainJob finds its
+    runtime. Raises RingrunError."""
     from ringrun.runtime import SpecError
 
-    job, problems = parse_object(obj)
+    job, problems = parse_object(obj, runtimes=runtimes)
     if problems:
         raise SpecError(problems.lines)
     return job
+
+
+SNAPSHOT_SUFFIX, SNAPSHOT_KEY = "-runtime-snapshot", "runtime"  # Trainer's pkg/runtime/core/snapshot.go
+
+
+def runtime_snapshot(obj, runtime, uid, now):
+    """The ConfigMap `<trainjob>-runtime-snapshot` that keeps the runtime a TrainJob started with (its `runtime`
+    key, YAML), owned by the TrainJob: Trainer's, so that a runtime changed or deleted later changes no started
+    job."""
+    meta = obj["metadata"]
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": meta["name"] + SNAPSHOT_SUFFIX, "namespace": meta["namespace"], "uid": uid,
+                         "creationTimestamp": now,
+                         "ownerReferences": [{"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+                                              "name": meta["name"], "uid": meta["uid"], "controller": True,
+                                              "blockOwnerDeletion": True}]},
+            "data": {SNAPSHOT_KEY: yaml.safe_dump(runtime, sort_keys=False)}}
 
 
 class Controller:
@@ -115,6 +135,33 @@ class Controller:
         self._thread = None
         self._garbage = False  # a job was deleted: its pods go (in the admission loop, never in a store event)
         self._collected = 0.0
+
+    def _parse(self, obj):
+        """The JobSpec of a stored job; a TrainJob's runtime is its snapshot once it has one, else the stored
+        runtime it names."""
+        stored = runtime_lookup(self.store)
+        meta = obj.get("metadata") or {}
+        job_kind = kind_of(obj.get("apiVersion") or "", obj.get("kind"))
+        if job_kind is None or not job_kind.uses_runtimes or not meta.get("uid"):
+            return parse_job(obj, stored)
+        snapshot = self.store.get(CONFIGMAPS.qualified, meta.get("namespace", ""),
+                                  meta.get("name", "") + SNAPSHOT_SUFFIX)
+        owners = ((snapshot or {}).get("metadata") or {}).get("ownerReferences") or [{}]
+        if snapshot is not None and owners[0].get("uid") == meta["uid"]:
+            kept = yaml.safe_load((snapshot.get("data") or {}).get(SNAPSHOT_KEY) or "null")
+            return parse_job(obj, lambda kind, namespace, name: kept if isinstance(kept, dict) and
+                             (kept.get("kind"), (kept.get("metadata") or {}).get("name")) == (kind, name) else None)
+        return parse_job(obj, stored)
+
+    def _snapshot(self, obj, job):
+        """Keep the runtime a TrainJob starts with (runtime_snapshot), once."""
+        if job.trainer is None:
+            return
+        runtime = runtime_lookup(self.store)(job.trainer.runtime_kind, job.namespace, job.trainer.runtime_name)
+        if runtime is None:
+            return
+        with contextlib.suppress(store_module.Exists):
+            self.store.create(CONFIGMAPS.qualified, runtime_snapshot(obj, runtime, str(uuid.uuid4()), self.now()))
 
     def logs_of(self, uid):
         return os.path.join(self.data_dir, "logs", uid)
@@ -194,7 +241,7 @@ class Controller:
             meta = obj["metadata"]
             if status.get("startTime") or status.get("phase") == "Running":
                 try:
-                    job = parse_job(obj)
+                    job = self._parse(obj)
                 except RingrunError:
                     continue
                 why = (f"{job.kind} {job.namespace}/{job.name} has failed: the ringrun server that ran it stopped "
@@ -256,6 +303,12 @@ class Controller:
                                       now=self.now())
                 except store_module.StoreError:
                     pass
+        for snapshot in self.store.list(CONFIGMAPS.qualified)[0]:  # TrainJobs' runtime snapshots
+            owner = pods.owner_uid(snapshot)
+            if owner is not None and owner not in jobs and snapshot["metadata"]["name"].endswith(SNAPSHOT_SUFFIX):
+                meta = snapshot["metadata"]
+                with contextlib.suppress(store_module.StoreError):
+                    self.store.delete(CONFIGMAPS.qualified, meta["namespace"], meta["name"], expect_uid=meta["uid"])
         for event in events.expired(self.store.list(EVENTS.qualified)[0], self.now()):
             meta = event["metadata"]
             try:
@@ -300,7 +353,7 @@ class Controller:
 
     def _apply_replace(self, run, obj):
         try:
-            policy = job_policy(parse_job(obj))
+            policy = job_policy(self._parse(obj))
         except RingrunError as exc:
             self.log(f"{run.namespace}/{run.name}: the replaced spec cannot be read: {exc}")
             return
@@ -369,7 +422,7 @@ class Controller:
     def _queued(self, resource, obj, why):
         meta = obj["metadata"]
         try:
-            job = parse_job(obj)
+            job = self._parse(obj)
         except RingrunError:
             return
         status = of(job).status.queued(job, meta.get("creationTimestamp") or self.now(), why)
@@ -390,7 +443,8 @@ class Controller:
         generation = meta.get("generation", 1)
         run = Run(resource, meta["namespace"], meta["name"], meta["uid"], cpu, memory, generation, generation, obj=obj)
         try:
-            job = parse_job(obj)
+            job = self._parse(obj)
+            self._snapshot(obj, job)
             processes(job)
             placement = self.job_users.place(run.namespace, run.uid)
             if self.containers is None:  # in a container, a workingDir is the image's
@@ -446,7 +500,7 @@ class Controller:
 
     def _write_failure(self, run, obj, message):
         try:
-            job = parse_job(obj)
+            job = self._parse(obj)
         except RingrunError:
             return
         now = self.now()
@@ -475,7 +529,8 @@ class Controller:
                 continue
             run.replicas[name] = replica
             created = run.created.setdefault(name, now)
-            pod = pods.pod_object(owner, replica, created)
+            main = job.replica(r.role).container(job.main_container) if job.trainer is not None else None
+            pod = pods.pod_object(owner, replica, created, (main.name, main.image or "") if main else None)
             current = self.store.get(PODS.qualified, run.namespace, name)
             try:
                 if current is None:

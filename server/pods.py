@@ -39,7 +39,7 @@ def _labels(job_obj, replica):
               "training.kubeflow.org/operator-name": kind_of(job_obj["apiVersion"], job_obj["kind"]).operator,
               TYPE_LABEL: replica.role, INDEX_LABEL: str(replica.index),
               "training.kubeflow.org/job-role": "master" if replica.role in _MAIN_ROLES else "worker"}
-    labels.update(kind_of(job_obj["apiVersion"], job_obj["kind"]).pod_labels(name, replica.role))
+    labels.update(kind_of(job_obj["apiVersion"], job_obj["kind"]).pod_labels(name, replica.role, replica.index))
     return labels
 
 
@@ -65,10 +65,13 @@ def _condition(kind, holds, since):
             "lastTransitionTime": since}
 
 
-def pod_object(job_obj, replica, created):
-    """The Pod of one replica of the stored job `job_obj`; `created`: when the controller first wrote it."""
+def pod_object(job_obj, replica, created, container=None):
+    """The Pod of one replica of the stored job `job_obj`; `created`: when the controller first wrote it;
+    `container`: (name, image) of its main container where the job's own spec does not hold it (a TrainJob's
+    comes from its runtime)."""
     meta = job_obj["metadata"]
-    container, image = _container(job_obj, replica)
+    container, image = container or _container(job_obj, replica)
+    job_kind = kind_of(job_obj["apiVersion"], job_obj["kind"])
     phase = {"Deleted": "Failed"}.get(replica.phase, replica.phase)
     running = replica.phase == "Running"
     if running:
@@ -85,6 +88,8 @@ def pod_object(job_obj, replica, created):
         "metadata": {"name": replica.name, "namespace": meta["namespace"],
                      "uid": str(uuid.uuid5(uuid.UUID(meta["uid"]), replica.name)),
                      "creationTimestamp": created, "labels": _labels(job_obj, replica),
+                     **({"annotations": annotations} if (annotations := job_kind.pod_annotations(
+                         meta["name"], replica.role, replica.index)) else {}),
                      "ownerReferences": [{"apiVersion": job_obj["apiVersion"], "kind": job_obj["kind"],
                                           "name": meta["name"], "uid": meta["uid"], "controller": True,
                                           "blockOwnerDeletion": True}]},

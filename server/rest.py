@@ -35,6 +35,7 @@ from .api.selectors import field_selector, label_selector
 from .clock import utc_now
 from .http import respond
 from .strategies import check_namespace_name, namespace_object, strategy
+from .trainerapi import runtime_lookup
 from .watches import Watching, list_options_error
 
 MERGE, JSON_PATCH = "application/merge-patch+json", "application/json-patch+json"
@@ -287,6 +288,7 @@ class Rest(Watching):
             obj = rules.create(body, resource, version, namespace, self.new_uid(), self.now(), name)
             key = obj["metadata"].setdefault("namespace", namespace or "")
             obj = self._owned(call, resource, version, None, obj)
+            self._admit(rules, obj, None)
             if dry_run:
                 if self.store.get(resource.key, key, obj["metadata"]["name"]) is not None:
                     raise apierrors.already_exists(objects.target(resource, obj["metadata"]["name"]))
@@ -300,13 +302,21 @@ class Rest(Watching):
                 raise apierrors.already_exists(objects.target(resource, obj["metadata"]["name"])) from None
             return respond(self._serve(stored, resource, version), 201, call.pretty, _warned(stored, call, rules))
 
-    def _commit(self, call, resource, version, old, new, owned=False):
+    def _admit(self, rules, obj, old):
+        """The resource's admission step (Strategy.admit), which may read other objects."""
+        if rules.admit is not None:
+            rules.admit(obj, old, runtime_lookup(self.store))
+
+    def _commit(self, call, resource, version, old, new, owned=False, status=False):
         """Store `new` in place of `old` (checked against old's resourceVersion); 200 with the result. Raises
         store.Stale when old is no longer current (409 for the caller, or a retry). `owned`: its managedFields
-        are set already (a status write keeps them, an apply makes them)."""
+        are set already (a status write keeps them, an apply makes them); `status`: a write of the status
+        subresource (no admission step)."""
         rules = strategy(resource)
         if not owned:
             new = self._owned(call, resource, version, old, new)
+        if not status:
+            self._admit(rules, new, old)
         if call.dry_run:
             return respond(self._serve(new, resource, version), pretty=call.pretty, headers=_warned(new, call, rules))
         try:
@@ -317,7 +327,7 @@ class Rest(Watching):
 
     def _commit_or_conflict(self, call, resource, version, old, new, owned=False):
         try:
-            return self._commit(call, resource, version, old, new, owned)
+            return self._commit(call, resource, version, old, new, owned, status=owned)
         except store_module.Stale:
             raise apierrors.conflict(objects.target(resource, new["metadata"]["name"])) from None
 
@@ -374,7 +384,8 @@ class Rest(Watching):
             patched = self._unknown_fields(call, patched, resource, version, as_version=old.get("apiVersion"))
             try:
                 return self._commit(call, resource, version, old,
-                                    rule(old, patched, resource, version, namespace, name), owned=status)
+                                    rule(old, patched, resource, version, namespace, name), owned=status,
+                                    status=status)
             except store_module.Stale:
                 if conditional or attempt == PATCH_RETRIES - 1:
                     raise apierrors.conflict(objects.target(resource, name)) from None
@@ -411,6 +422,7 @@ class Rest(Watching):
                 made = rules.create(obj, resource, version, namespace, self.new_uid(), self.now(), None)
                 made["metadata"].setdefault("namespace", namespace or "")
                 made["metadata"]["managedFields"] = managed
+                self._admit(rules, made, None)
                 if call.dry_run:
                     return respond(self._serve(made, resource, version), 201, call.pretty, _warned(made, call, rules))
                 self._namespace_open(resource, namespace)

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from ringrun.runtime.kinds.registry import kind_of
 from ringrun.runtime.parse import prune_unknown
 
 from .api import apierrors, objects, table
@@ -52,6 +53,9 @@ class Strategy:
     empty_status: bool = False  # a created object's status is {} until the controller writes one (the seeds)
     self_link: bool = True
     present: Callable | None = None  # stored object -> as this resource shows it (another group's field names)
+    # the admission step after create or replace, with the other objects at hand (what a webhook that reads the
+    # cluster checks): (object, stored object or None, runtimes lookup) -> None, raising ApiError
+    admit: Callable | None = None
 
 
 def _job_create(body, resource, version, namespace, uid, now, name):
@@ -296,7 +300,12 @@ _EVENT_SELECTABLE = FIELDS + ("involvedObject.kind", "involvedObject.namespace",
 def _job_strategy(resource):
     return Strategy(resource, create=_job_create, replace=objects.for_replace, status=objects.for_status,
                     prune=prune_unknown, fields=_JOB_FIELDS, table=table.job_table, warnings=objects.warnings,
-                    empty_status=True)
+                    empty_status=True, admit=objects.admit if _names_runtimes(resource) else None)
+
+
+def _names_runtimes(resource):
+    """Whether the resource's kind names a runtime (its objects are admitted with the runtimes at hand)."""
+    return kind_of(resource.api_version(resource.versions[0]), resource.kind).uses_runtimes
 
 
 STRATEGIES = {r.qualified: _job_strategy(r) for r in JOBS}

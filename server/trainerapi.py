@@ -1,12 +1,10 @@
 """What the server keeps for Kubeflow Trainer v2 besides its kinds (pure): the public ConfigMap that tells clients
 which Trainer release is served (Trainer's chart: templates/manager/public-configmap.yaml, readable by every
 authenticated user through templates/rbac/public_configmap_role*.yaml), and Trainer's published runtimes
-(trainer_runtimes/, copied unchanged from the release: SOURCE says from where), installed on a server's first start
-as Trainer's runtimes overlay installs them."""
+(copied unchanged from the release), installed on a server's first start
+as Trainer's runtimes overlay installs them (runtime/trainer_runtimes/, runtime/kinds/trainjob.py)."""
 
-import importlib.resources
-
-import yaml
+from ringrun.runtime.kinds.trainjob import published_runtimes  # noqa: F401 - what a first start installs
 
 TRAINER_RELEASE = "v2.3.0"  # the kubeflow/trainer tag whose CRDs are vendored (docs/trainer.md says why this one)
 TRAINER_NAMESPACE = "kubeflow-system"
@@ -26,8 +24,16 @@ def public_read(resource_plural, verb, namespace, name):
     return (resource_plural, verb, namespace, name) == ("configmaps", "get", TRAINER_NAMESPACE, TRAINER_PUBLIC)
 
 
-def published_runtimes():
-    """Trainer's published ClusterTrainingRuntimes at TRAINER_RELEASE: [object], by file name."""
-    folder = importlib.resources.files("ringrun.server").joinpath("trainer_runtimes")
-    names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".yaml"))
-    return [yaml.safe_load(folder.joinpath(name).read_text()) for name in names]
+def runtime_lookup(store):
+    """runtimes(kind, namespace, name) -> the stored TrainingRuntime or ClusterTrainingRuntime, else None: how a
+    TrainJob finds the runtime it names (runtime/kinds/trainjob.py)."""
+    from .api.resources import job_resource
+
+    keys = {"TrainingRuntime": job_resource("trainer.kubeflow.org", "v1alpha1", "trainingruntimes").key,
+            "ClusterTrainingRuntime": job_resource("trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes").key}
+
+    def runtimes(kind, namespace, name):
+        if kind not in keys:
+            return None
+        return store.get(keys[kind], "" if kind == "ClusterTrainingRuntime" else namespace, name)
+    return runtimes

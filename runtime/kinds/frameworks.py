@@ -5,6 +5,7 @@ summary, the planner of each role and the Python module its processes need. One 
 """
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -75,6 +76,27 @@ def _mxnet_world(job):
     return f"MXNet {job.mxnet.job_mode}: {job.count('server')} servers, {job.count('worker')} workers"
 
 
+# -- Trainer v2: a TrainJob's replicated jobs, each pod an Indexed Job's (the torch policy, or none) -------------------
+def _trainer_identity(job, env, hostname):
+    """The Job controller's JOB_COMPLETION_INDEX, the replicated job from the pod's host name
+    `<job>-<rjob>-<job index>-<completion index>`."""
+    if not env.get("JOB_COMPLETION_INDEX"):
+        return None
+    index = env_integer(env["JOB_COMPLETION_INDEX"], "JOB_COMPLETION_INDEX")
+    label = (hostname or "").split(".", 1)[0]
+    role = next((r for r in sorted(job.roles, key=len, reverse=True)
+                 if re.fullmatch(re.escape(f"{job.name}-{r}-") + r"[0-9]+-" + str(index), label)), None)
+    return (role, index, "JOB_COMPLETION_INDEX") if role else None
+
+
+def _trainer_world(job):
+    steps = ", ".join(f"{r.role} x {r.replicas}" for r in job.replicas)
+    if job.framework == "torch":
+        return (f"Trainer torch: runtime {job.trainer.runtime_name}, {job.trainer.num_nodes} nodes x "
+                f"numProcPerNode {job.trainer.nproc_per_node} ({steps})")
+    return f"Trainer: runtime {job.trainer.runtime_name} ({steps})"
+
+
 def _all_replicas(job):
     return tuple((r.role, i) for r in job.replicas for i in range(r.replicas))
 
@@ -90,7 +112,8 @@ class Framework:
     planners: role -> planner(job, role, index, context) -> plan.RolePlan (None: every other role's);
     port_name: the named port of the main container a local run replaces (the rendezvous), else None;
     requires: (module the processes import, ringrun's extra that installs it, that extra's pip arguments), checked
-    before a command starts, else None.
+    before a command starts, else None; own_folders: a local replica that names no workingDir runs in a folder of
+    its own named like its pod, as pods share no file system (Trainer's SDK writes its script in the working folder).
     """
 
     name: str
@@ -104,6 +127,7 @@ class Framework:
     worker_text: str | None = None
     port_name: str | None = None
     requires: tuple | None = None
+    own_folders: bool = False  # each replica without a workingDir runs in a folder of its own (Trainer's pods)
 
     @property
     def rendezvous(self):
@@ -127,7 +151,22 @@ FRAMEWORKS = {
                        _all_replicas, _mxnet_identity, _mxnet_world, {None: plan.plan_mxnet},
                        local_env=(("DMLC_NODE_HOST", LOCALHOST),), port_name="mxjob-port",
                        requires=("mxnet", "mxnet", "mxnet==1.9.1 'numpy<1.24'")),
+    # Trainer v2 TrainJobs: every replicated job must succeed (JobSet's default successPolicy, All)
+    "torch": Framework("torch", lambda job: set(job.roles), _all_replicas, _trainer_identity, _trainer_world,
+                       {None: plan.plan_trainer}, host_names=lambda job, role, index: _trainer_hosts(job, role, index),
+                       port_name="trainer", requires=("torch", "torch", "torch==2.13.0"), own_folders=True),
+    "plain": Framework("plain", lambda job: set(job.roles), _all_replicas, _trainer_identity, _trainer_world,
+                       {None: plan.plan_trainer}, host_names=lambda job, role, index: _trainer_hosts(job, role, index),
+                       own_folders=True),
 }
+
+
+def _trainer_hosts(job, role, index):
+    """A JobSet pod's names: `<pod>` and `<pod>.<job>` (the JobSet's headless service is named like the job)."""
+    from . import registry
+
+    pod = registry.of(job).pod_name(job.name, role, index)
+    return (pod, f"{pod}.{job.name}")
 
 
 def of(job):

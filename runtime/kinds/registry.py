@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import status as statuses
-from . import common, kubeflow_mpi, mxnet, pytorch, tensorstack, trainer
+from . import common, kubeflow_mpi, mxnet, pytorch, tensorstack, trainer, trainjob
 
 # the run-policy fields a replace may change where the kind keeps them (the seed's rule, per kind and version)
 _KUBEFLOW_POLICY = frozenset({("spec", "runPolicy", "activeDeadlineSeconds"), ("spec", "runPolicy", "cleanPodPolicy"),
@@ -45,11 +45,13 @@ class JobKind:
     framework: what runs it ("mpi", "pytorch", "mxnet"); operator: the operator's name, as its pods' label
     `training.kubeflow.org/operator-name` says it; replaceable(version) -> the spec paths (tuples) a replace may
     change besides labels and annotations; pod_name(job name, role, index) -> the replica's pod (and host) name;
-    pod_labels(job name, role) -> the labels its operator puts on a pod besides training.kubeflow.org's;
+    pod_labels(job name, role, index) -> the labels its operator puts on a pod besides training.kubeflow.org's;
     status: how its API writes a job's status; replica_specs: the spec's field holding the replica specs by type
     (None: the kind has no such map); main_container: the name of a replica's main container unless the spec says
     another; rewrites(version) -> the compat rewrites (runtime/compat.py) of objects of that version, in order;
-    operator_pod(job, role, index) -> the model.OperatorPod its operator makes of a replica (runtime/pods.py).
+    operator_pod(job, role, index) -> the model.OperatorPod its operator makes of a replica (runtime/pods.py);
+    uses_runtimes: its parser takes a fourth argument, runtimes(kind, namespace, name) -> a runtime object or None
+    (runtime/kinds/trainjob.py), None when the object is checked alone.
     What differs by framework is runtime/kinds/frameworks.py's."""
 
     group: str
@@ -62,13 +64,16 @@ class JobKind:
     operator: str
     replaceable: Callable
     pod_name: Callable = _pod_per_role_and_index
-    pod_labels: Callable = lambda job_name, role: {}  # the operator's own labels on its pods, beside Kubeflow's
+    pod_labels: Callable = lambda job_name, role, index: {}  # the operator's own labels, beside Kubeflow's
     status: statuses.StatusRules = statuses.KUBEFLOW
     short_names: tuple = ()
     replica_specs: str | None = None
     main_container: str = "mpi"
     rewrites: Callable = lambda version: ()
     operator_pod: Callable = lambda job, role, index: None
+    pod_annotations: Callable = lambda job_name, role, index: {}  # the controller's annotations on a pod
+    uses_runtimes: bool = False  # parse(doc, api_version, kind, runtimes): the kind names a runtime (TrainJob)
+    schema_defaults: bool = False  # its CRD schema's defaults are set on every write, as kube-apiserver sets them
 
     def api_version(self, version):
         return f"{self.group}/{version}"
@@ -83,7 +88,7 @@ KINDS = (
             {"v2beta1": "kubeflow.org-v2beta1-mpijob", "v1": "kubeflow.org-v1-mpijob",
              "v1alpha2": "kubeflow.org-v1alpha2-mpijob"},
             kubeflow_mpi.parse, "mpi", "mpi-operator", _kubeflow_replaceable, _mpi_operator_pod,
-            lambda job_name, role: {"mpi_job_name": job_name, "mpi_role_type": role},  # v1alpha2 / v1 labels
+            lambda job_name, role, index: {"mpi_job_name": job_name, "mpi_role_type": role},  # v1alpha2 / v1
             replica_specs="mpiReplicaSpecs", rewrites=_kubeflow_v1_rewrites, operator_pod=kubeflow_mpi.operator_pod),
     JobKind("kubeflow.org", "PyTorchJob", "pytorchjobs", ("v1",), {"v1": "kubeflow.org-v1-pytorchjob"},
             pytorch.parse, "pytorch", "pytorchjob-controller", lambda version: _KUBEFLOW_POLICY,
@@ -101,6 +106,13 @@ KINDS = (
             lambda version: frozenset({("spec", "runPolicy", "cleanUpWorkers")}), status=statuses.TENSORSTACK,
             main_container=tensorstack.CONTAINER, rewrites=lambda version: (tensorstack.boolean_clean_up,),
             operator_pod=tensorstack.operator_pod),
+    # Trainer v2: a TrainJob is merged with the runtime it names; the framework is the runtime's mlPolicy
+    JobKind("trainer.kubeflow.org", "TrainJob", "trainjobs", ("v1alpha1",),
+            {"v1alpha1": "trainer.kubeflow.org-v1alpha1-trainjob"}, trainjob.parse, "trainer", "trainer",
+            lambda version: frozenset({("spec", "suspend"), ("spec", "runtimePatches")}), trainjob.pod_name,
+            trainjob.pod_labels, status=statuses.TRAINER, main_container=trainjob.NODE,
+            operator_pod=trainjob.operator_pod, pod_annotations=trainjob.pod_annotations, uses_runtimes=True,
+            schema_defaults=True),
 )
 
 

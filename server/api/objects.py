@@ -160,6 +160,16 @@ def validate(obj, resource, name, old=None):
     return job
 
 
+def admit(obj, old, runtimes):
+    """422 unless `obj` parses with the runtimes it names (a TrainJob's runtime must exist, and the two must merge:
+    Trainer's TrainJob webhook, pkg/webhooks/trainjob_webhook.go). `old`: the stored object of an update."""
+    job, problems = parse_object(obj, runtimes=runtimes)
+    if problems:
+        raise apierrors.invalid(obj["kind"], obj["apiVersion"].rpartition("/")[0], obj["metadata"]["name"],
+                                problems.lines)
+    return job
+
+
 def subdomain_name_problems(name):
     """[problem] unless `name` is a DNS subdomain (the name rule of ConfigMaps and custom resources)."""
     if len(name) <= 253 and DNS_SUBDOMAIN.match(name):
@@ -182,9 +192,10 @@ def _validate_kept(kept, obj, resource, name, old):
 
 
 def defaulted(obj):
-    """`obj` with its CRD schema's defaults where its kind is a kept one (kube-apiserver defaults custom resources
-    on every write); other objects as they are."""
-    if stored_kind_of(obj.get("apiVersion"), obj.get("kind")) is None:
+    """`obj` with its CRD schema's defaults where its kind is a kept one or a job kind whose defaults matter to its
+    clients (TrainJob: kube-apiserver defaults custom resources on every write); other objects as they are."""
+    job_kind = kind_of(obj.get("apiVersion") or "", obj.get("kind"))
+    if stored_kind_of(obj.get("apiVersion"), obj.get("kind")) is None and not (job_kind and job_kind.schema_defaults):
         return obj
     return schema.with_defaults(obj, obj["apiVersion"], obj["kind"])
 

