@@ -30,6 +30,7 @@ from typing import Callable
 from ringrun.runtime.errors import SetupError, SpecError
 from ringrun.runtime.kinds import frameworks
 from ringrun.runtime.plan import Plan
+from ringrun.runtime.kinds.trainjob import with_runtime
 from ringrun.runtime.pods import SPEC_FILE, pod_specs, with_pull
 
 from . import files
@@ -203,7 +204,7 @@ def prepare(job, document, run_dir, options, supervisor, note):
              "install golang-github-containernetworking-plugin-dnsname)")
     _images(engine, job, pods, note)
     engine.probe()
-    _write(os.path.join(run_dir, "spec", SPEC_FILE), json.dumps(_as_given(document)), 0o444)
+    _write(os.path.join(run_dir, "spec", SPEC_FILE), json.dumps(with_runtime(job, _as_given(document))), 0o444)
     ssh_modes = {p.ssh_mode for p in pods if p.ssh_mode}
     if ssh_modes:
         _ssh_secret(os.path.join(run_dir, "ssh"), max(ssh_modes))

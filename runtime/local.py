@@ -1,6 +1,7 @@
 """A job's plans made local: every replica a process on this machine (pure; `ringrun run` executes the result).
 
 - Replica names resolve to this machine: every replica's DNS name in an env value or file becomes 127.0.0.1.
+- A launcher's command that names the operators' `/etc/mpi/hostfile` gets this run's hostfile there.
 - MPI workers are slots, not processes: the launcher alone runs, and its hostfile is `localhost` with
   workers x slotsPerWorker slots (plus the launcher's own with runLauncherAsWorker), no binding, oversubscription
   allowed and idle ranks yielding, so more ranks than cores still run. No ssh and nothing to wait for.
@@ -23,6 +24,7 @@ from .model import MPIImplementation, Port
 
 
 LOCALHOST = "127.0.0.1"
+OPERATOR_HOSTFILE = "/etc/mpi/hostfile"  # where mpi-operator and Trainer mount the hostfile in the launcher's pod
 _TOKEN = re.compile(r"[A-Za-z0-9][-A-Za-z0-9.]*")
 
 # Oversubscription, no binding, yielding: Open MPI 4 and 5 (PRRTE) names.
@@ -106,6 +108,10 @@ def localize(job, plan):
     env.update(frameworks.of(job).local_env)
     files = {path: _to_localhost(text, names) for path, text in files.items()}
     argv, notes = plan.argv, plan.notes
+    if plan.hostfile is not None and OPERATOR_HOSTFILE in argv:
+        # the operators mount the hostfile there (mpi-operator, Trainer's MPI plugin); here it is the launcher's own
+        argv = tuple(plan.hostfile if a == OPERATOR_HOSTFILE else a for a in argv)
+        notes += (f"{OPERATOR_HOSTFILE} in the command is this run's hostfile, {plan.hostfile}",)
     if plan.discover_hosts is not None:
         files[plan.discover_hosts] = topology.discover_hosts([f"localhost:{max(topology.world_size(job), 1)}"])
         argv, more = _elastic_horovod_here(argv, plan.discover_hosts)

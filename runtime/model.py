@@ -179,7 +179,8 @@ class MXNetOptions:
 @dataclass(frozen=True)
 class TrainerOptions:
     """A Trainer v2 TrainJob's runtime (runtimeRef kind and name), its mlPolicy source ("torch", "plain"), the
-    trainer's pod count (numNodes), PET_NPROC_PER_NODE and the master's port (29500; a local run picks its own)."""
+    trainer's pod count (numNodes), PET_NPROC_PER_NODE, the master's port (29500; a local run picks its own) and
+    the runtime itself."""
 
     runtime_kind: str = "ClusterTrainingRuntime"
     runtime_name: str = ""
@@ -187,6 +188,7 @@ class TrainerOptions:
     num_nodes: int = 1
     nproc_per_node: str = "1"
     master_port: int = 29500
+    runtime: str = ""  # the runtime object it was merged with, as JSON (what a pod's entrypoint reads beside it)
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ def jobs_status(job, state):
     for replica in job.replicas:
         mine = [r for r in state.replicas if r.role == replica.role]
         running = sum(1 for r in mine if r.phase == "Running")
-        result.append({"name": replica.role, "ready": running,
+        result.append({"name": replica.type, "ready": running,
                        "succeeded": sum(1 for r in mine if r.phase == "Succeeded"),
                        "failed": sum(1 for r in mine if r.phase == "Failed"),
                        "active": 0 if state.held else running + sum(1 for r in mine if r.phase == "Pending"),

@@ -9,8 +9,14 @@ def service_name(job, role, index):
 def mpi_host(job, role, index=0):
     """The DNS name of an MPIJob pod through the job's headless service (mpi-operator v2).
 
-    Workers are `<job>-worker-<i>.<job>.<ns>.svc`; the launcher pod's hostname is `<job>-launcher`.
+    Workers are `<job>-worker-<i>.<job>.<ns>.svc`; the launcher pod's hostname is `<job>-launcher`. A kind with a
+    rule of its own (its JobKind's `mpi_host`: Trainer's `<job>-node-0-<i>.<job>`) names them its way.
     """
+    from .kinds import registry  # which imports this module's users
+
+    kind = registry.of(job)
+    if kind is not None and kind.mpi_host is not None:
+        return kind.mpi_host(job, role, index)
     pod = f"{job.name}-launcher" if role == "launcher" else f"{job.name}-{role}-{index}"
     return f"{pod}.{job.name}.{job.namespace}.svc"
 

@@ -18,11 +18,13 @@ The framework is the runtime's mlPolicy: `torch` (Trainer's torch plugin variabl
 import copy
 import functools
 import importlib.resources
+import json
 import re
 
 import yaml
 
-from ..model import JobSpec, OperatorPod, Replica, RunPolicy, TrainerOptions
+from .. import topology
+from ..model import JobSpec, MPIImplementation, MPIOptions, OperatorPod, Replica, RunPolicy, TrainerOptions
 from . import common
 
 GROUP = "trainer.kubeflow.org"
@@ -35,9 +37,14 @@ MANAGERS = ("trainer.kubeflow.org/trainjob-controller", "kueue.x-k8s.io/multikue
 # constants.TorchRunReservedEnvNames
 TORCH_RESERVED = ("PET_MASTER_ADDR", "PET_MASTER_PORT", "PET_NNODES", "PET_NODE_RANK", "PET_NPROC_PER_NODE")
 # the mlPolicy sources ringrun runs, and what each of the others lacks here
-FRAMEWORKS = {"torch": "torch"}
-_NOT_RUN = {"mpi": "ringrun does not run Trainer's MPI runtimes yet (mlPolicy.mpi)",
-            "jax": "ringrun does not run JAX runtimes (mlPolicy.jax)",
+# constants.MPIReservedEnvNames
+MPI_RESERVED = ("OMPI_MCA_orte_default_hostfile", "OMPI_MCA_orte_keep_fqdn_hostnames", "OMPI_MCA_orte_set_default_slots",
+                "OMPI_MCA_plm_rsh_args")
+LAUNCHER = "launcher"
+MPI_CONFIG_DIR, MPI_SSH_ATTEMPTS = "/etc/mpi", "-o ConnectionAttempts=10"
+# the mlPolicy sources ringrun runs (-> the JobSpec's framework), and what each of the others lacks here
+FRAMEWORKS = {"torch": "torch", "mpi": "mpi"}
+_NOT_RUN = {"jax": "ringrun does not run JAX runtimes (mlPolicy.jax)",
             "xgboost": "ringrun does not run XGBoost runtimes (mlPolicy.xgboost)",
             "flux": "ringrun does not run Flux runtimes (mlPolicy.flux)"}
 _RFC1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -65,15 +72,34 @@ def published_lookup(kind, namespace, name):
     return next((copy.deepcopy(r) for r in _published() if r["metadata"]["name"] == name), None)
 
 
+def rjob_of(role):
+    """The replicated job of a role: the MPI policy's workers (ringrun's role `worker`) are Trainer's `node`."""
+    return NODE if role == "worker" else role
+
+
 def pod_name(job_name, role, index):
     """JobSet's pod: `<jobset>-<replicated job>-<job index>-<completion index>` (one Job per replicated job)."""
-    return f"{job_name}-{role}-0-{index}"
+    return f"{job_name}-{rjob_of(role)}-0-{index}"
+
+
+def mpi_host(job, role, index=0):
+    """A pod's endpoint in the MPI hostfile: `<pod>.<trainjob>` (plugins/jobset/jobset.go IdentifyPodNetwork; the
+    subdomain is the TrainJob's name)."""
+    return f"{pod_name(job.name, role, index)}.{job.name}"
 
 
 def pod_labels(job_name, role, index):
     """The labels JobSet and the Job controller put on a pod, which the Kubeflow SDK selects by."""
-    return {"jobset.sigs.k8s.io/jobset-name": job_name, "jobset.sigs.k8s.io/replicatedjob-name": role,
+    return {"jobset.sigs.k8s.io/jobset-name": job_name, "jobset.sigs.k8s.io/replicatedjob-name": rjob_of(role),
             "jobset.sigs.k8s.io/job-index": "0", "batch.kubernetes.io/job-completion-index": str(index)}
+
+
+def with_runtime(job, document):
+    """The spec a TrainJob's pod reads (`document`, the TrainJob as given): a List of its runtime and it, so that
+    `ringrun entrypoint` in the pod merges them as the server did; other jobs' `document` as it is."""
+    if job.trainer is None or not job.trainer.runtime:
+        return document
+    return {"apiVersion": "v1", "kind": "List", "items": [json.loads(job.trainer.runtime), document]}
 
 
 def pod_annotations(job_name, role, index):
@@ -185,7 +211,12 @@ def merged(trainjob, runtime):
                 if _dict(container).get("name") == step:
                     given = [{"name": "STORAGE_URI", "value": source["storageUri"]}] if source.get("storageUri") else []
                     container["env"] = _upsert(_list(container.get("env")), given + _list(source.get("env")))
+        # the trainer's env also reaches the nodes of an MPI runtime whose launcher is a node (builder.go Trainer)
         if step != TRAINER_ANCESTOR:
+            if rjob.get("name") == NODE and _launcher_is_node(runtime):
+                for container in _containers(rjob):
+                    if _dict(container).get("name") == NODE:
+                        container["env"] = _upsert(_list(container.get("env")), _list(trainer.get("env")))
             continue
         for container in _containers(rjob):
             if _dict(container).get("name") != NODE:
@@ -197,6 +228,17 @@ def merged(trainjob, runtime):
             if trainer.get("resourcesPerNode") is not None:
                 container["resources"] = copy.deepcopy(trainer["resourcesPerNode"])
     return rjobs, nodes
+
+
+def _mpi_policy(runtime):
+    """The runtime's mlPolicy.mpi with the CRD's defaults."""
+    mpi = _dict(_dict(_dict(runtime.get("spec")).get("mlPolicy")).get("mpi"))
+    return {"numProcPerNode": 1, "mpiImplementation": "OpenMPI", "sshAuthMountPath": "/root/.ssh",
+            "runLauncherAsNode": False, **{k: v for k, v in mpi.items() if v is not None}}
+
+
+def _launcher_is_node(runtime):
+    return policy_of(runtime) == "mpi" and bool(_mpi_policy(runtime)["runLauncherAsNode"])
 
 
 def policy_of(runtime):
@@ -256,12 +298,19 @@ def _resolve(doc, spec, runtime, api_version, kind, name, namespace, run_policy,
         spec["runtimeRef"].error(f"{_NOT_RUN[policy]}: runtime {options.runtime_name!r}")
         return None
     trainer = spec["trainer"]
-    if policy == "torch":
-        reserved = sorted({e.get("name") for e in _list(trainer.value.get("env") if isinstance(trainer.value, dict)
-                                                         else None) if isinstance(e, dict)} & set(TORCH_RESERVED))
-        if reserved:
-            trainer["env"].error(f"must not have reserved envs, invalid envs configured: [{' '.join(reserved)}]")
+    names = {e.get("name") for e in _list(trainer.value.get("env") if isinstance(trainer.value, dict) else None)
+             if isinstance(e, dict)}
+    reserved = sorted(names & set({"torch": TORCH_RESERVED, "mpi": MPI_RESERVED}.get(policy, ())))
+    if reserved:
+        trainer["env"].error(f"must not have reserved envs, invalid envs configured: [{' '.join(reserved)}]")
     rjobs, nodes = merged(doc.value, runtime)
+    mpi = _mpi_policy(runtime) if policy == "mpi" else None
+    if mpi is not None:
+        names = [r.get("name") for r in rjobs]
+        if LAUNCHER not in names or NODE not in names or len(names) != 2:
+            spec["runtimeRef"].error(f"runtime {options.runtime_name!r}: ringrun runs an MPI runtime of two "
+                                     f"replicated jobs, {LAUNCHER!r} and {NODE!r}; it has {names}")
+            return None
     if not any(ancestor(r) == TRAINER_ANCESTOR for r in rjobs):
         spec["runtimeRef"].error(f"runtime {options.runtime_name!r} has no replicated job labelled "
                                  f"{ANCESTOR_LABEL}: {TRAINER_ANCESTOR}")
@@ -290,22 +339,40 @@ def _resolve(doc, spec, runtime, api_version, kind, name, namespace, run_policy,
         trainer_job = ancestor(rjob) == TRAINER_ANCESTOR
         job_spec = _dict(_dict(rjob.get("template")).get("spec"))
         count = nodes if trainer_job else (job_spec.get("parallelism") or 1)
+        if mpi is not None:  # plugins/mpi/mpi.go EnforceMLPolicy: a launcher, and the other nodes
+            count = 1 if rjob.get("name") == LAUNCHER else (max(nodes - 1, 1) if mpi["runLauncherAsNode"] else nodes)
         template = where["template"]["spec"]["template"]
         containers, annotations, volumes = common.pod_template(template)
         if not containers:
             continue
         if trainer_job and NODE not in [c.name for c in containers]:
             template["spec"]["containers"].error(f"the trainer's replicated job needs a container named {NODE!r}")
-        role = str(rjob.get("name"))
+        role = "worker" if mpi is not None and rjob.get("name") == NODE else str(rjob.get("name"))
+        if mpi is None and role == "worker":
+            where["name"].error("a replicated job called 'worker' is not run by ringrun (the name of its MPI "
+                                "workers' role)")
+            continue
+        depends_on = [("worker" if mpi is not None and after == NODE else after, status)
+                      for after, status in depends_on]
         restart = template["spec"]["restartPolicy"].string(default="Never", choices=("Never", "OnFailure"))
-        replicas.append(Replica(role, role, count, restart or "Never", containers, annotations, volumes,
+        replicas.append(Replica(str(rjob.get("name")), role, count, restart or "Never", containers, annotations, volumes,
                                 template["spec"].path, tuple(depends_on)))
     if doc.problems:
         return None
+    nproc = _nproc(spec["trainer"], rjobs) if mpi is None else str(
+        spec["trainer"]["numProcPerNode"].integer(minimum=1) or mpi["numProcPerNode"])
     options = TrainerOptions(runtime_kind=options.runtime_kind, runtime_name=options.runtime_name,
-                             policy=policy, num_nodes=nodes, nproc_per_node=_nproc(spec["trainer"], rjobs))
+                             policy=policy, num_nodes=nodes, nproc_per_node=nproc,
+                             runtime=json.dumps(runtime, sort_keys=True))
+    mpi_options = None
+    if mpi is not None:
+        mpi_options = MPIOptions(implementation=MPIImplementation(mpi["mpiImplementation"] or "OpenMPI"),
+                                 slots_per_worker=int(nproc), ssh_auth_mount_path=mpi["sshAuthMountPath"],
+                                 run_launcher_as_worker=bool(mpi["runLauncherAsNode"]))
+        order = {LAUNCHER: 0, "worker": 1}  # the mpi framework's order: the launcher first
+        replicas.sort(key=lambda r: order[r.role])
     return JobSpec(api_version, kind, name, namespace, FRAMEWORKS.get(policy, "plain"), tuple(replicas), run_policy,
-                   trainer=options, main_container=NODE)
+                   mpi=mpi_options, trainer=options, main_container=NODE)
 
 
 def _nproc(trainer, rjobs):
@@ -360,6 +427,26 @@ def replica_env(job, role, index):
     return env
 
 
+def mpi_launcher_env(job):
+    """What Trainer's MPI plugin gives the launcher's `node` container (Open MPI: the only implementation Trainer
+    v2.3.0 runs): the hostfile, FQDN host names, default slots, ssh's connection attempts. Beyond Trainer, PRRTE's
+    names of the same (Open MPI 5 ignores the `orte` ones, as with mpi-operator: docs/containers.md)."""
+    hostfile, slots = f"{MPI_CONFIG_DIR}/hostfile", str(job.mpi.slots_per_worker)
+    return {"OMPI_MCA_orte_default_hostfile": hostfile, "OMPI_MCA_orte_keep_fqdn_hostnames": "true",
+            "OMPI_MCA_orte_set_default_slots": slots, "OMPI_MCA_plm_rsh_args": MPI_SSH_ATTEMPTS,
+            "PRTE_MCA_prte_default_hostfile": hostfile, "PRTE_MCA_prte_keep_fqdn_hostnames": "1",
+            "PRTE_MCA_prte_set_default_slots": slots, "PRTE_MCA_plm_ssh_args": MPI_SSH_ATTEMPTS}
+
+
 def operator_pod(job, role, index):
-    """What Trainer and JobSet give a replica's pod: `replica_env` in its main container."""
-    return OperatorPod(env=tuple(replica_env(job, role, index).items()))
+    """What Trainer and JobSet give a replica's pod: `replica_env` in its main container; under the MPI policy the
+    ssh Secret at sshAuthMountPath in every pod, and the launcher the hostfile at /etc/mpi/hostfile (one
+    `<endpoint> slots=N` line per node, the launcher's first with runLauncherAsNode) and Trainer's variables."""
+    env = replica_env(job, role, index)
+    if job.framework != "mpi":
+        return OperatorPod(env=tuple(env.items()))
+    if role == LAUNCHER:
+        env.update(mpi_launcher_env(job))
+        return OperatorPod(env=tuple(env.items()), ssh=True,
+                           config=(MPI_CONFIG_DIR, (("hostfile", topology.hostfile(job)),)))
+    return OperatorPod(env=tuple(env.items()), ssh=True)

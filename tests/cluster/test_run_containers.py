@@ -132,6 +132,36 @@ def test_a_trainjob_meets_over_gloo_at_its_masters_jobset_name(tmp_path):
     assert [c["type"] for c in document["status"]["conditions"]] == ["Complete"]
 
 
+def test_an_mpi_trainjob_reaches_its_node_containers_over_ssh(tmp_path):
+    """Trainer v2's MPI policy: the launcher's `node` container runs mpirun with Trainer's hostfile at
+    /etc/mpi/hostfile (`<job>-node-0-<i>.<job> slots=2`) and the ssh Secret; the node containers run ringrun's
+    entrypoint, which reads the TrainJob and its runtime from the pod's spec and serves sshd."""
+    def container():
+        return {"name": "node", "image": "ringrun:latest"}
+    runtime = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainingRuntime",
+               "metadata": {"name": "openmpi", "labels": {"trainer.kubeflow.org/framework": "mpi"}},
+               "spec": {"mlPolicy": {"numNodes": 2, "mpi": {"numProcPerNode": 2}}, "template": {"spec": {
+                   "replicatedJobs": [
+                       {"name": "launcher", "template": {
+                           "metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
+                           "spec": {"template": {"spec": {"containers": [container()]}}}}},
+                       {"name": "node", "template": {"spec": {"template": {"spec": {
+                           "containers": [container()]}}}}}]}}}}
+    job = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"name": "ranks"},
+           "spec": {"runtimeRef": {"kind": "TrainingRuntime", "name": "openmpi"}, "trainer": {"command": [
+               "mpirun", "--hostfile", "/etc/mpi/hostfile", "python3", "-c",
+               "from mpi4py import MPI; import socket; c = MPI.COMM_WORLD; "
+               "print('rank', c.Get_rank(), socket.gethostname(), c.allreduce(c.Get_rank() + 1))"]}}}
+    path = tmp_path / "ranks.yaml"
+    path.write_text(yaml.safe_dump_all([runtime, job]))
+    code, out, err, document = run(tmp_path, path)
+    assert code == 0, out + err
+    ranks = sorted(line.split("] ", 1)[1] for line in out.splitlines() if line.startswith("[launcher-0] rank "))
+    assert ranks == ["rank 0 ranks-node-0-0 10", "rank 1 ranks-node-0-0 10", "rank 2 ranks-node-0-1 10",
+                     "rank 3 ranks-node-0-1 10"]
+    assert [c["type"] for c in document["status"]["conditions"]] == ["Complete"]
+
+
 def test_volumes_limits_and_the_operators_variables_reach_the_container(tmp_path):
     script = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; "
               "echo written > /scratch/file && cat /scratch/file; "

@@ -85,6 +85,35 @@ def test_a_trainjob_runs_as_trainer_runs_it(fresh_server):
     assert table.stdout.split() == ["NAME", "STATE", "AGE", "hello", "Complete", table.stdout.split()[-1]]
 
 
+def test_an_mpi_trainjob_runs_its_ranks_from_the_launcher(fresh_server):
+    """The MPI policy: a runtime of the namespace's own (launcher + node, 2 processes a node); on one machine the
+    nodes are the launcher's mpirun slots, and `/etc/mpi/hostfile` in its command is the run's hostfile."""
+    server = fresh_server()
+    runtime = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainingRuntime",
+               "metadata": {"name": "openmpi", "labels": {"trainer.kubeflow.org/framework": "mpi"}},
+               "spec": {"mlPolicy": {"numNodes": 2, "mpi": {"numProcPerNode": 2}}, "template": {"spec": {
+                   "replicatedJobs": [
+                       {"name": "launcher", "template": {
+                           "metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
+                           "spec": {"template": {"spec": {"containers": [{"name": "node", "image": "mpi"}]}}}}},
+                       {"name": "node", "dependsOn": [{"name": "launcher", "status": "Ready"}], "template": {
+                           "spec": {"template": {"spec": {"containers": [{"name": "node", "image": "mpi"}]}}}}}]}}}}
+    path = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/default/trainingruntimes"
+    assert request(server, "POST", path, runtime)[0] == 201
+    job = trainjob("ranks", ["mpirun", "--hostfile", "/etc/mpi/hostfile", sys.executable, "-c", (
+        "from mpi4py import MPI; c = MPI.COMM_WORLD; print('rank', c.Get_rank(), 'of', c.Get_size(), "
+        "c.allreduce(c.Get_rank() + 1))")], runtime="openmpi")
+    job["spec"]["runtimeRef"]["kind"] = "TrainingRuntime"
+    assert request(server, "POST", TJ.format("default"), job)[0] == 201
+    waited = kubectl(server, "wait", "--for=condition=Complete", "trainjob/ranks", "--timeout=120s", timeout=150)
+    assert waited.returncode == 0, waited.stderr + kubectl(server, "logs", "ranks-launcher-0-0").stdout
+    logs = kubectl(server, "logs", "ranks-launcher-0-0", "-c", "node").stdout.splitlines()
+    assert sorted(line for line in logs if line.startswith("rank ")) == [f"rank {r} of 4 10" for r in range(4)]
+    status, obj = request(server, "GET", TJ.format("default") + "/ranks")
+    assert [s["name"] for s in obj["status"]["jobsStatus"]] == ["launcher", "node"]
+    assert obj["status"]["jobsStatus"][0]["succeeded"] == 1
+
+
 def test_a_failing_node_fails_the_trainjob(fresh_server):
     server = fresh_server()
     assert request(server, "POST", TJ.format("default"), trainjob(
@@ -126,8 +155,11 @@ def test_trainjobs_refused_as_trainers_webhook_and_cel_refuse_them(fresh_server)
             "spec.managedBy: ManagedBy must be trainer.kubeflow.org/trainjob-controller or kueue.x-k8s.io/multikueue")
     refused(trainjob("uri", initializer={"dataset": {"storageUri": "no-scheme"}}),
             "spec.initializer.dataset.storageUri: storageUri may be empty, or it must be a valid URI")
-    refused(trainjob("mpi", runtime="deepspeed-distributed"),
-            "spec.runtimeRef: ringrun does not run Trainer's MPI runtimes yet")
+    refused(trainjob("jax", runtime="jax-distributed"), "spec.runtimeRef: ringrun does not run JAX runtimes")
+    hostfile = trainjob("mpi", runtime="deepspeed-distributed")
+    hostfile["spec"]["trainer"]["env"] = [{"name": "OMPI_MCA_orte_default_hostfile", "value": "/tmp/h"}]
+    refused(hostfile, "spec.trainer.env: must not have reserved envs, invalid envs configured: "
+                      "[OMPI_MCA_orte_default_hostfile]")
     # the trainer may not change once the TrainJob exists (the CRD's `self == oldSelf`); suspend may
     assert request(server, "POST", path, trainjob("held", suspend=True))[0] == 201
     job = wait_until(lambda: (lambda o: o if o["status"].get("conditions") else None)(

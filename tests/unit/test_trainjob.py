@@ -134,10 +134,12 @@ def test_the_webhooks_refusals():
                                                                       {"name": "PET_NNODES", "value": "9"}]})
     assert problems_of(reserved) == [
         "spec.trainer.env: must not have reserved envs, invalid envs configured: [PET_NNODES PET_NODE_RANK]"]
-    mpi = published("deepspeed_distributed")
-    assert problems_of(job(runtimeRef={"name": "deepspeed-distributed"}), mpi) == [
-        "spec.runtimeRef: ringrun does not run Trainer's MPI runtimes yet (mlPolicy.mpi): runtime "
-        "'deepspeed-distributed'"]
+    assert problems_of(job(runtimeRef={"name": "jax-distributed"}), published("jax_distributed")) == [
+        "spec.runtimeRef: ringrun does not run JAX runtimes (mlPolicy.jax): runtime 'jax-distributed'"]
+    mpi = job(runtimeRef={"name": "deepspeed-distributed"},
+              trainer={"numNodes": 2, "env": [{"name": "OMPI_MCA_plm_rsh_args", "value": "-v"}]})
+    assert problems_of(mpi, published("deepspeed_distributed")) == [
+        "spec.trainer.env: must not have reserved envs, invalid envs configured: [OMPI_MCA_plm_rsh_args]"]
 
 
 def test_the_crds_cel_rules_need_no_runtime():
@@ -160,3 +162,54 @@ def test_a_file_may_hold_the_runtime_beside_its_trainjob():
     assert spec.trainer.runtime_name == "mine"
     with pytest.raises(SpecError, match="trainingruntimes.trainer.kubeflow.org \"mine\" not found"):
         parse_objects([obj])
+
+
+def test_the_mpi_policy_a_launcher_and_its_nodes_as_trainers_mpi_plugin_makes_them():
+    """deepspeed-distributed: runLauncherAsNode (the launcher is a node too), 1 process a node, the launcher after
+    the nodes are Ready; the hostfile names JobSet's endpoints; the launcher's pod gets Trainer's variables."""
+    from ringrun.runtime import topology
+
+    spec = parsed(job(runtimeRef={"name": "deepspeed-distributed"}, trainer={"numNodes": 3, "command": ["mpirun"]}),
+                  published("deepspeed_distributed"))
+    assert spec.framework == "mpi" and spec.roles == ("launcher", "worker")
+    launcher, workers = spec.replica("launcher"), spec.replica("worker")
+    assert (launcher.type, launcher.replicas, workers.type, workers.replicas) == ("launcher", 1, "node", 2)
+    assert launcher.depends_on == (("worker", "Ready"),)
+    assert launcher.container("node").command == ("mpirun",)
+    assert workers.container("node").command == ("/usr/sbin/sshd",)  # the trainer's command is the launcher's
+    assert (spec.mpi.slots_per_worker, spec.mpi.run_launcher_as_worker, spec.mpi.ssh_auth_mount_path) == (
+        1, True, "/home/mpiuser/.ssh")
+    assert [of(spec).pod_name(spec.name, r, i) for r, i in (("launcher", 0), ("worker", 0), ("worker", 1))] == [
+        "tj-launcher-0-0", "tj-node-0-0", "tj-node-0-1"]
+    assert topology.hostfile(spec) == ("tj-launcher-0-0.tj slots=1\ntj-node-0-0.tj slots=1\n"
+                                       "tj-node-0-1.tj slots=1\n")
+    pod = of(spec).operator_pod(spec, "launcher", 0)
+    env = dict(pod.env)
+    assert {k: env[k] for k in ("OMPI_MCA_orte_default_hostfile", "OMPI_MCA_orte_keep_fqdn_hostnames",
+                                "OMPI_MCA_orte_set_default_slots", "OMPI_MCA_plm_rsh_args")} == {
+        "OMPI_MCA_orte_default_hostfile": "/etc/mpi/hostfile", "OMPI_MCA_orte_keep_fqdn_hostnames": "true",
+        "OMPI_MCA_orte_set_default_slots": "1", "OMPI_MCA_plm_rsh_args": "-o ConnectionAttempts=10"}
+    assert pod.ssh and pod.config == ("/etc/mpi", (("hostfile", topology.hostfile(spec)),))
+    assert of(spec).pod_labels(spec.name, "worker", 1)["jobset.sigs.k8s.io/replicatedjob-name"] == "node"
+
+
+def test_the_mpi_policy_without_the_launcher_as_a_node_and_numprocpernode():
+    runtime = published("deepspeed_distributed")
+    runtime["spec"]["mlPolicy"]["mpi"].update(runLauncherAsNode=False, numProcPerNode=2)
+    spec = parsed(job(runtimeRef={"name": "deepspeed-distributed"}, trainer={"numNodes": 2, "command": ["true"]}),
+                  runtime)
+    assert (spec.count("worker"), spec.mpi.slots_per_worker, spec.mpi.run_launcher_as_worker) == (2, 2, False)
+    given = parsed(job(runtimeRef={"name": "deepspeed-distributed"},
+                       trainer={"numNodes": 2, "numProcPerNode": 4, "command": ["true"]}), runtime)
+    assert given.mpi.slots_per_worker == 4
+
+
+def test_an_mpi_launcher_on_one_machine_reads_this_runs_hostfile():
+    runtime = published("deepspeed_distributed")
+    spec = parsed(job(runtimeRef={"name": "deepspeed-distributed"},
+                      trainer={"numNodes": 2, "command": ["mpirun", "--hostfile", "/etc/mpi/hostfile", "true"]}),
+                  runtime)
+    plan = localize(spec, build_plan(spec, Identity("launcher", 0, "test"), Context(run_dir="/run/x")))
+    assert plan.argv == ("mpirun", "--hostfile", "/run/x/hostfile", "true")
+    assert dict(plan.files)["/run/x/hostfile"] == "localhost slots=2\n"
+    assert "/etc/mpi/hostfile in the command is this run's hostfile, /run/x/hostfile" in plan.notes
