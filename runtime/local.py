@@ -200,7 +200,11 @@ def apply_sets(obj, sets):
     PATH is dotted (`spec.runPolicy.backoffLimit=2`, list indices as numbers) or a role shortcut (`Launcher.command`,
     `Worker.args`, `Worker.replicas`, `Master.env.NAME`; TensorStack `worker.cmd`). VALUE is YAML, so
     `["python", "t.py"]` and `3` keep their types; for command, args and cmd a plain string is split as shell words.
+    A Trainer runtime beside a TrainJob in the file is not a job: it comes back as it is.
     """
+    if isinstance(obj, dict) and isinstance(obj.get("apiVersion"), str) and \
+            registry.stored_kind_of(obj["apiVersion"], obj.get("kind")) is not None:
+        return obj
     result = copy.deepcopy(obj)
     problems = []
     for item in sets:

@@ -189,6 +189,8 @@ class TrainerOptions:
     nproc_per_node: str = "1"
     master_port: int = 29500
     runtime: str = ""  # the runtime object it was merged with, as JSON (what a pod's entrypoint reads beside it)
+    trainer_step: str = "node"  # the replicated job labelled ancestor `trainer`
+    has_trainer: bool = True  # whether the TrainJob gives `spec.trainer` (the torch variables need one)
 
 
 @dataclass(frozen=True)

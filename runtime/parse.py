@@ -201,9 +201,11 @@ def parse_objects(objects, field_validation="Strict", runtimes=None):
 
     Trainer's runtimes among `objects` (TrainingRuntime, ClusterTrainingRuntime) are not jobs: a TrainJob finds
     the one it names among them first, then through `runtimes` (see `parse_object`)."""
-    objects, runtimes = _runtimes_of(objects, runtimes)
-    jobs, lines = [], []
+    kept, runtimes, lines = _runtimes_of(objects, runtimes)
+    jobs = []
     for i, obj in enumerate(objects):
+        if i in kept and len(kept) < len(objects):  # a runtime, not a job (a file of runtimes alone: refused)
+            continue
         job, problems = parse_object(obj, f"[{i}]" if len(objects) > 1 else "", field_validation, runtimes)
         lines.extend(problems.lines)
         if job is not None:
@@ -217,25 +219,31 @@ def parse_objects(objects, field_validation="Strict", runtimes=None):
 
 
 def _runtimes_of(objects, fallback):
-    """(objects less Trainer's runtimes, a runtimes lookup finding those first, then through `fallback`)."""
+    """({index of each of Trainer's runtimes among `objects`}, a runtimes lookup finding those first, then through
+    `fallback`, the runtimes' problems: their CRD schema's and their kind's check, as the server checks them)."""
     fallback = fallback or (lambda kind, namespace, name: None)  # a TrainJob in a file is never checked alone
-    kept = {}
-    rest = []
-    for obj in objects:
-        if isinstance(obj, dict) and isinstance(obj.get("apiVersion"), str) and \
-                registry.stored_kind_of(obj["apiVersion"], obj.get("kind")) is not None:
-            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-            namespace = "" if obj.get("kind") == "ClusterTrainingRuntime" else meta.get("namespace") or "default"
-            kept[(obj.get("kind"), namespace, meta.get("name"))] = obj
-        else:
-            rest.append(obj)
-    if not kept:
-        return objects, fallback
+    found, indices, lines = {}, set(), []
+    for i, obj in enumerate(objects):
+        stored = registry.stored_kind_of(obj["apiVersion"], obj.get("kind")) if isinstance(obj, dict) and \
+            isinstance(obj.get("apiVersion"), str) else None
+        if stored is None:
+            continue
+        indices.add(i)
+        body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+        problems = schema.problems(body, obj["apiVersion"], obj["kind"])
+        problems = problems or stored.check(schema.with_defaults(obj, obj["apiVersion"], obj["kind"]), None)
+        lines += [f"{_at(f'[{i}]' if len(objects) > 1 else '', path)}: {message}" for path, message in problems]
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        namespace = "" if obj.get("kind") == "ClusterTrainingRuntime" else meta.get("namespace") or "default"
+        if isinstance(namespace, str) and isinstance(meta.get("name"), str):
+            found[(obj.get("kind"), namespace, meta["name"])] = obj
 
     def runtimes(kind, namespace, name):
-        found = kept.get((kind, "" if kind == "ClusterTrainingRuntime" else namespace, name))
-        return fallback(kind, namespace, name) if found is None else found
-    return rest or objects, runtimes
+        if not all(isinstance(v, str) for v in (kind, namespace, name)):
+            return None
+        runtime = found.get((kind, "" if kind == "ClusterTrainingRuntime" else namespace, name))
+        return fallback(kind, namespace, name) if runtime is None else runtime
+    return indices, runtimes, lines
 
 
 def select_job(jobs, name=None):

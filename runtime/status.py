@@ -157,23 +157,28 @@ def _metav1_condition(type_, reason, message, when, status="True"):
 
 
 def jobs_status(job, state):
-    """[{name, ready, succeeded, failed, active, suspended}] per replicated job, as JobSet counts its Jobs' pods
-    (every count written, zeros too)."""
+    """[{name, ready, succeeded, failed, active, suspended}] per replicated job, as JobSet counts its child Jobs
+    (one Job per replicated job here, every count written, zeros too): active while its pods run (a step waiting
+    for the ones before it has no Job yet), ready once every pod runs, succeeded once every pod has, failed once one
+    has failed; suspended while the TrainJob is."""
     result = []
     for replica in job.replicas:
-        mine = [r for r in state.replicas if r.role == replica.role]
-        running = sum(1 for r in mine if r.phase == "Running")
-        result.append({"name": replica.type, "ready": running,
-                       "succeeded": sum(1 for r in mine if r.phase == "Succeeded"),
-                       "failed": sum(1 for r in mine if r.phase == "Failed"),
-                       "active": 0 if state.held else running + sum(1 for r in mine if r.phase == "Pending"),
-                       "suspended": replica.replicas if state.held else 0})
+        phases = [r.phase for r in state.replicas if r.role == replica.role]
+        failed = any(p == "Failed" for p in phases)
+        succeeded = bool(phases) and all(p == "Succeeded" for p in phases)
+        started = any(p in ("Running", "Succeeded", "Failed") for p in phases)
+        done = failed or succeeded or bool(state.held)
+        result.append({"name": replica.type, "ready": int(not done and all(p in ("Running", "Succeeded")
+                                                                           for p in phases) and started),
+                       "succeeded": int(succeeded), "failed": int(failed), "active": int(started and not done),
+                       "suspended": int(bool(state.held))})
     return result
 
 
 def trainer_status(job, state):
     """The `status` of a TrainJob: Trainer v2.3.0 writes no Created or Running condition; Suspended while held,
-    then JobSet's Complete or Failed (the deadline's own reason), and jobsStatus."""
+    then JobSet's Complete or Failed with JobSet's reason and message (Trainer's own for the deadline: why a replica
+    failed is in the job's events and pods), and jobsStatus."""
     start, end = state.start_time, state.completion_time
     conditions = []
     if state.held:
@@ -181,16 +186,13 @@ def trainer_status(job, state):
     elif state.outcome == "Succeeded":
         conditions.append(_metav1_condition("Complete", *JOBSET_COMPLETE, end))
     elif state.outcome == "Failed":
-        reason, message = TRAINJOB_DEADLINE if state.reason == "DeadlineExceeded" else JOBSET_FAILED
-        if state.reason not in (None, "DeadlineExceeded", f"{job.kind}Failed"):
-            reason = state.reason
-        conditions.append(_metav1_condition("Failed", reason, f"{message}: {state.message}" if state.message
-                                            else message, end))
+        conditions.append(_metav1_condition("Failed", *(TRAINJOB_DEADLINE if state.reason == "DeadlineExceeded"
+                                                          else JOBSET_FAILED), end))
     return {"conditions": conditions, "jobsStatus": jobs_status(job, state)}
 
 
 def _trainer_queued(job, when, why):
-    return {"conditions": [], "jobsStatus": [{"name": r.role, "ready": 0, "succeeded": 0, "failed": 0, "active": 0,
+    return {"conditions": [], "jobsStatus": [{"name": r.type, "ready": 0, "succeeded": 0, "failed": 0, "active": 0,
                                               "suspended": 0} for r in job.replicas]}
 
 

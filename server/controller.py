@@ -33,7 +33,7 @@ import yaml
 from ringrun.launcher.local import Options, run_job
 from ringrun.launcher.machine import machine_capacity
 from ringrun.launcher.logfiles import Rotation
-from ringrun.runtime import RingrunError
+from ringrun.runtime import RingrunError, SpecError
 from ringrun.runtime.local import processes, working_dirs
 from ringrun.runtime.kinds.registry import kind_of, of
 from ringrun.runtime.parse import parse_object
@@ -89,8 +89,6 @@ def _gib(amount):
 def parse_job(obj, runtimes=None):
     """The JobSpec of a stored object (validated when it was written); `runtimes`: where a TrainJob finds its
     runtime. Raises RingrunError."""
-    from ringrun.runtime import SpecError
-
     job, problems = parse_object(obj, runtimes=runtimes)
     if problems:
         raise SpecError(problems.lines)
@@ -148,7 +146,10 @@ class Controller:
                                   meta.get("name", "") + SNAPSHOT_SUFFIX)
         owners = ((snapshot or {}).get("metadata") or {}).get("ownerReferences") or [{}]
         if snapshot is not None and owners[0].get("uid") == meta["uid"]:
-            kept = yaml.safe_load((snapshot.get("data") or {}).get(SNAPSHOT_KEY) or "null")
+            try:
+                kept = yaml.safe_load((snapshot.get("data") or {}).get(SNAPSHOT_KEY) or "null")
+            except yaml.YAMLError as exc:  # someone edited it: the job cannot be read any more, and says so
+                raise SpecError([f"{snapshot['metadata']['name']}: the runtime snapshot is not YAML: {exc}"]) from None
             return parse_job(obj, lambda kind, namespace, name: kept if isinstance(kept, dict) and
                              (kept.get("kind"), (kept.get("metadata") or {}).get("name")) == (kind, name) else None)
         return parse_job(obj, stored)
@@ -239,7 +240,11 @@ class Controller:
             if resource_of(obj.get("apiVersion", ""), obj.get("kind", "")) is None or finished(status):
                 continue
             meta = obj["metadata"]
-            if status.get("startTime") or status.get("phase") == "Running":
+            # started: the operators' startTime or phase; a TrainJob's status has neither, its pods tell (a held
+            # job's are all Pending)
+            if status.get("startTime") or status.get("phase") == "Running" or any(
+                    (p.get("status") or {}).get("phase") != "Pending" for p in self._pods_of(meta["namespace"],
+                                                                                              meta["uid"])):
                 try:
                     job = self._parse(obj)
                 except RingrunError:
@@ -479,8 +484,6 @@ class Controller:
 
     def _check_paths(self, job, home):
         """Raise SpecError when a replica's workingDir is outside the job's folder and the namespace's grants."""
-        from ringrun.runtime import SpecError
-
         if not self.job_users.as_root:  # one user's server: its jobs may go wherever that user may
             return
         grants = self.host_paths(job.namespace)
@@ -502,7 +505,10 @@ class Controller:
         try:
             job = self._parse(obj)
         except RingrunError:
-            return
+            try:  # a TrainJob whose runtime is gone: its status without the runtime's replicated jobs
+                job = parse_job(obj)
+            except RingrunError:
+                return
         now = self.now()
         state = JobState(start_time=now, replicas=(), outcome="Failed", reason=f"{job.kind}Failed",
                          message=f"{job.kind} {job.namespace}/{job.name} has failed: {message}", completion_time=now)

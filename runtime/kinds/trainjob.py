@@ -38,8 +38,8 @@ MANAGERS = ("trainer.kubeflow.org/trainjob-controller", "kueue.x-k8s.io/multikue
 TORCH_RESERVED = ("PET_MASTER_ADDR", "PET_MASTER_PORT", "PET_NNODES", "PET_NODE_RANK", "PET_NPROC_PER_NODE")
 # the mlPolicy sources ringrun runs, and what each of the others lacks here
 # constants.MPIReservedEnvNames
-MPI_RESERVED = ("OMPI_MCA_orte_default_hostfile", "OMPI_MCA_orte_keep_fqdn_hostnames", "OMPI_MCA_orte_set_default_slots",
-                "OMPI_MCA_plm_rsh_args")
+MPI_RESERVED = ("OMPI_MCA_orte_default_hostfile", "OMPI_MCA_orte_keep_fqdn_hostnames",
+                "OMPI_MCA_orte_set_default_slots", "OMPI_MCA_plm_rsh_args")
 LAUNCHER = "launcher"
 MPI_CONFIG_DIR, MPI_SSH_ATTEMPTS = "/etc/mpi", "-o ConnectionAttempts=10"
 # the mlPolicy sources ringrun runs (-> the JobSpec's framework), and what each of the others lacks here
@@ -111,7 +111,8 @@ def runtime_ref(spec):
     """(kind, name) of `spec.runtimeRef` with the CRD's defaults, from a plain spec mapping."""
     ref = spec.get("runtimeRef") if isinstance(spec, dict) else None
     ref = ref if isinstance(ref, dict) else {}
-    return ref.get("kind") or CLUSTER_RUNTIME, ref.get("name")
+    kind, name = ref.get("kind") or CLUSTER_RUNTIME, ref.get("name")
+    return (kind if isinstance(kind, str) else CLUSTER_RUNTIME), (name if isinstance(name, str) else None)
 
 
 def _dict(value):
@@ -143,7 +144,8 @@ def _patch_containers(containers, patches):
             continue
         target["env"] = _upsert(_list(target.get("env")), _list(patch.get("env")))
         if patch.get("volumeMounts"):
-            target["volumeMounts"] = _upsert(_list(target.get("volumeMounts")), _list(patch.get("volumeMounts")))
+            target["volumeMounts"] = _upsert(_list(target.get("volumeMounts")), _list(patch.get("volumeMounts")),
+                                             key="mountPath")
         if patch.get("securityContext") is not None:
             target["securityContext"] = copy.deepcopy(patch["securityContext"])
     return result
@@ -183,12 +185,13 @@ def _apply_patch(rjobs, patch):
 
 def _containers(rjob):
     """The containers of a replicated job's pod template (the list itself, to change in place)."""
-    pod_spec = _dict(_dict(_dict(_dict(rjob.get("template")).get("spec")).get("template")).get("spec"))
-    return _list(pod_spec.get("containers"))
+    pod_spec = _dict(_dict(_dict(_dict(_dict(rjob).get("template")).get("spec")).get("template")).get("spec"))
+    return [c for c in _list(pod_spec.get("containers")) if isinstance(c, dict)]
 
 
 def ancestor(rjob):
     """The `trainer.kubeflow.org/trainjob-ancestor-step` of a replicated job, else None."""
+    rjob = _dict(rjob)
     return _dict(_dict(_dict(rjob.get("template")).get("metadata")).get("labels")).get(ANCESTOR_LABEL)
 
 
@@ -197,11 +200,13 @@ def merged(trainjob, runtime):
     overrides applied, and the trainer's pod count: (replicated jobs, numNodes). Neither argument is changed."""
     spec = _dict(trainjob.get("spec"))
     runtime_spec = _dict(runtime.get("spec"))
-    rjobs = copy.deepcopy(_list(_dict(_dict(runtime_spec.get("template")).get("spec")).get("replicatedJobs")))
+    rjobs = copy.deepcopy([r for r in _list(_dict(_dict(runtime_spec.get("template")).get("spec")).get(
+        "replicatedJobs")) if isinstance(r, dict)])
     for patch in _list(spec.get("runtimePatches")):
         _apply_patch(rjobs, _dict(patch))
     trainer = _dict(spec.get("trainer"))
-    nodes = trainer.get("numNodes") or _dict(runtime_spec.get("mlPolicy")).get("numNodes") or 1
+    nodes = next((n for n in (trainer.get("numNodes"), _dict(runtime_spec.get("mlPolicy")).get("numNodes"))
+                  if isinstance(n, int) and not isinstance(n, bool) and n > 0), 1)
     initializer = _dict(spec.get("initializer"))
     for rjob in rjobs:
         step = ancestor(rjob)
@@ -275,7 +280,8 @@ def parse(doc, api_version, kind, runtimes=None):
     _check_alone(doc, doc["metadata"]["name"].value, spec)
     suspend = bool(spec["suspend"].boolean(default=False))
     deadline = spec["activeDeadlineSeconds"].integer(minimum=1, maximum=None)
-    run_policy = RunPolicy(active_deadline_seconds=deadline, suspend=suspend,
+    # a JobSet that has finished (succeeded or failed) deletes its Jobs still active: the pods still running stop
+    run_policy = RunPolicy(clean_pod_policy="Running", active_deadline_seconds=deadline, suspend=suspend,
                            managed_by=spec["managedBy"].string())
     ref_kind, ref_name = runtime_ref(spec.value)
     options = TrainerOptions(runtime_kind=ref_kind, runtime_name=ref_name or "")
@@ -355,14 +361,17 @@ def _resolve(doc, spec, runtime, api_version, kind, name, namespace, run_policy,
         depends_on = [("worker" if mpi is not None and after == NODE else after, status)
                       for after, status in depends_on]
         restart = template["spec"]["restartPolicy"].string(default="Never", choices=("Never", "OnFailure"))
-        replicas.append(Replica(str(rjob.get("name")), role, count, restart or "Never", containers, annotations, volumes,
+        replicas.append(Replica(str(rjob.get("name")), role, count, restart or "Never", containers, annotations,
+                                volumes,
                                 template["spec"].path, tuple(depends_on)))
     if doc.problems:
         return None
     nproc = _nproc(spec["trainer"], rjobs) if mpi is None else str(
         spec["trainer"]["numProcPerNode"].integer(minimum=1) or mpi["numProcPerNode"])
+    step = next((str(r.get("name")) for r in rjobs if ancestor(r) == TRAINER_ANCESTOR), NODE)
     options = TrainerOptions(runtime_kind=options.runtime_kind, runtime_name=options.runtime_name,
-                             policy=policy, num_nodes=nodes, nproc_per_node=nproc,
+                             policy=policy, num_nodes=nodes, nproc_per_node=nproc, trainer_step=step,
+                             has_trainer=isinstance(spec["trainer"].value, dict),
                              runtime=json.dumps(runtime, sort_keys=True))
     mpi_options = None
     if mpi is not None:
@@ -387,7 +396,7 @@ def _nproc(trainer, rjobs):
             node = next((c for c in _containers(rjob) if _dict(c).get("name") == NODE), {})
             resources = _dict(_dict(node).get("resources"))
     limits, requests = _dict(resources.get("limits")), _dict(resources.get("requests"))
-    if any(key.endswith("/gpu") and _whole_cpus(value) > 0 for key, value in {**requests, **limits}.items()):
+    if any("gpu" in key and _whole_cpus(value) > 0 for key, value in {**requests, **limits}.items()):
         return "auto"
     cpus = _whole_cpus(requests.get("cpu")) or _whole_cpus(limits.get("cpu"))
     return str(max(1, cpus))
@@ -420,9 +429,10 @@ def master_host(job):
 
 
 def replica_env(job, role, index):
-    """Every pod of an Indexed Job gets JOB_COMPLETION_INDEX; the trainer's node pods the policy's variables."""
+    """Every pod of an Indexed Job gets JOB_COMPLETION_INDEX; the pods of the trainer's replicated job (the one
+    labelled ancestor `trainer`) the torch policy's variables, when the TrainJob has a trainer."""
     env = {"JOB_COMPLETION_INDEX": str(index)}
-    if job.framework == "torch" and role == NODE:
+    if job.framework == "torch" and role == job.trainer.trainer_step and job.trainer.has_trainer:
         env.update(torch_env(job, role, index))
     return env
 

@@ -124,7 +124,8 @@ def test_a_trainjob_meets_over_gloo_at_its_masters_jobset_name(tmp_path):
                "numNodes": 2, "image": "ringrun:torch", "command": ["torchrun", "--no-python", "python3", "-c", (
                    "import os, torch, torch.distributed as dist; dist.init_process_group('gloo'); "
                    "t = torch.tensor([dist.get_rank() + 1.0]); dist.all_reduce(t); "
-                   "print(os.environ['PET_MASTER_ADDR'], os.environ['PET_MASTER_PORT'], dist.get_rank(), t.item())")]}}}
+                   "print(os.environ['PET_MASTER_ADDR'], os.environ['PET_MASTER_PORT'], dist.get_rank(), t.item()); "
+                   "dist.destroy_process_group()")]}}}
     code, out, err, document = run(tmp_path, job)
     assert code == 0, out + err
     for index in (0, 1):
@@ -136,17 +137,7 @@ def test_an_mpi_trainjob_reaches_its_node_containers_over_ssh(tmp_path):
     """Trainer v2's MPI policy: the launcher's `node` container runs mpirun with Trainer's hostfile at
     /etc/mpi/hostfile (`<job>-node-0-<i>.<job> slots=2`) and the ssh Secret; the node containers run ringrun's
     entrypoint, which reads the TrainJob and its runtime from the pod's spec and serves sshd."""
-    def container():
-        return {"name": "node", "image": "ringrun:latest"}
-    runtime = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainingRuntime",
-               "metadata": {"name": "openmpi", "labels": {"trainer.kubeflow.org/framework": "mpi"}},
-               "spec": {"mlPolicy": {"numNodes": 2, "mpi": {"numProcPerNode": 2}}, "template": {"spec": {
-                   "replicatedJobs": [
-                       {"name": "launcher", "template": {
-                           "metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
-                           "spec": {"template": {"spec": {"containers": [container()]}}}}},
-                       {"name": "node", "template": {"spec": {"template": {"spec": {
-                           "containers": [container()]}}}}}]}}}}
+    runtime = yaml.safe_load((ROOT / "tests" / "fixtures" / "trainer-runtimes" / "openmpi.yaml").read_text())
     job = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"name": "ranks"},
            "spec": {"runtimeRef": {"kind": "TrainingRuntime", "name": "openmpi"}, "trainer": {"command": [
                "mpirun", "--hostfile", "/etc/mpi/hostfile", "python3", "-c",

@@ -67,7 +67,7 @@ def test_kueue_example_stays_suspended(tmp_path):
     assert done.returncode == 7, done.stderr
     assert condition(document) == ("Suspended", "Suspended")
     assert document["status"]["jobsStatus"] == [{"name": "node", "ready": 0, "succeeded": 0, "failed": 0,
-                                                 "active": 0, "suspended": 3}]
+                                                 "active": 0, "suspended": 1}]
 
 
 def test_volcano_example_four_nodes(tmp_path):

