@@ -49,3 +49,40 @@ def hold_lock(path, busy, mode=0o600):
         handle.close()
         raise BlockingIOError(busy) from None
     return handle
+
+
+def write_into(parent, folder, files, owner=None):
+    """Write `files` ((name, bytes, mode), ...) into `parent`/`folder`, made 0700 when missing, each replacing the
+    one there; `owner` (uid, gid) gets the folder and the files. Safe in a folder someone else may write: `parent`
+    and `folder` are opened without following a link (a planted link fails with OSError), and every file is made
+    anew with O_EXCL|O_NOFOLLOW through the folder's descriptor. Returns the folder's path. Raises OSError."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    top = os.open(parent, flags)
+    try:
+        try:
+            os.mkdir(folder, 0o700, dir_fd=top)
+        except FileExistsError:
+            pass
+        fd = os.open(folder, flags, dir_fd=top)
+    finally:
+        os.close(top)
+    try:
+        for name, data, mode in files:
+            try:
+                os.unlink(name, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=fd)
+            try:
+                os.write(out, data)
+                os.fchmod(out, mode)
+                if owner is not None:
+                    os.fchown(out, *owner)
+            finally:
+                os.close(out)
+        os.fchmod(fd, 0o700)
+        if owner is not None:
+            os.fchown(fd, *owner)
+    finally:
+        os.close(fd)
+    return os.path.join(parent, folder)

@@ -4,6 +4,7 @@ nothing half-way (each store write is one transaction)."""
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -26,7 +27,7 @@ from .http import Call, error_response
 from .rest import Rest
 from .jobusers import JOB_UIDS, ROOT_JOBS_DIR, JobUsers, JobUsersError
 from .store import Store, StoreError, TooLarge
-from .trainerapi import public_read
+from .trainerapi import public_read, status_target, trainer_status_problems
 
 MAX_BODY = 3 * 1024 * 1024 + 4096
 UNAUTHENTICATED = {("version",), ("healthz",), ("livez",), ("readyz",)}
@@ -70,6 +71,9 @@ class Server:
         try:
             parts = [p for p in request.path.split("/") if p]
             user = None
+            progress = status_target(request.method, parts)
+            if progress is not None:  # a TrainJob's pods report progress with the token it was given
+                return await self.trainer_status(request, *progress, pretty)
             if tuple(parts) not in UNAUTHENTICATED:
                 user = auth.authenticate(self.users, request.headers.get("Authorization"))
                 if user is None:
@@ -88,6 +92,23 @@ class Server:
         except Exception as exc:  # noqa: BLE001 - answered as a Status 500; the store is untouched (one transaction)
             self.log("".join(traceback.format_exception(exc)))
             return error_response(apierrors.internal(f"{type(exc).__name__}: {exc}"), pretty)
+
+    async def trainer_status(self, request, namespace, name, pretty):
+        """POST of a TrainJob's progress (Trainer's status server): the bearer must be the token given to that
+        TrainJob's run (403 otherwise, as Trainer's); `trainerStatus` is checked and stored in its status."""
+        given = auth.bearer(request.headers.get("Authorization"))
+        if not self.controller.status_token_matches(namespace, name, given):
+            raise apierrors.ApiError(403, "Forbidden", "Forbidden", {})
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            body = None
+        kept, problems = trainer_status_problems(body)
+        if problems:
+            raise apierrors.invalid("TrainJob", "trainer.kubeflow.org", name, problems)
+        if kept is not None and not self.controller.write_trainer_status(namespace, name, kept):
+            raise apierrors.ApiError(404, "NotFound", "Train job not found", {})
+        return web.json_response(body, status=200)
 
     def authorize(self, call, verb, target, namespace, subresource=""):
         resource = target.plural + (f"/{subresource}" if subresource else "")
@@ -331,7 +352,8 @@ def serve(settings, environ, out, err):
                                       state_dir=state, environ={**kept, "HOME": state})
         controller = Controller(store, data_dir, job_users, capacity=settings.capacity, grace=settings.grace,
                                 host_paths=policy.paths_of, log_rotation=settings.log_rotation, log=log,
-                                containers=engine, trainer_runtimes=settings.trainer_runtimes)
+                                containers=engine, trainer_runtimes=settings.trainer_runtimes,
+                                status_server=(url, ca))
         controller.start()
         held.callback(controller.stop)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -53,11 +53,18 @@ def read_tokens(text, source):
     return users
 
 
-def authenticate(users, header):
-    """The User of an `Authorization: Bearer TOKEN` header, else None (compared in constant time)."""
+def bearer(header):
+    """The token of an `Authorization: Bearer TOKEN` header, else None."""
     if not header or not header.startswith("Bearer "):
         return None
-    given = header[len("Bearer "):].strip().encode()
+    return header[len("Bearer "):].strip()
+
+
+def authenticate(users, header):
+    """The User of an `Authorization: Bearer TOKEN` header, else None (compared in constant time)."""
+    if bearer(header) is None:
+        return None
+    given = bearer(header).encode()
     found = None
     for token, user in users.items():
         if hmac.compare_digest(token.encode(), given):

@@ -22,7 +22,9 @@ their status back to the store as it changes.
 
 import contextlib
 import dataclasses
+import hmac
 import os
+import secrets
 import signal
 import threading
 import time
@@ -30,6 +32,7 @@ import uuid
 
 import yaml
 
+from ringrun.launcher.files import write_into
 from ringrun.launcher.local import Options, run_job
 from ringrun.launcher.machine import machine_capacity
 from ringrun.launcher.logfiles import Rotation
@@ -45,7 +48,8 @@ from . import store as store_module
 from .api import resources
 from .api.objects import requests
 from .api.resources import CONFIGMAPS, CRDS, EVENTS, NAMESPACES, PODS, preferred, resource_of
-from .trainerapi import TRAINER_NAMESPACE, TRAINER_PUBLIC, published_runtimes, runtime_lookup, trainer_public
+from .trainerapi import (STATUS_ENV_CA, STATUS_ENV_TOKEN, STATUS_ENV_URL, STATUS_FOLDER, TRAINER_NAMESPACE,
+                         TRAINER_PUBLIC, published_runtimes, runtime_lookup, status_path, trainer_public)
 from .clock import utc_now
 from .datadir import private_dir
 from .jobusers import JobUsersError, granted
@@ -114,12 +118,16 @@ def runtime_snapshot(obj, runtime, uid, now):
 
 class Controller:
     def __init__(self, store, data_dir, job_users, capacity=None, grace=5.0, host_paths=lambda namespace: (),
-                 log_rotation=Rotation(), log=None, now=utc_now, containers=None, trainer_runtimes=True):
+                 log_rotation=Rotation(), log=None, now=utc_now, containers=None, trainer_runtimes=True,
+                 status_server=None):
         """job_users: a jobusers.JobUsers (who each job runs as, where); host_paths(namespace) -> the host paths
         the policy grants that namespace's jobs; log_rotation: the bounds of each replica's log; containers: a
         launcher.containers.ContainerOptions when every replica runs as a container of its image;
-        trainer_runtimes: install Trainer's published ClusterTrainingRuntimes on the store's first start."""
+        trainer_runtimes: install Trainer's published ClusterTrainingRuntimes on the store's first start;
+        status_server: (the server's URL, its CA certificate's path), where a TrainJob's pods report progress."""
         self.trainer_runtimes = trainer_runtimes
+        self.status_server = status_server
+        self.status_tokens = {}  # (namespace, name) -> the progress token of the TrainJob running there
         self.log_rotation = log_rotation
         self.containers = containers
         self.store, self.data_dir, self.job_users, self.host_paths = store, data_dir, job_users, host_paths
@@ -493,12 +501,53 @@ class Controller:
         if refused:
             raise SpecError(refused)
 
+    # -- TrainJob progress (Trainer's TrainJobStatus gate) -------------------------------------------------------
+    def _status_env(self, run, job, placement):
+        """The variables Trainer's trainjobstatus plugin gives a TrainJob's pods, with a token of this run's own
+        and the server's CA certificate in the job's folder (readable by the job's user only); {} for other jobs,
+        in containers (they do not reach this server's loopback), and without a server to report to."""
+        if job.trainer is None or self.status_server is None or self.containers is not None:
+            return {}
+        url, ca_path = self.status_server
+        token = secrets.token_urlsafe(32)
+        with open(ca_path, "rb") as source:
+            ca = source.read()
+        owner = (placement.run_as.uid, placement.run_as.gid) if placement.run_as is not None else None
+        folder = write_into(placement.home, STATUS_FOLDER, (("token", token.encode(), 0o400), ("ca.crt", ca, 0o444)),
+                            owner)
+        with self._lock:
+            self.status_tokens[(run.namespace, run.name)] = (run.uid, token)
+        return {STATUS_ENV_URL: url + status_path(run.namespace, run.name),
+                STATUS_ENV_CA: os.path.join(folder, "ca.crt"), STATUS_ENV_TOKEN: os.path.join(folder, "token")}
+
+    def status_token_matches(self, namespace, name, given):
+        """Whether `given` is the progress token of the TrainJob running as namespace/name (constant time)."""
+        with self._lock:
+            _, token = self.status_tokens.get((namespace, name), (None, None))
+        return bool(given and token) and hmac.compare_digest(token.encode(), given.encode())
+
+    def write_trainer_status(self, namespace, name, trainer_status):
+        """Store `trainer_status` in the running TrainJob's status; False when it is gone."""
+        with self._lock:
+            uid, _ = self.status_tokens.get((namespace, name), (None, None))
+        resource = resources.job_resource("trainer.kubeflow.org", "v1alpha1", "trainjobs")
+        if uid is None:
+            return False
+        try:
+            return self.store.modify(resource.key, namespace, name, lambda current: {
+                **current, "status": {**(current.get("status") or {}), "trainerStatus": trainer_status}},
+                expect_uid=uid) is not None
+        except store_module.StoreError:
+            return False
+
     # -- one job -----------------------------------------------------------------------------------------------
     def _write_status(self, run, status):
         def edit(current):
-            if current.get("status") == status:
+            reported = (current.get("status") or {}).get("trainerStatus")
+            new = {**status, "trainerStatus": reported} if reported is not None else status
+            if current.get("status") == new:
                 return None
-            return {**current, "status": status}
+            return {**current, "status": new}
         return self.store.modify(run.resource, run.namespace, run.name, edit, expect_uid=run.uid)
 
     def _write_failure(self, run, obj, message):
@@ -590,7 +639,8 @@ class Controller:
                     execution.interrupt(signal.SIGTERM)
 
         try:
-            code, _ = run_job(job, placement.environ, options, _Discard(), _Discard(), on_state=on_state,
+            environ = {**placement.environ, **self._status_env(run, job, placement)}
+            code, _ = run_job(job, environ, options, _Discard(), _Discard(), on_state=on_state,
                               attach=attach, signals=False, obj=run.obj)
             if code == 7:  # held (suspended, paused): started again when a replace changes it
                 with self._lock:
@@ -608,6 +658,8 @@ class Controller:
         finally:
             with self._lock:
                 self.runs.pop(run.uid, None)
+                if self.status_tokens.get((run.namespace, run.name), (None,))[0] == run.uid:
+                    del self.status_tokens[(run.namespace, run.name)]
                 deleted = run.stopped
             if deleted:
                 self._remove_folder(run.namespace, run.uid)

@@ -298,9 +298,11 @@ _EVENT_SELECTABLE = FIELDS + ("involvedObject.kind", "involvedObject.namespace",
 
 
 def _job_strategy(resource):
+    names_runtimes = _names_runtimes(resource)
     return Strategy(resource, create=_job_create, replace=objects.for_replace, status=objects.for_status,
-                    prune=prune_unknown, fields=_JOB_FIELDS, table=table.job_table, warnings=objects.warnings,
-                    empty_status=True, admit=objects.admit if _names_runtimes(resource) else None)
+                    prune=prune_unknown, fields=_JOB_FIELDS,
+                    table=table.trainjob_table if names_runtimes else table.job_table, warnings=objects.warnings,
+                    empty_status=True, admit=objects.admit if names_runtimes else None)
 
 
 def _names_runtimes(resource):

@@ -101,6 +101,21 @@ def job_table(items, rv, now):
         o["metadata"].get("creationTimestamp"), now)]) for o in items], str(rv))
 
 
+_TRAINJOB_COLUMNS = [_JOB_COLUMNS[0], _JOB_COLUMNS[1],
+                     ("Progress", "string", "", "status.trainerStatus.progressPercentage, as the job reports it "
+                                                "(beyond Trainer's printer columns)."),
+                     _JOB_COLUMNS[2]]
+
+
+def trainjob_table(items, rv, now):
+    """Trainer's printer columns (State: the last condition, Age) and the progress the job reports."""
+    def progress(obj):
+        value = ((obj.get("status") or {}).get("trainerStatus") or {}).get("progressPercentage")
+        return f"{value}%" if isinstance(value, int) else ""
+    return _table(_TRAINJOB_COLUMNS, [_row(o, [o["metadata"]["name"], job_state(o), progress(o), age(
+        o["metadata"].get("creationTimestamp"), now)]) for o in items], str(rv))
+
+
 def pod_table(items, rv, now):
     rows = []
     for pod in items:

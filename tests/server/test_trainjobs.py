@@ -84,7 +84,7 @@ def test_a_trainjob_runs_as_trainer_runs_it(fresh_server):
     assert snapshot["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
     assert yaml.safe_load(snapshot["data"]["runtime"])["metadata"]["name"] == "torch-distributed"
     table = kubectl(server, "get", "trainjobs")
-    assert table.stdout.split() == ["NAME", "STATE", "AGE", "hello", "Complete", table.stdout.split()[-1]]
+    assert table.stdout.split() == ["NAME", "STATE", "PROGRESS", "AGE", "hello", "Complete", table.stdout.split()[-1]]
 
 
 def test_an_mpi_trainjob_runs_its_ranks_from_the_launcher(fresh_server):
@@ -197,3 +197,47 @@ def test_a_trainjob_running_when_its_server_is_killed_is_failed_not_run_again(fr
     assert kubectl(again, "logs", "crash-node-0-0").stdout == "started\n"  # not started again
     status, pod = request(again, "GET", "/api/v1/namespaces/default/pods/crash-node-0-0")
     assert pod["status"]["phase"] == "Failed"
+
+
+REPORT = """
+import datetime, json, os, ssl, urllib.error, urllib.request
+url = os.environ["KUBEFLOW_TRAINER_SERVER_URL"]
+token = open(os.environ["KUBEFLOW_TRAINER_SERVER_TOKEN"]).read()
+context = ssl.create_default_context(cafile=os.environ["KUBEFLOW_TRAINER_SERVER_CA_CERT"])
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def post(status, bearer=token):
+    request = urllib.request.Request(url, json.dumps({"trainerStatus": status}).encode(), method="POST", headers={
+        "Authorization": "Bearer " + bearer, "Content-Type": "application/json"})
+    try:
+        return urllib.request.urlopen(request, context=context, timeout=20).status
+    except urllib.error.HTTPError as error:
+        return error.code
+print(url.rsplit("/", 4)[-4:], post({"progressPercentage": 150, "lastUpdatedTime": now}),
+      post({"progressPercentage": 40}), post({"progressPercentage": 40, "lastUpdatedTime": now}, "another"),
+      post({"progressPercentage": 50, "estimatedRemainingSeconds": 7, "lastUpdatedTime": now,
+            "metrics": [{"name": "loss", "value": "0.25"}]}))
+"""
+
+
+def test_a_trainjob_reports_its_progress_with_the_token_it_was_given(fresh_server):
+    """Trainer's TrainJobStatus gate: KUBEFLOW_TRAINER_SERVER_URL / _CA_CERT / _TOKEN in the pods; a POST of
+    trainerStatus to the TrainJob's status with that token (and that token only) is checked as the CRD checks it,
+    stored, kept when the job ends, and shown by `kubectl get trainjobs`."""
+    server = fresh_server()
+    assert request(server, "POST", TJ.format("default"), trainjob("progress", ("python3", "-c", REPORT), nodes=1))[0] \
+        == 201
+    waited = kubectl(server, "wait", "--for=condition=Complete", "trainjob/progress", "--timeout=120s", timeout=150)
+    assert waited.returncode == 0, waited.stderr + kubectl(server, "logs", "progress-node-0-0").stdout
+    # over HTTPS to this server, verified with its CA: out of range 422, no lastUpdatedTime 422, a wrong token 403
+    assert kubectl(server, "logs", "progress-node-0-0").stdout.strip() == (
+        "['default', 'trainjobs', 'progress', 'status'] 422 422 403 200")
+    status, job = request(server, "GET", TJ.format("default") + "/progress")
+    assert job["status"]["trainerStatus"] == {"progressPercentage": 50, "estimatedRemainingSeconds": 7,
+                                              "metrics": [{"name": "loss", "value": "0.25"}],
+                                              "lastUpdatedTime": job["status"]["trainerStatus"]["lastUpdatedTime"]}
+    assert [c["type"] for c in job["status"]["conditions"]] == ["Complete"]  # the controller kept the report
+    assert kubectl(server, "get", "trainjobs", "progress").stdout.split()[4:7] == ["progress", "Complete", "50%"]
+    # no one else may report, not even the admin; nor the job once it has ended
+    path = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/default/trainjobs/progress/status"
+    assert request(server, "POST", path, {"trainerStatus": {"progressPercentage": 1,
+                                                            "lastUpdatedTime": "2026-01-01T00:00:00Z"}})[0] == 403
