@@ -75,6 +75,7 @@ class JobKind:
     uses_runtimes: bool = False  # parse(doc, api_version, kind, runtimes): the kind names a runtime (TrainJob)
     schema_defaults: bool = False  # its CRD schema's defaults are set on every write, as kube-apiserver sets them
     mpi_host: Callable | None = None  # (job, role, index) -> an MPI pod's host name, where not mpi-operator's
+    update_problems: Callable | None = None  # (old, new) -> [(path, message)] an update's own rules (the server's)
 
     def api_version(self, version):
         return f"{self.group}/{version}"
@@ -113,7 +114,7 @@ KINDS = (
             lambda version: frozenset({("spec", "suspend"), ("spec", "runtimePatches")}), trainjob.pod_name,
             trainjob.pod_labels, status=statuses.TRAINER, main_container=trainjob.NODE,
             operator_pod=trainjob.operator_pod, pod_annotations=trainjob.pod_annotations, uses_runtimes=True,
-            schema_defaults=True, mpi_host=trainjob.mpi_host),
+            schema_defaults=True, mpi_host=trainjob.mpi_host, update_problems=trainjob.update_problems),
 )
 
 

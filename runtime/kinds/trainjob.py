@@ -16,6 +16,7 @@ The framework is the runtime's mlPolicy: `torch` (Trainer's torch plugin variabl
 """
 
 import copy
+import dataclasses
 import functools
 import importlib.resources
 import json
@@ -309,6 +310,7 @@ def _resolve(doc, spec, runtime, api_version, kind, name, namespace, run_policy,
     reserved = sorted(names & set({"torch": TORCH_RESERVED, "mpi": MPI_RESERVED}.get(policy, ())))
     if reserved:
         trainer["env"].error(f"must not have reserved envs, invalid envs configured: [{' '.join(reserved)}]")
+    _jobset_problems(spec, runtime)
     rjobs, nodes = merged(doc.value, runtime)
     mpi = _mpi_policy(runtime) if policy == "mpi" else None
     if mpi is not None:
@@ -360,12 +362,18 @@ def _resolve(doc, spec, runtime, api_version, kind, name, namespace, run_policy,
             continue
         depends_on = [("worker" if mpi is not None and after == NODE else after, status)
                       for after, status in depends_on]
-        restart = template["spec"]["restartPolicy"].string(default="Never", choices=("Never", "OnFailure"))
-        replicas.append(Replica(str(rjob.get("name")), role, count, restart or "Never", containers, annotations,
+        # JobSet's webhook defaults a pod template's restartPolicy to OnFailure (pkg/webhooks/jobset_webhook.go)
+        restart = template["spec"]["restartPolicy"].string(default="OnFailure", choices=("Never", "OnFailure"))
+        replicas.append(Replica(str(rjob.get("name")), role, count, restart or "OnFailure", containers, annotations,
                                 volumes,
                                 template["spec"].path, tuple(depends_on)))
     if doc.problems:
         return None
+    # the trainer's Job retries its pods up to its backoffLimit (a Job's default: 6); one count for the TrainJob here
+    backoff = next((_dict(_dict(r.get("template")).get("spec")).get("backoffLimit") for r in rjobs
+                    if ancestor(r) == TRAINER_ANCESTOR), None)
+    if isinstance(backoff, int) and not isinstance(backoff, bool) and backoff >= 0:
+        run_policy = dataclasses.replace(run_policy, backoff_limit=backoff)
     nproc = _nproc(spec["trainer"], rjobs) if mpi is None else str(
         spec["trainer"]["numProcPerNode"].integer(minimum=1) or mpi["numProcPerNode"])
     step = next((str(r.get("name")) for r in rjobs if ancestor(r) == TRAINER_ANCESTOR), NODE)
@@ -382,6 +390,70 @@ def _resolve(doc, spec, runtime, api_version, kind, name, namespace, run_policy,
         replicas.sort(key=lambda r: order[r.role])
     return JobSpec(api_version, kind, name, namespace, FRAMEWORKS.get(policy, "plain"), tuple(replicas), run_policy,
                    mpi=mpi_options, trainer=options, main_container=NODE)
+
+
+INITIALIZER_VOLUME = "initializer"  # plugins/jobset/constants VolumeNameInitializer
+_DOMAIN_PREFIXED = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/\S+$")
+
+
+def _jobset_problems(spec, runtime):
+    """The JobSet plugin's Validate (plugins/jobset/jobset.go): an initializer the TrainJob configures must be in
+    the runtime, with its container and the `initializer` volumeMount; a runtime patch's manager is a domain-prefixed
+    path, and it names replicated jobs and containers the runtime has, setting no env on the node or initializer
+    containers. Messages Trainer's."""
+    rjobs = [r for r in _list(_dict(_dict(_dict(runtime.get("spec")).get("template")).get("spec")).get(
+        "replicatedJobs")) if isinstance(r, dict)]
+    containers = {}
+    for rjob in rjobs:
+        pod_spec = _dict(_dict(_dict(_dict(rjob.get("template")).get("spec")).get("template")).get("spec"))
+        containers[rjob.get("name")] = {_dict(c).get("name"): c for key in ("initContainers", "containers")
+                                        for c in _list(pod_spec.get(key))}
+    initializer = _dict(spec.value).get("initializer")
+    for step, source in INITIALIZERS.items():
+        if not _dict(_dict(initializer).get(source)):
+            continue
+        if step not in containers:
+            spec["runtimeRef"].error(f"must have {step} job when trainJob is configured with input {source}Config")
+        elif step not in containers[step]:
+            spec["runtimeRef"].error(f"must have container with name - {step} in the {step} job")
+        elif not any(_dict(m).get("name") == INITIALIZER_VOLUME
+                     for m in _list(_dict(containers[step][step]).get("volumeMounts"))):
+            spec["runtimeRef"].error(f"must have volumeMount with name - {INITIALIZER_VOLUME} in container {step} of "
+                                     f"the {step} job")
+    patches = spec["runtimePatches"]
+    for patch in patches.elements():
+        manager = _dict(patch.value).get("manager")
+        if not isinstance(manager, str) or not manager:
+            patch["manager"].error("Required value")
+        elif not _DOMAIN_PREFIXED.match(manager):
+            patch["manager"].error('must be a domain-prefixed path (such as "acme.io/foo")')
+        template = _dict(_dict(_dict(patch.value).get("trainingRuntimeSpec")).get("template"))
+        for rjob in _list(_dict(template.get("spec")).get("replicatedJobs")):
+            name = _dict(rjob).get("name")
+            if name not in containers:
+                patches.error("must not have replicated job that doesn't exist in the runtime job template")
+                continue
+            pod = _dict(_dict(_dict(_dict(_dict(rjob).get("template")).get("spec")).get("template")).get("spec"))
+            for key, word in (("initContainers", "initContainer"), ("containers", "container")):
+                for container in _list(pod.get(key)):
+                    cname = _dict(container).get("name")
+                    if cname not in containers[name]:
+                        patches.error(f"must not have {word} that doesn't exist in the runtime job {name}")
+                    elif key == "containers" and _dict(container).get("env") and cname in (NODE, *INITIALIZERS):
+                        patches.error("must not have envs for the dataset-initializer, model-initializer, node "
+                                      "containers")
+
+
+def update_problems(old, new):
+    """[(path, message)] of a TrainJob's update that only the old object can tell (the JobSet plugin's
+    checkRuntimePatchesImmutability): runtimePatches change only while the TrainJob is suspended, before or after."""
+    old_spec, new_spec = _dict(_dict(old).get("spec")), _dict(_dict(new).get("spec"))
+    if old_spec.get("runtimePatches") == new_spec.get("runtimePatches"):
+        return []
+    if old_spec.get("suspend") is True or new_spec.get("suspend") is True:
+        return []
+    return [("spec.runtimePatches", "Forbidden: RuntimePatches can only be modified when the TrainJob is suspended "
+                                    "before or after the update")]
 
 
 def _nproc(trainer, rjobs):

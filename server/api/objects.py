@@ -164,9 +164,12 @@ def admit(obj, old, runtimes):
     """422 unless `obj` parses with the runtimes it names (a TrainJob's runtime must exist, and the two must merge:
     Trainer's TrainJob webhook, pkg/webhooks/trainjob_webhook.go). `old`: the stored object of an update."""
     job, problems = parse_object(obj, runtimes=runtimes)
-    if problems:
-        raise apierrors.invalid(obj["kind"], obj["apiVersion"].rpartition("/")[0], obj["metadata"]["name"],
-                                problems.lines)
+    lines = list(problems.lines)
+    job_kind = kind_of(obj["apiVersion"], obj["kind"])
+    if old is not None and job_kind is not None and job_kind.update_problems is not None:
+        lines += [f"{path}: {message}" for path, message in job_kind.update_problems(old, obj)]
+    if lines:
+        raise apierrors.invalid(obj["kind"], obj["apiVersion"].rpartition("/")[0], obj["metadata"]["name"], lines)
     return job
 
 

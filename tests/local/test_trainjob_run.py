@@ -80,12 +80,15 @@ def test_volcano_example_four_nodes(tmp_path):
         assert outputs[f"node-{index}"].splitlines()[0] == f"Node {index}/4 started via Volcano gang scheduling"
 
 
-def test_multi_step_example_validates_and_cannot_start_its_initializer_here(tmp_path):
-    # its dataset initializer is Trainer's image (no command of the spec's) fetching hf://: not on this machine
+def test_multi_step_example_is_refused_as_trainers_webhook_refuses_it(tmp_path):
+    # at v2.3.0 its runtime's dataset-initializer container lacks the `initializer` volumeMount that Trainer's
+    # JobSet plugin requires of a TrainJob with a dataset initializer; with it, its initializer (Trainer's image,
+    # fetching hf://) could not run here anyway
     done, document, _ = run(EXAMPLES / "05-multi-step.yaml", tmp_path, timeout=60)
-    assert done.returncode == 127, done.stderr  # ringrun run's exit code for a replica that cannot start
-    assert "[dataset-initializer-0] nothing to run: the spec gives it no command" in done.stderr
-    assert condition(document)[0] == "Failed"
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == ("ringrun run: [1].spec.runtimeRef: must have volumeMount with name - initializer in "
+                           "container dataset-initializer of the dataset-initializer job\n")
+    assert document is None
 
 
 def test_ordered_steps_the_initializer_completes_before_the_nodes_start(tmp_path):
@@ -93,6 +96,8 @@ def test_ordered_steps_the_initializer_completes_before_the_nodes_start(tmp_path
     STORAGE_URI and the TrainJob's env, and the nodes start only after it has written its mark."""
     runtime = yaml.safe_load((EXAMPLES / "05-multi-step.yaml").read_text().split("\n---\n")[0])
     init = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    init["volumes"] = [{"name": "initializer", "emptyDir": {}}]
+    init["containers"][0]["volumeMounts"] = [{"name": "initializer", "mountPath": "/workspace"}]
     init["containers"][0]["command"] = [sys.executable, "-c", (
         "import os, time; time.sleep(1); print(os.environ['STORAGE_URI']); "
         "open(os.environ['MARK'], 'w').write('ready')")]

@@ -83,6 +83,11 @@ def test_a_trainjob_runs_as_trainer_runs_it(fresh_server):
     assert status == 200
     assert snapshot["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
     assert yaml.safe_load(snapshot["data"]["runtime"])["metadata"]["name"] == "torch-distributed"
+    # runtimePatches change only while suspended (the JobSet plugin's rule, checked with the stored object)
+    status, answer = request(server, "PATCH", TJ.format("default") + "/hello", {"spec": {"runtimePatches": [
+        {"manager": "a.io/b"}]}}, content_type="application/merge-patch+json")
+    assert status == 422 and "RuntimePatches can only be modified when the TrainJob is suspended" in \
+        answer["message"], answer
     table = kubectl(server, "get", "trainjobs")
     assert table.stdout.split() == ["NAME", "STATE", "PROGRESS", "AGE", "hello", "Complete", table.stdout.split()[-1]]
 
@@ -122,6 +127,9 @@ def test_a_failing_node_fails_the_trainjob(fresh_server):
     assert (failed["type"], failed["status"], failed["reason"]) == ("Failed", "True", "FailedJobs")
     assert failed["message"] == "jobset failed due to one or more job failures"  # why: the pod's event
     assert job["status"]["jobsStatus"][0]["failed"] == 1
+    # JobSet's default restartPolicy OnFailure: restarted in place up to the Job's backoffLimit, 6
+    status, pod = request(server, "GET", "/api/v1/namespaces/default/pods/broken-node-0-1")
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 6
     # why, in the failed pod's event
     status, found = request(server, "GET", "/api/v1/namespaces/default/events")
     assert "Pod broken-node-0-1 failed with exit code 3" in [e["message"] for e in found["items"]]

@@ -89,17 +89,57 @@ def test_numprocpernode_given_wins():
         == "3"
 
 
+def patch(manager, container, env):
+    return {"manager": manager, "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{
+        "name": "node", "template": {"spec": {"template": {"spec": {"containers": [{"name": container,
+                                                                                   "env": env}]}}}}}]}}}}
+
+
+def with_sidecar():
+    runtime = published()
+    pod = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    pod["containers"].append({"name": "sidecar", "image": "side", "env": [{"name": "X", "value": "0"}]})
+    return runtime
+
+
 def test_runtime_patches_apply_in_order_to_the_named_replicated_job():
-    env = [{"name": "X", "value": "1"}, {"name": "Y", "value": "1"}]
-    patch = {"manager": "a.io/one", "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{
-        "name": "node", "template": {"spec": {"template": {"spec": {"containers": [{"name": "node", "env": env}]}}}}}]}}}}
-    second = copy.deepcopy(patch)
-    second["manager"] = "b.io/two"
-    second["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"][
-        "containers"][0]["env"] = [{"name": "Y", "value": "2"}]
-    spec = parsed(job(runtimePatches=[patch, second],
-                      trainer={"numNodes": 1, "command": ["true"], "env": [{"name": "Z", "value": "3"}]}))
-    assert spec.replica("node").container("node").env == (("X", "1"), ("Y", "2"), ("Z", "3"))
+    first = patch("a.io/one", "sidecar", [{"name": "X", "value": "1"}, {"name": "Y", "value": "1"}])
+    second = patch("b.io/two", "sidecar", [{"name": "Y", "value": "2"}])
+    spec = parsed(job(runtimePatches=[first, second], trainer={"numNodes": 1, "command": ["true"],
+                                                               "env": [{"name": "Z", "value": "3"}]}),
+                  with_sidecar())
+    node = spec.replica("node")
+    assert node.container("sidecar").env == (("X", "1"), ("Y", "2"))
+    assert node.container("node").env == (("Z", "3"),)  # the trainer's env goes to `node`
+
+
+def test_runtime_patches_refused_as_the_jobset_plugin_refuses_them():
+    lines = problems_of(job(runtimePatches=[
+        patch("platform", "sidecar", []), patch("a.io/x", "node", [{"name": "X", "value": "1"}]),
+        patch("a.io/y", "nobody", [])]), with_sidecar())
+    assert lines == [
+        'spec.runtimePatches[0].manager: must be a domain-prefixed path (such as "acme.io/foo")',
+        "spec.runtimePatches: must not have envs for the dataset-initializer, model-initializer, node containers",
+        "spec.runtimePatches: must not have container that doesn't exist in the runtime job node"]
+    wrong = patch("a.io/z", "sidecar", [])
+    wrong["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["name"] = "other"
+    assert problems_of(job(runtimePatches=[wrong]), with_sidecar()) == [
+        "spec.runtimePatches: must not have replicated job that doesn't exist in the runtime job template"]
+    assert problems_of(job(initializer={"model": {"storageUri": "hf://m"}})) == [
+        "spec.runtimeRef: must have model-initializer job when trainJob is configured with input modelConfig"]
+
+
+def test_runtime_patches_change_only_while_suspended():
+    from ringrun.runtime.kinds.trainjob import update_problems
+
+    old = job(runtimePatches=[patch("a.io/one", "sidecar", [])])
+    new = job(runtimePatches=[])
+    assert update_problems(old, new) == [("spec.runtimePatches", "Forbidden: RuntimePatches can only be modified "
+                                                                 "when the TrainJob is suspended before or after "
+                                                                 "the update")]
+    assert update_problems({**old, "spec": {**old["spec"], "suspend": True}}, new) == []
+    assert update_problems(old, {**new, "spec": {**new["spec"], "suspend": True}}) == []
+    assert update_problems(old, old) == []
 
 
 def test_the_torch_plugins_variables_and_jobsets_names():
@@ -213,3 +253,15 @@ def test_an_mpi_launcher_on_one_machine_reads_this_runs_hostfile():
     assert plan.argv == ("mpirun", "--hostfile", "/run/x/hostfile", "true")
     assert dict(plan.files)["/run/x/hostfile"] == "localhost slots=2\n"
     assert "/etc/mpi/hostfile in the command is this run's hostfile, /run/x/hostfile" in plan.notes
+
+
+def test_pods_restart_on_failure_up_to_the_trainer_jobs_backoff_limit():
+    spec = parsed(job())
+    assert spec.replica("node").restart_policy == "OnFailure"  # JobSet's webhook default
+    assert spec.run_policy.backoff_limit is None  # a Job's default, 6, from runtime/policy.py
+    runtime = published()
+    node = runtime["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]
+    node["spec"]["backoffLimit"] = 0
+    node["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+    strict = parsed(job(), runtime)
+    assert (strict.replica("node").restart_policy, strict.run_policy.backoff_limit) == ("Never", 0)
