@@ -202,21 +202,39 @@ def _trainer_lost(job, status, when, why):
     return {**status, "conditions": conditions}
 
 
+def _trainer_merge(old, new, when):
+    """A TrainJob's new status over the stored one: the progress its pods reported (trainerStatus) is kept, and a
+    TrainJob that was suspended and runs again says so (Suspended False, Resumed: the trainjob controller's
+    setSuspendedCondition)."""
+    result = dict(new)
+    if old.get("trainerStatus") is not None and "trainerStatus" not in new:
+        result["trainerStatus"] = old["trainerStatus"]
+    before = next((c for c in old.get("conditions", []) if isinstance(c, dict) and c.get("type") == "Suspended"),
+                  None)
+    if before is not None and not any(c.get("type") == "Suspended" for c in new.get("conditions", [])):
+        resumed = before if before.get("status") == "False" else _metav1_condition(
+            "Suspended", "Resumed", "TrainJob is resumed", when, status="False")
+        result["conditions"] = [resumed] + list(new.get("conditions", []))
+    return result
+
+
 @dataclass(frozen=True)
 class StatusRules:
     """How one API writes a job's status (a kind's, runtime/kinds/registry.py): build(job, state) -> the status;
     queued(job, when, why) -> waiting to be admitted (too little free cpu or memory: Kubeflow Created plus a
     `Queued` condition saying why, TensorStack phase Pending); lost(job, stored status, when, why) -> Failed, the
-    server having stopped while the job ran."""
+    server having stopped while the job ran; merge(stored status, new status, when) -> what is written (what the
+    stored one has that the runner does not know)."""
 
     build: object
     queued: object
     lost: object
+    merge: object = lambda old, new, when: new
 
 
 KUBEFLOW = StatusRules(kubeflow_status, _kubeflow_queued, _kubeflow_lost)
 TENSORSTACK = StatusRules(tensorstack_status, _tensorstack_queued, _tensorstack_lost)
-TRAINER = StatusRules(trainer_status, _trainer_queued, _trainer_lost)
+TRAINER = StatusRules(trainer_status, _trainer_queued, _trainer_lost, _trainer_merge)
 
 
 def finished(status):

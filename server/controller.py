@@ -541,10 +541,12 @@ class Controller:
             return False
 
     # -- one job -----------------------------------------------------------------------------------------------
-    def _write_status(self, run, status):
+    def _write_status(self, run, status, rules):
+        """Write `status` (by the job kind's StatusRules `rules`, which merge it with the stored one)."""
+        now = self.now()
+
         def edit(current):
-            reported = (current.get("status") or {}).get("trainerStatus")
-            new = {**status, "trainerStatus": reported} if reported is not None else status
+            new = rules.merge(current.get("status") or {}, status, now)
             if current.get("status") == new:
                 return None
             return {**current, "status": new}
@@ -561,7 +563,7 @@ class Controller:
         now = self.now()
         state = JobState(start_time=now, replicas=(), outcome="Failed", reason=f"{job.kind}Failed",
                          message=f"{job.kind} {job.namespace}/{job.name} has failed: {message}", completion_time=now)
-        self._write_status(run, of(job).status.build(job, state))
+        self._write_status(run, of(job).status.build(job, state), of(job).status)
 
     def _write_pods(self, run, job, state):
         """Each replica's Pod as its state now is (a pod that did not change is not written again)."""
@@ -630,7 +632,7 @@ class Controller:
         def on_state(state):
             self._write_pods(run, job, state)
             status = of(job).status.build(job, state)
-            self._tell_conditions(run, status, self._write_status(run, status))
+            self._tell_conditions(run, status, self._write_status(run, status, of(job).status))
 
         def attach(execution):
             with self._lock:

@@ -289,6 +289,10 @@ def parse(doc, api_version, kind, runtimes=None):
     if runtimes is None or not ref_name:
         return JobSpec(api_version, kind, name, namespace, "plain", (), run_policy, trainer=options,
                        main_container=NODE)
+    group = _dict(_dict(spec.value).get("runtimeRef")).get("apiGroup") or GROUP
+    if ref_kind not in (RUNTIME, CLUSTER_RUNTIME) or group != GROUP:  # the trainjob webhook's registry key
+        spec["runtimeRef"].error(f"unsupported runtime: {ref_kind}.{group}")
+        return None
     runtime = runtimes(ref_kind, namespace, ref_name)
     if runtime is None:
         plural = "clustertrainingruntimes" if ref_kind == CLUSTER_RUNTIME else "trainingruntimes"

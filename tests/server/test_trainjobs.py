@@ -183,6 +183,9 @@ def test_trainjobs_refused_as_trainers_webhook_and_cel_refuse_them(fresh_server)
     assert status == 200
     waited = kubectl(server, "wait", "--for=condition=Complete", "trainjob/held", "--timeout=120s", timeout=150)
     assert waited.returncode == 0, waited.stderr
+    status, job = request(server, "GET", path + "/held")
+    assert [(c["type"], c["status"], c["reason"]) for c in job["status"]["conditions"]] == [
+        ("Suspended", "False", "Resumed"), ("Complete", "True", "AllJobsCompleted")]
 
 
 def test_a_trainjob_running_when_its_server_is_killed_is_failed_not_run_again(fresh_server):

@@ -182,6 +182,31 @@ def test_the_webhooks_refusals():
         "spec.trainer.env: must not have reserved envs, invalid envs configured: [OMPI_MCA_plm_rsh_args]"]
 
 
+def test_a_runtime_of_another_kind_or_group_is_unsupported():
+    assert problems_of(job(runtimeRef={"name": "x", "kind": "JobSet"})) == [
+        "spec.runtimeRef: unsupported runtime: JobSet.trainer.kubeflow.org"]
+    assert problems_of(job(runtimeRef={"name": "x", "apiGroup": "example.com"})) == [
+        "spec.runtimeRef: unsupported runtime: ClusterTrainingRuntime.example.com"]
+
+
+def test_a_resumed_trainjob_says_so_and_keeps_its_reported_progress():
+    from ringrun.runtime.status import TRAINER
+
+    held = {"conditions": [{"type": "Suspended", "status": "True", "reason": "Suspended",
+                            "message": "TrainJob is suspended", "lastTransitionTime": "T0"}],
+            "trainerStatus": {"progressPercentage": 5, "lastUpdatedTime": "T1"}}
+    running = {"conditions": [], "jobsStatus": []}
+    merged = TRAINER.merge(held, running, "T2")
+    assert merged["conditions"] == [{"type": "Suspended", "status": "False", "reason": "Resumed",
+                                     "message": "TrainJob is resumed", "lastTransitionTime": "T2"}]
+    assert merged["trainerStatus"] == held["trainerStatus"]
+    done = {"conditions": [{"type": "Complete", "status": "True"}], "jobsStatus": []}
+    assert [c["reason"] if c["type"] == "Suspended" else c["type"] for c in TRAINER.merge(merged, done, "T3")[
+        "conditions"]] == ["Resumed", "Complete"]  # the resume keeps its time
+    assert TRAINER.merge(merged, done, "T3")["conditions"][0]["lastTransitionTime"] == "T2"
+    assert TRAINER.merge({}, running, "T2") == running
+
+
 def test_the_crds_cel_rules_need_no_runtime():
     found, problems = parse_object(job(name="9lives"))
     assert "metadata.name: metadata.name must match RFC 1035 DNS label format" in problems.lines
