@@ -5,7 +5,6 @@ summary, the planner of each role and the Python module its processes need. One 
 """
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,9 +17,9 @@ LOCALHOST = "127.0.0.1"
 
 # -- MPI: the launcher runs mpirun, the workers are its ssh hosts ---------------------------------------------------
 def _mpi_identity(job, env, hostname):
-    """mpi-operator's K_MPI_JOB_ROLE (the index from the host name)."""
+    """mpi-operator's K_MPI_JOB_ROLE (the index from the host name); a TrainJob's pod: as `_trainer_identity`."""
     if not env.get("K_MPI_JOB_ROLE"):
-        return None
+        return _trainer_identity(job, env, hostname) if job.trainer is not None else None
     role = env["K_MPI_JOB_ROLE"].lower()
     parsed = from_hostname(job, hostname)
     index = parsed[1] if parsed and parsed[0] == role else None
@@ -82,10 +81,11 @@ def _trainer_identity(job, env, hostname):
     `<job>-<rjob>-<job index>-<completion index>`."""
     if not env.get("JOB_COMPLETION_INDEX"):
         return None
+    from . import registry
+
     index = env_integer(env["JOB_COMPLETION_INDEX"], "JOB_COMPLETION_INDEX")
     label = (hostname or "").split(".", 1)[0]
-    role = next((r for r in sorted(job.roles, key=len, reverse=True)
-                 if re.fullmatch(re.escape(f"{job.name}-{r}-") + r"[0-9]+-" + str(index), label)), None)
+    role = next((r for r in job.roles if registry.of(job).pod_name(job.name, r, index) == label), None)
     return (role, index, "JOB_COMPLETION_INDEX") if role else None
 
 

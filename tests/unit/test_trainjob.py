@@ -164,6 +164,12 @@ def test_a_pod_finds_itself_by_its_completion_index_and_host_name():
     spec = parsed(job())
     found = resolve_identity(spec, env={"JOB_COMPLETION_INDEX": "1", "HOSTNAME": "tj-node-0-1"})
     assert (found.role, found.index) == ("node", 1)
+    # the MPI policy: the node pods are ringrun's MPI workers, the launcher's pod its launcher
+    mpi = parsed(job(runtimeRef={"name": "deepspeed-distributed"}, trainer={"numNodes": 3, "command": ["mpirun"]}),
+                 published("deepspeed_distributed"))
+    for hostname, index, expected in (("tj-node-0-1", "1", ("worker", 1)), ("tj-launcher-0-0", "0", ("launcher", 0))):
+        found = resolve_identity(mpi, env={"JOB_COMPLETION_INDEX": index, "HOSTNAME": hostname})
+        assert (found.role, found.index) == expected
 
 
 def test_the_webhooks_refusals():
