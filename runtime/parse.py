@@ -218,6 +218,16 @@ def parse_objects(objects, field_validation="Strict", runtimes=None):
     return tuple(jobs)
 
 
+def kept_problems(stored, obj, old=None):
+    """[(path, message)] of an object of a kept kind (`stored`, a registry.StoredKind): its CRD schema's (after the
+    compat rewrites), then, when the schema passes, its kind's check of it with the schema's defaults; `old`: the
+    stored object of an update."""
+    body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    structural = schema.problems(compat.normalize(body, obj["apiVersion"], stored.kind, None).obj, obj["apiVersion"],
+                                 stored.kind)
+    return structural or stored.check(schema.with_defaults(obj, obj["apiVersion"], stored.kind), old)
+
+
 def _runtimes_of(objects, fallback):
     """({index of each of Trainer's runtimes among `objects`}, a runtimes lookup finding those first, then through
     `fallback`, the runtimes' problems: their CRD schema's and their kind's check, as the server checks them)."""
@@ -229,10 +239,8 @@ def _runtimes_of(objects, fallback):
         if stored is None:
             continue
         indices.add(i)
-        body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
-        problems = schema.problems(body, obj["apiVersion"], obj["kind"])
-        problems = problems or stored.check(schema.with_defaults(obj, obj["apiVersion"], obj["kind"]), None)
-        lines += [f"{_at(f'[{i}]' if len(objects) > 1 else '', path)}: {message}" for path, message in problems]
+        lines += [f"{_at(f'[{i}]' if len(objects) > 1 else '', path)}: {message}"
+                  for path, message in kept_problems(stored, obj)]
         meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
         namespace = "" if obj.get("kind") == "ClusterTrainingRuntime" else meta.get("namespace") or "default"
         if isinstance(namespace, str) and isinstance(meta.get("name"), str):

@@ -162,8 +162,10 @@ class Controller:
                              (kept.get("kind"), (kept.get("metadata") or {}).get("name")) == (kind, name) else None)
         return parse_job(obj, stored)
 
-    def _snapshot(self, obj, job):
-        """Keep the runtime a TrainJob starts with (runtime_snapshot), once."""
+    def _snapshot(self, obj):
+        """Keep the runtime a TrainJob starts with (runtime_snapshot), once, before it is read to start it (the
+        TrainJob alone names its runtime)."""
+        job = parse_job(obj)
         if job.trainer is None:
             return
         runtime = runtime_lookup(self.store)(job.trainer.runtime_kind, job.namespace, job.trainer.runtime_name)
@@ -456,8 +458,8 @@ class Controller:
         generation = meta.get("generation", 1)
         run = Run(resource, meta["namespace"], meta["name"], meta["uid"], cpu, memory, generation, generation, obj=obj)
         try:
+            self._snapshot(obj)
             job = self._parse(obj)
-            self._snapshot(obj, job)
             processes(job)
             placement = self.job_users.place(run.namespace, run.uid)
             if self.containers is None:  # in a container, a workingDir is the image's

@@ -11,7 +11,8 @@ A TrainJob is parsed in two steps, as Trainer admits one:
   numNodes (plugins/torch/torch.go EnforceMLPolicy). Each replicated job becomes one replica type, its role the
   replicated job's name; pod `<job>-<rjob>-0-<completion index>` (JobSet's naming).
 
-The framework is the runtime's mlPolicy: `torch` (Trainer's torch plugin variables, see `torch_env`) or `plain`
+The framework is the runtime's mlPolicy: `torch` (Trainer's torch plugin variables, see `torch_env`), `mpi` (a
+launcher and its nodes, as Trainer's MPI plugin makes them: the `mpi` framework's launcher and workers) or `plain`
 (no policy: each pod runs its command). Pure.
 """
 
@@ -27,17 +28,15 @@ import yaml
 from .. import topology
 from ..model import JobSpec, MPIImplementation, MPIOptions, OperatorPod, Replica, RunPolicy, TrainerOptions
 from . import common
+from .trainer import ANCESTOR_LABEL, DATASET_INITIALIZER, MODEL_INITIALIZER, NODE, _dict, _list
+from .trainer import TRAINER as TRAINER_ANCESTOR
 
 GROUP = "trainer.kubeflow.org"
 CLUSTER_RUNTIME, RUNTIME = "ClusterTrainingRuntime", "TrainingRuntime"
-ANCESTOR_LABEL = "trainer.kubeflow.org/trainjob-ancestor-step"
-TRAINER_ANCESTOR, NODE = "trainer", "node"
-INITIALIZERS = {"dataset-initializer": "dataset", "model-initializer": "model"}  # ancestor -> spec.initializer.*
-MASTER_PORT = 29500  # constants.ContainerTrainerPort
+INITIALIZERS = {DATASET_INITIALIZER: "dataset", MODEL_INITIALIZER: "model"}  # ancestor -> spec.initializer.*
 MANAGERS = ("trainer.kubeflow.org/trainjob-controller", "kueue.x-k8s.io/multikueue")
 # constants.TorchRunReservedEnvNames
 TORCH_RESERVED = ("PET_MASTER_ADDR", "PET_MASTER_PORT", "PET_NNODES", "PET_NODE_RANK", "PET_NPROC_PER_NODE")
-# the mlPolicy sources ringrun runs, and what each of the others lacks here
 # constants.MPIReservedEnvNames
 MPI_RESERVED = ("OMPI_MCA_orte_default_hostfile", "OMPI_MCA_orte_keep_fqdn_hostnames",
                 "OMPI_MCA_orte_set_default_slots", "OMPI_MCA_plm_rsh_args")
@@ -114,14 +113,6 @@ def runtime_ref(spec):
     ref = ref if isinstance(ref, dict) else {}
     kind, name = ref.get("kind") or CLUSTER_RUNTIME, ref.get("name")
     return (kind if isinstance(kind, str) else CLUSTER_RUNTIME), (name if isinstance(name, str) else None)
-
-
-def _dict(value):
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value):
-    return value if isinstance(value, list) else []
 
 
 def _upsert(items, new, key="name"):

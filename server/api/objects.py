@@ -21,7 +21,7 @@ import json
 import re
 
 from ringrun.runtime import compat, schema
-from ringrun.runtime.parse import MAX_DEPTH, nesting, parse_object
+from ringrun.runtime.parse import MAX_DEPTH, kept_problems, nesting, parse_object
 from ringrun.runtime.kinds.registry import kind_of, stored_kind_of
 from ringrun.runtime.quantity import parse_quantity
 
@@ -182,13 +182,8 @@ def subdomain_name_problems(name):
 
 
 def _validate_kept(kept, obj, resource, name, old):
-    api_version = obj["apiVersion"]
     lines = metadata_problems(obj.get("metadata") or {}) + subdomain_name_problems(name)
-    body = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
-    structural = schema.problems(compat.normalize(body, api_version, kept.kind, None).obj, api_version, kept.kind)
-    lines += [f"{path}: {message}" for path, message in structural]
-    if not structural:
-        lines += [f"{path}: {message}" for path, message in kept.check(obj, old)]
+    lines += [f"{path}: {message}" for path, message in kept_problems(kept, obj, old)]
     if lines:
         raise apierrors.invalid(resource.kind, resource.group, name, lines)
     return None

@@ -252,3 +252,37 @@ def test_a_trainjob_reports_its_progress_with_the_token_it_was_given(fresh_serve
     path = "/apis/trainer.kubeflow.org/v1alpha1/namespaces/default/trainjobs/progress/status"
     assert request(server, "POST", path, {"trainerStatus": {"progressPercentage": 1,
                                                             "lastUpdatedTime": "2026-01-01T00:00:00Z"}})[0] == 403
+
+
+def test_trainers_published_examples_through_the_api(fresh_server):
+    """Trainer's examples at v2.3.0 (tests/fixtures/trainer-examples, unchanged) applied with kubectl: 01 (3 nodes,
+    one gloo group), 02 (runtime patches, 2 nodes x 2 processes: it asks for 4 cpus, so the server is given a
+    capacity that holds it), 04 (its own runtime in the file, 4 nodes) complete; 03 stays Suspended until its
+    `suspend` is set false, as Kueue would, then completes; 05 is refused (its runtime lacks the initializer's
+    volumeMount, as Trainer's webhook says)."""
+    pytest.importorskip("torch", reason="the torch extra (the CPU wheel) is installed by `make test`")
+    bin_dir = os.path.dirname(sys.executable)
+    server = fresh_server("--capacity", "cpu=16,memory=32Gi", env={"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"})
+    examples = os.path.join(FIXTURES, "trainer-examples")
+    for name in ("01-multi-node", "02-runtime-patches", "03-kueue-integration", "04-volcano-integration"):
+        done = kubectl(server, "apply", "-f", os.path.join(examples, f"{name}.yaml"))
+        assert done.returncode == 0, (name, done.stderr)
+    refused = kubectl(server, "apply", "-f", os.path.join(examples, "05-multi-step.yaml"))
+    assert refused.returncode == 1 and "must have volumeMount with name - initializer in container " \
+        "dataset-initializer of the dataset-initializer job" in refused.stderr, refused.stderr
+    held = wait_until(lambda: (lambda o: o if o["status"].get("conditions") else None)(
+        request(server, "GET", TJ.format("default") + "/kueue-example")[1]), timeout=60, interval=0.3,
+        what="the Kueue example's status")
+    assert [(c["type"], c["status"]) for c in held["status"]["conditions"]] == [("Suspended", "True")]
+    assert kubectl(server, "patch", "trainjob", "kueue-example", "--type=merge", "-p",
+                   '{"spec": {"suspend": false}}').returncode == 0
+    for name in ("multi-node-example", "runtime-patches-example", "volcano-example", "kueue-example"):
+        waited = kubectl(server, "wait", "--for=condition=Complete", f"trainjob/{name}", "--timeout=300s",
+                         timeout=330)
+        assert waited.returncode == 0, (name, waited.stderr)
+    logs = kubectl(server, "logs", "multi-node-example-node-0-2", "-c", "node").stdout.splitlines()
+    assert "WORLD_SIZE: 3" in logs and "RANK: 2" in logs
+    patched = kubectl(server, "logs", "runtime-patches-example-node-0-1").stdout.splitlines()
+    assert patched.count("WORLD_SIZE: 4") == 2 and patched.count("CUSTOM_VAR: custom-value") == 2
+    assert kubectl(server, "logs", "kueue-example-node-0-2").stdout.splitlines()[-1] == "Training complete"
+    assert kubectl(server, "logs", "volcano-example-node-0-3").stdout.splitlines()[-1] == "Node 3 training complete"
