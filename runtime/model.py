@@ -76,6 +76,7 @@ class Container:
     working_dir: str | None = None
     volume_mounts: tuple[VolumeMount, ...] = ()
     limits: tuple[tuple[str, str], ...] = ()  # resources.limits: (resource, quantity)
+    requests: tuple[tuple[str, str], ...] = ()  # resources.requests: (resource, quantity)
     image_pull_policy: str | None = None  # Always | IfNotPresent | Never; None: Kubernetes' default for the tag
     run_as_user: int | None = None  # securityContext.runAsUser
     run_as_group: int | None = None  # securityContext.runAsGroup
@@ -191,6 +192,7 @@ class TrainerOptions:
     runtime: str = ""  # the runtime object it was merged with, as JSON (what a pod's entrypoint reads beside it)
     trainer_step: str = "node"  # the replicated job labelled ancestor `trainer`
     has_trainer: bool = True  # whether the TrainJob gives `spec.trainer` (the torch variables need one)
+    managed_by: str | None = None  # spec.managedBy when another controller than Trainer's manages it (MultiKueue)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from ringrun.runtime.status import JobState, finished
 from . import crds, events, pods
 from . import store as store_module
 from .api import resources
-from .api.objects import requests
+from .api.objects import job_requests, requests
 from .api.resources import CONFIGMAPS, CRDS, EVENTS, NAMESPACES, PODS, preferred, resource_of
 from .trainerapi import (STATUS_ENV_CA, STATUS_ENV_TOKEN, STATUS_ENV_URL, STATUS_FOLDER, TRAINER_NAMESPACE,
                          TRAINER_PUBLIC, published_runtimes, runtime_lookup, status_path, trainer_public)
@@ -409,7 +409,10 @@ class Controller:
             if obj is None or obj["metadata"]["uid"] != uid:
                 self._dequeue(entry)
                 continue
-            cpu, memory = requests(obj)
+            if self._managed_elsewhere(obj):  # as Trainer's controller leaves a MultiKueue TrainJob alone
+                self._dequeue(entry)
+                continue
+            cpu, memory = self._requests(obj)
             if cpu > total_cpu or memory > total_memory:
                 self._queued(resource, obj, f"it requests {cpu:g} cpu and {_gib(memory)} memory, more than this "
                                             f"machine's capacity ({total_cpu:g} cpu, {_gib(total_memory)}): it can "
@@ -428,6 +431,28 @@ class Controller:
             if self._launch(entry, obj, cpu, memory):
                 used_cpu += cpu
                 used_memory += memory
+
+    def _managed_elsewhere(self, obj):
+        """Whether another controller manages the job (a TrainJob's managedBy other than Trainer's own): it is not
+        run here, and gets no status from this server."""
+        job_kind = kind_of(obj.get("apiVersion") or "", obj.get("kind"))
+        if job_kind is None or not job_kind.uses_runtimes:
+            return False
+        try:
+            return bool(parse_job(obj).trainer.managed_by)
+        except RingrunError:
+            return False
+
+    def _requests(self, obj):
+        """(cpu, memory) the job asks for: its replica specs', or, for a kind whose pods come from its runtime, its
+        merged pods' (0 when it cannot be read: its launch says why)."""
+        job_kind = kind_of(obj.get("apiVersion") or "", obj.get("kind"))
+        if job_kind is None or not job_kind.uses_runtimes:
+            return requests(obj)
+        try:
+            return job_requests(self._parse(obj))
+        except RingrunError:
+            return 0.0, 0
 
     def _dequeue(self, entry):
         with self._lock:

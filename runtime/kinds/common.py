@@ -93,12 +93,12 @@ def container(f, pod_context=(None, None)):
             ports.append(Port(number, port_name))
     resources = f["resources"]
     resources.mapping()
-    limits = []
+    limits, asked = [], []
     for section in ("limits", "requests"):
         for key, quantity in resources[section].items():
             value = quantity.quantity()
-            if section == "limits" and value is not None:
-                limits.append((key, value))
+            if value is not None:
+                (limits if section == "limits" else asked).append((key, value))
     mounts = []
     for item in f["volumeMounts"].elements():
         if item.mapping(required=True) is None:
@@ -124,6 +124,7 @@ def container(f, pod_context=(None, None)):
         working_dir=f["workingDir"].string(),
         volume_mounts=tuple(mounts),
         limits=tuple(limits),
+        requests=tuple(asked),
         image_pull_policy=f["imagePullPolicy"].string(choices=PULL_POLICIES),
         run_as_user=user,
         run_as_group=group,

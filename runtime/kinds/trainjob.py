@@ -273,10 +273,11 @@ def parse(doc, api_version, kind, runtimes=None):
     suspend = bool(spec["suspend"].boolean(default=False))
     deadline = spec["activeDeadlineSeconds"].integer(minimum=1, maximum=None)
     # a JobSet that has finished (succeeded or failed) deletes its Jobs still active: the pods still running stop
-    run_policy = RunPolicy(clean_pod_policy="Running", active_deadline_seconds=deadline, suspend=suspend,
-                           managed_by=spec["managedBy"].string())
+    run_policy = RunPolicy(clean_pod_policy="Running", active_deadline_seconds=deadline, suspend=suspend)
+    manager = spec["managedBy"].string()
     ref_kind, ref_name = runtime_ref(spec.value)
-    options = TrainerOptions(runtime_kind=ref_kind, runtime_name=ref_name or "")
+    options = TrainerOptions(runtime_kind=ref_kind, runtime_name=ref_name or "",
+                             managed_by=None if manager in (None, MANAGERS[0]) else manager)
     if runtimes is None or not ref_name:
         return JobSpec(api_version, kind, name, namespace, "plain", (), run_policy, trainer=options,
                        main_container=NODE)
@@ -372,10 +373,9 @@ def _resolve(doc, spec, runtime, api_version, kind, name, namespace, run_policy,
     nproc = _nproc(spec["trainer"], rjobs) if mpi is None else str(
         spec["trainer"]["numProcPerNode"].integer(minimum=1) or mpi["numProcPerNode"])
     step = next((str(r.get("name")) for r in rjobs if ancestor(r) == TRAINER_ANCESTOR), NODE)
-    options = TrainerOptions(runtime_kind=options.runtime_kind, runtime_name=options.runtime_name,
-                             policy=policy, num_nodes=nodes, nproc_per_node=nproc, trainer_step=step,
-                             has_trainer=isinstance(spec["trainer"].value, dict),
-                             runtime=json.dumps(runtime, sort_keys=True))
+    options = dataclasses.replace(options, policy=policy, num_nodes=nodes, nproc_per_node=nproc, trainer_step=step,
+                                  has_trainer=isinstance(spec["trainer"].value, dict),
+                                  runtime=json.dumps(runtime, sort_keys=True))
     mpi_options = None
     if mpi is not None:
         mpi_options = MPIOptions(implementation=MPIImplementation(mpi["mpiImplementation"] or "OpenMPI"),
@@ -383,8 +383,10 @@ def _resolve(doc, spec, runtime, api_version, kind, name, namespace, run_policy,
                                  run_launcher_as_worker=bool(mpi["runLauncherAsNode"]))
         order = {LAUNCHER: 0, "worker": 1}  # the mpi framework's order: the launcher first
         replicas.sort(key=lambda r: order[r.role])
+    ignored = (("spec.managedBy", f"{options.managed_by!r} manages the TrainJob in a cluster (ringrun serve leaves it "
+                                  "to it); ringrun runs it here"),) if options.managed_by else ()
     return JobSpec(api_version, kind, name, namespace, FRAMEWORKS.get(policy, "plain"), tuple(replicas), run_policy,
-                   mpi=mpi_options, trainer=options, main_container=NODE)
+                   mpi=mpi_options, trainer=options, main_container=NODE, ignored_locally=ignored)
 
 
 INITIALIZER_VOLUME = "initializer"  # plugins/jobset/constants VolumeNameInitializer

@@ -381,6 +381,24 @@ def _replica_specs(spec):
     return found
 
 
+def job_requests(job):
+    """(cpu cores, memory bytes) a parsed job's replicas request together, as `requests` counts them: what a kind
+    whose pods come from another object (a TrainJob's runtime) asks for."""
+    cpu = memory = 0
+    for replica in job.replicas:
+        for container in replica.containers:
+            for name, value in {**dict(container.limits), **dict(container.requests)}.items():
+                try:
+                    amount = parse_quantity(value)
+                except ValueError:
+                    continue
+                if name == "cpu":
+                    cpu += replica.replicas * amount
+                elif name == "memory":
+                    memory += replica.replicas * amount
+    return float(cpu), int(memory)
+
+
 def requests(obj):
     """(cpu cores, memory bytes) the job's replicas request together: each container's resources.requests (its
     limits where it gives no request, as Kubernetes defaults them). Unreadable quantities count as 0 (validation

@@ -286,3 +286,23 @@ def test_trainers_published_examples_through_the_api(fresh_server):
     assert patched.count("WORLD_SIZE: 4") == 2 and patched.count("CUSTOM_VAR: custom-value") == 2
     assert kubectl(server, "logs", "kueue-example-node-0-2").stdout.splitlines()[-1] == "Training complete"
     assert kubectl(server, "logs", "volcano-example-node-0-3").stdout.splitlines()[-1] == "Node 3 training complete"
+
+
+def test_a_trainjob_managed_by_multikueue_is_left_to_it_and_a_deadline_fails_one(fresh_server):
+    """managedBy kueue.x-k8s.io/multikueue: Trainer's controller leaves the TrainJob alone, so does ringrun serve
+    (no pods, no status). activeDeadlineSeconds: Failed with Trainer's DeadlineExceeded."""
+    server = fresh_server()
+    path = TJ.format("default")
+    assert request(server, "POST", path, trainjob("elsewhere", managedBy="kueue.x-k8s.io/multikueue"))[0] == 201
+    assert request(server, "POST", path, trainjob("slow", ("python3", "-c", "import time; time.sleep(120)"), nodes=1,
+                                                  activeDeadlineSeconds=2))[0] == 201
+    job = wait_until(lambda: (lambda o: o if any(c["type"] == "Failed" for c in o["status"].get("conditions", []))
+                              else None)(request(server, "GET", path + "/slow")[1]), timeout=90, interval=0.3,
+                     what="the deadline")
+    assert [(c["type"], c["reason"], c["message"]) for c in job["status"]["conditions"]] == [
+        ("Failed", "DeadlineExceeded", "TrainJob exceeded its active deadline")]
+    status, left = request(server, "GET", path + "/elsewhere")
+    assert left["status"] == {}
+    status, found = request(server, "GET", "/api/v1/namespaces/default/pods?labelSelector="
+                                           "jobset.sigs.k8s.io/jobset-name%3Delsewhere")
+    assert found["items"] == []

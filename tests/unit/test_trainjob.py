@@ -296,3 +296,18 @@ def test_pods_restart_on_failure_up_to_the_trainer_jobs_backoff_limit():
     node["spec"]["template"]["spec"]["restartPolicy"] = "Never"
     strict = parsed(job(), runtime)
     assert (strict.replica("node").restart_policy, strict.run_policy.backoff_limit) == ("Never", 0)
+
+
+def test_what_a_trainjob_asks_for_and_who_manages_it():
+    from ringrun.runtime.effects import ignored_locally
+    from ringrun.server.api.objects import job_requests
+
+    spec = parsed(job(trainer={"numNodes": 2, "command": ["true"], "resourcesPerNode": {
+        "requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}}))
+    assert job_requests(spec) == (4.0, 8 * 2**30)  # requests win over limits, for each of the 2 nodes
+    assert parsed(job()).trainer.managed_by is None and ignored_locally(parsed(job())) == []
+    elsewhere = parsed(job(managedBy="kueue.x-k8s.io/multikueue"))
+    assert elsewhere.trainer.managed_by == "kueue.x-k8s.io/multikueue"
+    assert [path for path, _ in ignored_locally(elsewhere)] == ["spec.managedBy"]
+    # Trainer's own controller is who ringrun stands in for
+    assert parsed(job(managedBy="trainer.kubeflow.org/trainjob-controller")).trainer.managed_by is None
