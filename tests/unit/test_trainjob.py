@@ -311,3 +311,15 @@ def test_what_a_trainjob_asks_for_and_who_manages_it():
     assert [path for path, _ in ignored_locally(elsewhere)] == ["spec.managedBy"]
     # Trainer's own controller is who ringrun stands in for
     assert parsed(job(managedBy="trainer.kubeflow.org/trainjob-controller")).trainer.managed_by is None
+
+
+@pytest.mark.parametrize("name", ["flux-interactive", "lammps-train-job", "lammps-train-gpus"])
+def test_trainers_flux_examples_are_refused_naming_why(name):
+    """examples/flux at v2.3.0: the runtime is a valid ClusterTrainingRuntime; its TrainJobs need Flux (the flux
+    plugin's init container and brokers, LAMMPS images), which ringrun does not run: refused, saying so."""
+    folder = os.path.join(ROOT, "tests", "fixtures", "trainer-examples", "flux")
+    objects = [yaml.safe_load(open(os.path.join(folder, f"{f}.yaml"))) for f in ("flux-runtime", name)]
+    with pytest.raises(SpecError) as refused:
+        parse_objects(objects)
+    assert str(refused.value) == ("[1].spec.runtimeRef: ringrun does not run Flux runtimes (mlPolicy.flux): runtime "
+                                  "'flux-distributed'")
