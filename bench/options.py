@@ -5,6 +5,10 @@ import argparse
 
 from .registry import DEFAULT_IMPLS, impls
 
+# The rotating pool of buffers per rank (`--pool`): more than the 300 MiB L3 this VM reports, so every call's buffer
+# comes from memory, as a training step's gradients do (Open MPI's XHC notes warn that OSU-style benchmarks, one
+# buffer reused, measure the caches).
+POOL_DEFAULT = 512 << 20
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 DTYPES = ("float16", "float32", "float64", "int32", "int64")
 KINDS = {
@@ -55,6 +59,17 @@ def format_size(nbytes):
     return str(nbytes)
 
 
+def size(text):
+    """--pool: one size in bytes (0 allowed), or an argparse error."""
+    try:
+        result = parse_size(text)
+    except ValueError:
+        result = -1
+    if result < 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (0, 64M, 1G)")
+    return result
+
+
 def sizes(text):
     """--sizes: the sizes in bytes, or an argparse error."""
     try:
@@ -96,5 +111,9 @@ def add_options(parser, kind):
         parser.add_argument("--sizes", type=sizes, default="4K:256M", help="message sizes in bytes: a list "
                             "(4K,4M,64M) or A:B, every power of two between (default 4K:256M)")
         parser.add_argument("--dtype", default="float32", choices=DTYPES, help="element type (default float32)")
+        parser.add_argument("--pool", type=size, default=POOL_DEFAULT,
+                            help="every call gets the next buffer of a pool this large per rank, so no impl (nor "
+                                 "the floor) is timed on a buffer still in the caches from its last call; 0: one "
+                                 f"buffer reused (default {format_size(POOL_DEFAULT)}, above this machine's L3)")
     parser.add_argument("--iters", type=int, default=20, help="timed iterations per case (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")

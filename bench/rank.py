@@ -38,6 +38,38 @@ def exact_sum(count, dtype, size, salt=0):
     return (size * ((np.arange(count) + salt) % 61) + size * (size - 1) // 2).astype(dtype)
 
 
+class Pool:
+    """The buffers the timed calls get: consecutive page-aligned views of one array of `nbytes`, in turn, so a call's
+    buffer was last touched a pool ago (out of the caches when the pool is larger than them); with nbytes 0, or a
+    buffer over half the pool, one buffer per size, reused. Filled with ones, written (np.zeros would leave the pages
+    unmapped: an out-of-place send would read the kernel's one zero page). Values double per in-place sum on 2 ranks;
+    an overflow to inf costs no time (denormals would)."""
+
+    ALIGN = 4096
+
+    def __init__(self, nbytes, dtype):
+        import numpy as np
+
+        self.dtype, self.at, self.own = np.dtype(dtype), 0, {}
+        self.data = np.ones(nbytes // self.dtype.itemsize, dtype=self.dtype) if nbytes else None
+
+    def take(self, count):
+        """The next buffer of `count` elements."""
+        import numpy as np
+
+        if self.data is None or 2 * count > self.data.size:
+            if count not in self.own:
+                self.own.clear()  # one size at a time
+                self.own[count] = np.ones(count, dtype=self.dtype)
+            return self.own[count]
+        if self.at + count > self.data.size:
+            self.at = 0
+        view = self.data[self.at:self.at + count]
+        step = -(-count * self.dtype.itemsize // self.ALIGN) * self.ALIGN // self.dtype.itemsize
+        self.at += max(step, 1)
+        return view
+
+
 def time_calls(world, call, iters, warmup):
     """Per-iteration times (seconds, slowest rank) of call() after `warmup` untimed calls."""
     for _ in range(warmup):
@@ -68,13 +100,11 @@ def bench_allreduce(world, impls, args, report):
     import numpy as np
 
     dtype = np.dtype(args.dtype)
+    world.pool = Pool(args.pool, dtype)  # the floor takes its inputs from it too
     built, unavailable = prepare(impls)
     results = []
     for nbytes in args.sizes:
         count = max(1, nbytes // dtype.itemsize)
-        # Ones, written (np.zeros would leave the pages unmapped: an out-of-place send would read the kernel's one
-        # zero page). Values double per in-place sum on 2 ranks; an overflow to inf costs no time (denormals would).
-        buf = np.ones(count, dtype=dtype)
         expected = exact_sum(count, dtype, world.size)
         for name, fn in built.items():
             row = {"impl": name, "bytes": count * dtype.itemsize, "count": count, "samples": []}
@@ -84,7 +114,8 @@ def bench_allreduce(world, impls, args, report):
                 verified = world.all_true(np.array_equal(fn(rank_input(count, dtype, world.rank)), expected))
             row["verified"] = verified
             if verified:
-                row["samples"] = time_calls(world, lambda: fn(buf), args.iters, args.warmup)
+                buffers = iter([world.pool.take(count) for _ in range(args.warmup + args.iters)])
+                row["samples"] = time_calls(world, lambda: fn(next(buffers)), args.iters, args.warmup)
             results.append(row)
         report(f"{format_size(nbytes)} done: " + ", ".join(
             f"{r['impl']} {median(r['samples']) * 1e6:.1f} us" if r["verified"] else f"{r['impl']} WRONG"

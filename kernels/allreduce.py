@@ -7,7 +7,7 @@ from .comm import as_communicator
 from .native import NATIVE_DTYPES, has_native, native_allreduce
 from .rd import recursive_doubling_allreduce
 from .ring import ring_allreduce
-from .shm import available as shm_available, shm_allreduce
+from .shm import available as shm_available, shm_allreduce, single_copy as shm_single_copy
 
 # Below these many bytes recursive doubling (log2 N exchanges) beats the ring (2(N-1) steps of segments). With 2 ranks
 # both move the same bytes, so the ring only pays off once its 1 MiB segments keep the reduction in cache (~4 MiB);
@@ -38,6 +38,20 @@ SHM_RANGES = {
     None: ((32 << 20, None),),
 }
 
+# The same where every rank can copy straight between the others' buffers (`kernels/cma.py`: the ranks of one user,
+# ptrace allowed; `shm.Arena.single_copy`), which needs no bounce through slots: measured with `ringrun bench
+# allreduce --impl shm,mpi,mpi_inplace` on each library at 2 and 4 ranks, every call on a buffer out of the caches
+# (BENCHMARKS.md).
+# From 256 KiB on 2 ranks of Open MPI and MPICH (Intel MPI's own allreduce wins to 1 MiB), from 1 MiB on 4 ranks
+# (oversubscribed: Intel MPI's own wins to 4 MiB); below, each library's own call beats every Python path.
+SINGLE_COPY_RANGES = {
+    ("openmpi", 2): ((256 << 10, None),),
+    ("mpich", 2): ((256 << 10, None),),
+    ("intel", 2): ((1 << 20, None),),
+    "intel": ((4 << 20, None),),
+    None: ((1 << 20, None),),
+}
+
 ALGORITHMS = {
     "ring": ring_allreduce,
     "recursive_doubling": recursive_doubling_allreduce,
@@ -51,26 +65,30 @@ def native_below(library, size):
     return NATIVE_BELOW.get((library, size), NATIVE_BELOW.get(library, 0)) if library is not None else 0
 
 
-def shm_ranges(family, size):
-    """The [from, below) byte ranges (below None: no end) where `auto` takes shared memory for MPI library `family`."""
-    return SHM_RANGES.get((family, size)) or SHM_RANGES.get(family) or SHM_RANGES[None]
+def shm_ranges(family, size, single_copy=False):
+    """The [from, below) byte ranges (below None: no end) where `auto` takes shared memory for MPI library `family`,
+    through slots or (`single_copy`) straight between the buffers."""
+    table = SINGLE_COPY_RANGES if single_copy else SHM_RANGES
+    return table.get((family, size)) or table.get(family) or table[None]
 
 
-def in_shm_range(family, size, nbytes):
-    return any(low <= nbytes and (high is None or nbytes < high) for low, high in shm_ranges(family, size))
+def in_shm_range(family, size, nbytes, single_copy=False):
+    return any(low <= nbytes and (high is None or nbytes < high)
+               for low, high in shm_ranges(family, size, single_copy))
 
 
-def choose_algorithm(nbytes, size, algorithm="auto", library=None, shared=None):
+def choose_algorithm(nbytes, size, algorithm="auto", library=None, shared=None, single_copy=False):
     """The algorithm `auto` picks for `nbytes` on `size` ranks (or `algorithm` itself, checked, when explicit).
 
     library: the MPI library family whose own allreduce may be used (None when there is none for this buffer).
     shared: the MPI library family of ranks that can run the shared-memory allreduce (the same number of ranks on
-    every host), whose measured ranges apply; None when they cannot."""
+    every host), whose measured ranges apply; None when they cannot. single_copy: whether those ranks copy straight
+    between their buffers (the ranges of SINGLE_COPY_RANGES then)."""
     if algorithm != "auto":
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be auto, {', '.join(ALGORITHMS)}; got {algorithm!r}")
         return algorithm
-    if shared is not None and in_shm_range(shared, size, nbytes):
+    if shared is not None and in_shm_range(shared, size, nbytes, single_copy):
         return "shm"
     if nbytes < native_below(library, size):
         return "native"
@@ -83,19 +101,22 @@ def native_limit(comm):
     library's threshold, or where shared memory starts if that is lower. Computed once per MPIComm."""
     limit = getattr(comm, "native_limit", 0)
     if limit is None:  # an MPIComm not asked yet
-        ranges = shm_ranges(comm.library, comm.size)
+        ranges = shm_ranges(comm.library, comm.size) + shm_ranges(comm.library, comm.size, single_copy=True)
         limit = min([native_below(comm.library, comm.size)] + [low for low, _ in ranges]) if comm.size > 1 else 0
         comm.native_limit = limit
     return limit
 
 
 def shared_memory(comm, nbytes, algorithm):
-    """The library family for `choose_algorithm(shared=...)`, or None: asked (collectively, once per communicator)
-    only of MPI communicators, for `auto` and a message size in the measured shared-memory ranges."""
+    """(family, single_copy) for `choose_algorithm(shared=..., single_copy=...)`; family None when shared memory is
+    out: asked (collectively, once per communicator) only of MPI communicators, for `auto` and a message size in one
+    of the measured shared-memory ranges; single_copy then asks the host's ranks, collectively once, whether they can
+    copy straight between their buffers."""
     if (algorithm == "auto" and getattr(comm, "comm", None) is not None and comm.size > 1
-            and in_shm_range(comm.library, comm.size, nbytes) and shm_available(comm)):
-        return comm.library
-    return None
+            and (in_shm_range(comm.library, comm.size, nbytes)
+                 or in_shm_range(comm.library, comm.size, nbytes, single_copy=True)) and shm_available(comm)):
+        return comm.library, shm_single_copy(comm)
+    return None, False
 
 
 # The small-message path, per communicator object a caller passes (None included): (that object, the byte limit of
@@ -138,7 +159,7 @@ def allreduce(buf, op="sum", comm=None, algorithm="auto"):
         name = held[1]
     else:
         library = mpi.library if has_native(flat, mpi) else None
-        name = choose_algorithm(flat.nbytes, mpi.size, algorithm, library, shared_memory(mpi, flat.nbytes, algorithm))
+        name = choose_algorithm(flat.nbytes, mpi.size, algorithm, library, *shared_memory(mpi, flat.nbytes, algorithm))
         if len(_CHOSEN) >= 1024:
             _CHOSEN.clear()
         _CHOSEN[key] = (mpi, name)

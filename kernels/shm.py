@@ -22,6 +22,17 @@ has both). A slice is reduced by exactly one rank and copied by all, so every ra
 values. Counters only grow (across calls too), so nothing is reset between calls; every call must be collective over
 the communicator, with the same length, as for any allreduce.
 
+Two more paths share the arena and its counters (the round numbers run on across all three):
+- a message of at most SMALL_BYTES takes one round: every rank copies it whole into its slot, publishes COPIED,
+  waits for every rank's, reduces all the slots in rank order into its buffer and publishes DONE; the next use of
+  the slot, two rounds on, waits for that DONE (double-buffered: nearly always already seen). One flag round trip,
+  no barrier; every rank reduces in the same order, so all end bitwise identical.
+- where the ranks may copy straight between each other's memory (`kernels/cma.py`, probed once when the arena is
+  made, collectively), a larger plain array takes the single-copy round: every rank publishes its buffer's address
+  (COPIED); for each chunk of its own slice, rank j reads the others' part into a cache-sized scratch, reduces it
+  into its buffer and writes the result into the others' buffers; then DONE, and no rank returns before every rank's
+  DONE. Each byte of every buffer is read once and written once - the floor's traffic - and no slot is touched.
+
 Waiting spins on the counters and yields the core after a few tries (ranks may outnumber cores). x86 keeps stores
 in order, but a counter is still published after an `MPI_Win_sync` and read before one, as MPI's memory model asks.
 The window lives as long as the process (freeing it is collective, and a rank may exit early).
@@ -31,12 +42,15 @@ import os
 
 import numpy as np
 
+from . import cma
 from .ring import bounds, ring_allreduce
 
 SLOT_BYTES = 512 << 10  # measured best of 128K-2M x 2-4 slots at 1-64 MiB, 2 ranks (BENCHMARKS.md)
 SLOTS = 2
+SMALL_BYTES = 64 << 10  # up to this, one round of `Arena.small` (every rank reduces it all): measured, BENCHMARKS.md
 ROW = 8  # int64 counters per local rank: one 64-byte cache line each, so ranks never write the same line
-COPIED, REDUCED, DONE = 0, 1, 2
+COPIED, REDUCED, DONE, ADDRESS, PID, PROBE = 0, 1, 2, 3, 4, 5
+CHUNK_BYTES = 256 << 10  # the single-copy path's unit: a peer's part read into cache, reduced, written back
 SPINS_BEFORE_YIELD = 32
 
 
@@ -75,6 +89,14 @@ def topology(comm):
     return comm.topology
 
 
+def single_copy(comm):
+    """Whether the host's ranks of `comm` copy straight between their buffers (collective the first time: it makes
+    the arena); False where shared memory cannot be used at all."""
+    where = topology(comm) if getattr(comm, "comm", None) is not None else None
+    return bool(where is not None and where.usable and where.local > 1 and where.cross is None
+                and where.arena().single_copy)
+
+
 def available(comm):
     """Whether `comm` (a protocol communicator) can run the shared-memory allreduce; collective for an MPIComm."""
     return getattr(comm, "comm", None) is not None and topology(comm).usable
@@ -88,6 +110,7 @@ class Arena:
 
         self.size, self.rank = node.Get_size(), node.Get_rank()
         self.slot_bytes, self.nslots = SLOT_BYTES, SLOTS
+        self.small_bytes = SMALL_BYTES
         header = self.size * ROW * 8 if self.rank == 0 else 0  # every rank's counters live in local rank 0's part
         self.win = MPI.Win.Allocate_shared(header + SLOTS * SLOT_BYTES, 8, comm=node)
         memory = []
@@ -100,12 +123,88 @@ class Arena:
         self.slots = [[memory[k][starts[k] + s * SLOT_BYTES:starts[k] + (s + 1) * SLOT_BYTES] for s in range(SLOTS)]
                       for k in range(self.size)]
         self.typed = {}  # dtype -> [slot][rank] -> the slot as an array of that dtype
+        self.cut = {}  # (dtype, slot, count) -> [rank] -> the first count elements of that slot
+        self.rows = [range(c, self.size * ROW, ROW) for c in range(ROW)]  # counter -> its index of every rank
         self.win.Lock_all(MPI.MODE_NOCHECK)  # a passive epoch for the lifetime of the window: Win_sync is legal
         for c in range(ROW):  # MPI does not zero the window; nobody reads a counter before the barrier
             self.counters[self.rank * ROW + c] = 0
+        self.counters[self.rank * ROW + PID] = os.getpid()
+        self.counters[self.rank * ROW + PROBE] = self.slots[self.rank][0].ctypes.data  # in this process's map
         self.win.Sync()
         node.Barrier()
         self.round = 0
+        self.pids = [self.counters[k * ROW + PID] for k in range(self.size)]
+        self.copier, self.single_copy, self.scratch = None, False, {}
+        copier = cma.Copier() if cma.SUPPORTED else None
+        if copier is not None:
+            copier.allow_peers()
+            node.Barrier()  # every rank allows before any probes
+            works = all(copier.works(self.pids[k], self.counters[k * ROW + PROBE])
+                        for k in range(self.size) if k != self.rank)
+            if node.allreduce(works, op=MPI.LAND):
+                self.copier, self.single_copy = copier, True
+
+    def small(self, flat, ufunc):
+        """One round for a message that fits a slot (see the module's doc): copy it into my slot, publish COPIED,
+        wait for every rank's, reduce every slot in rank order into my buffer, publish DONE. Every rank reduces the
+        whole message, in the same order, so all end bitwise identical; the slot is free again once every rank has
+        published DONE for this round, which the next use of the slot, two rounds on, waits for (and has nearly
+        always already seen): one flag round trip per call, no barrier."""
+        i, slot = self.round, self.round % self.nslots
+        self.round += 1
+        count = flat.size
+        views = self.views(flat.dtype, slot, count)
+        if i >= self.nslots:
+            self.wait(DONE, i - self.nslots + 1)
+        parts = [(flat, 0)] if flat.__class__ is np.ndarray else spans(flat, 0, count)
+        mine = views[self.rank]
+        for view, offset in parts:
+            mine[offset:offset + view.size] = view
+        self.publish(COPIED, i + 1)
+        self.wait(COPIED, i + 1)
+        first, second, rest = views[0], views[1], views[2:]
+        for view, offset in parts:
+            if offset or view.size != count:
+                end = offset + view.size
+                first, second, rest = views[0][offset:end], views[1][offset:end], [v[offset:end] for v in views[2:]]
+            ufunc(first, second, out=view)
+            for other in rest:
+                ufunc(view, other, out=view)
+        self.publish(DONE, i + 1)
+        return flat
+
+    def direct(self, flat, ufunc):
+        """One round straight between the ranks' buffers (see the module's doc): publish my buffer's address, wait for
+        every rank's; for each chunk of my slice, read every other rank's part of it into a cache-sized scratch and
+        reduce it into my buffer, then write the result into every other rank's buffer; publish DONE and wait for
+        every rank's (no rank returns while another may still read or write its buffer)."""
+        n, r, counters = self.size, self.rank, self.counters
+        i = self.round
+        self.round += 1
+        counters[r * ROW + ADDRESS] = flat.ctypes.data
+        self.publish(COPIED, i + 1)
+        self.wait(COPIED, i + 1)
+        cut = bounds(flat.size, n)
+        a, b = cut[r], cut[r + 1]
+        if b > a:
+            peers = [(self.pids[k % n], counters[(k % n) * ROW + ADDRESS]) for k in range(r + 1, r + n)]
+            scratch = self.scratch.get(flat.dtype)
+            if scratch is None:
+                scratch = self.scratch[flat.dtype] = np.empty(CHUNK_BYTES // flat.itemsize, dtype=flat.dtype)
+            read, write, here, item = self.copier.read, self.copier.write, scratch.ctypes.data, flat.itemsize
+            base, step = flat.ctypes.data, scratch.size
+            for start in range(a, b, step):
+                stop = min(start + step, b)
+                view, nbytes, offset = flat[start:stop], (stop - start) * item, start * item
+                part = scratch[:stop - start]
+                for pid, address in peers:
+                    read(pid, here, address + offset, nbytes)
+                    ufunc(view, part, out=view)
+                for pid, address in peers:
+                    write(pid, base + offset, address + offset, nbytes)
+        self.publish(DONE, i + 1)
+        self.wait(DONE, i + 1)
+        return flat
 
     def publish(self, which, value):
         """Set my counter `which` to `value`, after every store before it (Win_sync: a memory barrier)."""
@@ -115,7 +214,7 @@ class Arena:
     def wait(self, which, value):
         """Until every local rank's counter `which` is at least `value`; no load after it is served earlier."""
         counters, spins = self.counters, 0
-        for index in range(which, self.size * ROW, ROW):
+        for index in self.rows[which]:
             while counters[index] < value:
                 spins += 1
                 if spins >= SPINS_BEFORE_YIELD:
@@ -124,16 +223,29 @@ class Arena:
         self.win.Sync()
 
     def views(self, dtype, slot, count):
-        """Every local rank's `slot` as `count` elements of `dtype`."""
+        """Every local rank's `slot` as `count` elements of `dtype` (kept for the last few sizes: a training loop
+        reduces the same ones every step)."""
+        key = (dtype, slot, count)
+        held = self.cut.get(key)
+        if held is not None:
+            return held
         table = self.typed.get(dtype)
         if table is None:
             table = self.typed[dtype] = [[self.slots[k][s].view(dtype) for k in range(self.size)]
                                          for s in range(self.nslots)]
         full = table[slot]
-        return full if count == full[0].size else [view[:count] for view in full]
+        held = full if count == full[0].size else [view[:count] for view in full]
+        if len(self.cut) >= 64:
+            self.cut.clear()
+        self.cut[key] = held
+        return held
 
     def allreduce(self, flat, ufunc, cross=None):
         """Reduce `flat` (1-D contiguous, or a `ring.Joined`) in place over the host's ranks, and over `cross`."""
+        if cross is None and flat.size * flat.itemsize <= self.small_bytes:
+            return self.small(flat, ufunc)
+        if cross is None and self.single_copy and flat.__class__ is np.ndarray:
+            return self.direct(flat, ufunc)
         n, r = self.size, self.rank
         per = self.slot_bytes // flat.itemsize
         for start in range(0, flat.size, per):

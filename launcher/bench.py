@@ -93,7 +93,7 @@ class Bench:
         argv = [python, "-m", "ringrun.bench.rank", a.bench, "--world", world, "--impl", ",".join(impls),
                 "--iters", str(a.iters), "--warmup", str(a.warmup), "--out", out_path]
         if a.bench == "allreduce":
-            argv += ["--sizes", ",".join(map(str, a.sizes)), "--dtype", a.dtype]
+            argv += ["--sizes", ",".join(map(str, a.sizes)), "--dtype", a.dtype, "--pool", str(a.pool)]
         return argv
 
     def run_mpi(self, impls, workdir, group="mpi"):

@@ -170,7 +170,7 @@ class OneRank:
 
 
 def test_a_wrong_result_is_reported_and_never_timed():
-    args = SimpleNamespace(sizes=[4096], dtype="float32", iters=3, warmup=1)
+    args = SimpleNamespace(sizes=[4096], dtype="float32", iters=3, warmup=1, pool=1 << 20)
     impls = {"off_by_one": lambda: lambda buf: buf + 1, "right": lambda: lambda buf: buf}
     document = rank_bench.bench_allreduce(OneRank(), impls, args, report=lambda line: None)
     rows = {r["impl"]: r for r in document["results"]}
@@ -185,7 +185,8 @@ def test_the_floor_is_timed_beside_the_impls_and_marked_as_a_reference():
 
     document = rank_bench.bench_allreduce(OneRank(), {"right": lambda: lambda buf: buf,
                                                       "floor": lambda: floor(OneRank())},
-                                          SimpleNamespace(sizes=[4096, 1 << 20], dtype="float32", iters=3, warmup=1),
+                                          SimpleNamespace(sizes=[4096, 1 << 20], dtype="float32", iters=3, warmup=1,
+                                                          pool=1 << 20),
                                           report=lambda line: None)
     rows = [(r["impl"], r["bytes"], r["verified"], r.get("reference", False), len(r["samples"]))
             for r in document["results"]]
@@ -193,9 +194,40 @@ def test_the_floor_is_timed_beside_the_impls_and_marked_as_a_reference():
                     ("right", 1 << 20, True, False, 3), ("floor", 1 << 20, True, True, 3)]
 
 
+@pytest.mark.parametrize("ranks,count", [(1, 5), (2, 7), (3, 1000), (4, 3), (3, 200_000)])
+def test_the_floor_sums_the_slices_of_its_buffer_into_every_slice(ranks, count):
+    import numpy as np
+
+    from ringrun.bench.floor import floor
+
+    world = SimpleNamespace(size=ranks)
+    buf = np.arange(count, dtype=np.float64)
+    floor(world)(buf)
+    length = -(-count // ranks)
+    slices = [np.arange(count, dtype=np.float64)[k * length:(k + 1) * length] for k in range(ranks)]
+    total = np.zeros(length)
+    for part in slices:
+        total[:part.size] += part
+    assert np.array_equal(buf, np.concatenate([total[:part.size] for part in slices]))
+
+
+def test_the_pool_hands_out_page_aligned_buffers_in_turn_and_wraps():
+    import numpy as np
+
+    pool = rank_bench.Pool(64 << 10, np.float32)  # 16 pages
+    starts = [pool.take(1000).__array_interface__["data"][0] - pool.data.__array_interface__["data"][0]
+              for _ in range(18)]
+    assert starts == [4096 * i for i in range(16)] + [0, 4096]
+    big = pool.take(9000)  # over half the pool: one buffer of its own, reused
+    assert big.size == 9000 and pool.take(9000) is big and not np.shares_memory(big, pool.data)
+    reused = rank_bench.Pool(0, np.float64)
+    assert reused.take(10) is reused.take(10) and reused.take(10).dtype == np.float64
+
+
 def test_an_impl_of_other_ranks_is_unavailable_there():
     document = rank_bench.bench_allreduce(OneRank(), factories("allreduce", ["gloo"], OneRank()),
-                                          SimpleNamespace(sizes=[4096], dtype="float32", iters=1, warmup=0),
+                                          SimpleNamespace(sizes=[4096], dtype="float32", iters=1, warmup=0,
+                                                          pool=1 << 20),
                                           report=lambda line: None)
     assert document["results"] == [] and document["unavailable"] == {"gloo": "gloo runs on gloo ranks, these are "
                                                                              "fake ranks"}

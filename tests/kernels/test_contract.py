@@ -81,6 +81,17 @@ def test_auto_uses_shared_memory_in_its_measured_ranges_when_the_ranks_can():
     assert choose_algorithm(64 << 20, 2, library="openmpi", shared=None) == "ring"  # ranks that cannot share memory
 
 
+def test_auto_takes_the_single_copy_ranges_where_the_ranks_copy_between_their_buffers():
+    assert choose_algorithm(256 << 10, 2, library="openmpi", shared="openmpi", single_copy=True) == "shm"
+    assert choose_algorithm((256 << 10) - 1, 2, library="openmpi", shared="openmpi", single_copy=True) == "native"
+    assert choose_algorithm(4 << 20, 2, library="openmpi", shared="openmpi", single_copy=True) == "shm"  # no gap
+    assert choose_algorithm((1 << 20) - 1, 2, library="intel", shared="intel", single_copy=True) == "native"
+    assert choose_algorithm((4 << 20) - 1, 4, library="intel", shared="intel", single_copy=True) == "native"
+    assert choose_algorithm(4 << 20, 4, library="intel", shared="intel", single_copy=True) == "shm"
+    assert choose_algorithm(1 << 20, 4, library="mpich", shared="mpich", single_copy=True) == "shm"
+    assert choose_algorithm(512 << 10, 4, library="openmpi", shared="openmpi", single_copy=True) == "native"
+
+
 def test_shm_on_a_communicator_without_mpi_runs_the_ring():
     def body(comm):
         return allreduce(np.arange(10, dtype=np.float16) + comm.rank, comm=comm, algorithm="shm")

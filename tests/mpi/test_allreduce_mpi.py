@@ -126,6 +126,37 @@ def test_shared_memory_allreduce_many_and_auto(world):
     for fused, single in zip(arrays, singles):
         np.testing.assert_allclose(fused, single, rtol=1e-12)
     comm = as_communicator(world)
-    shared = shared_memory(comm, 64 << 20, "auto")
-    assert shared == (comm.library if size > 1 else None)
-    assert choose_algorithm(64 << 20, size, "auto", comm.library, shared) == ("shm" if size > 1 else "ring")
+    shared, single = shared_memory(comm, 64 << 20, "auto")
+    assert shared == (comm.library if size > 1 else None) and single == (size > 1)  # ptrace is allowed in tests/mpi
+    assert choose_algorithm(64 << 20, size, "auto", comm.library, shared, single) == ("shm" if size > 1 else "ring")
+
+
+@pytest.mark.parametrize("single_copy", [True, False], ids=["single-copy", "slots"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_both_shared_memory_paths(world, single_copy, dtype, op):
+    """Straight between the buffers (process_vm_readv/writev, allowed here) and through the slots: the small one-round
+    path, then several chunks and rounds, every length of `lengths` and a few around the chunk and slot sizes."""
+    from ringrun.kernels import allreduce
+    from ringrun.kernels.comm import as_communicator
+    from ringrun.kernels.shm import CHUNK_BYTES, SLOT_BYTES, SMALL_BYTES, topology
+
+    size, rank = world.Get_size(), world.Get_rank()
+    comm = as_communicator(world)
+    arena = topology(comm).arena() if size > 1 else None
+    if arena is not None:
+        assert arena.single_copy, "ptrace between the ranks is allowed here: the single-copy path must be found"
+        arena.single_copy = single_copy
+    item = np.dtype(dtype).itemsize
+    extra = [SMALL_BYTES // item, SMALL_BYTES // item + 1, size * CHUNK_BYTES // item + 5, 3 * SLOT_BYTES // item - 1]
+    try:
+        for length in lengths(size) + extra:
+            buf = values(rank, length, dtype, op)
+            allreduce(buf, op, comm=world, algorithm="shm")
+            check(buf, size, length, dtype, op)
+            first = world.bcast(buf if rank == 0 else None, root=0)
+            assert np.array_equal(first, buf), "ranks disagree"
+    finally:
+        if arena is not None:
+            arena.single_copy = True
+
