@@ -23,7 +23,8 @@ KINDS = {
 }
 IMPL_HELP = {
     "allreduce": "ring = ringrun's allreduce (algorithm auto), mpi = MPI_Allreduce out of place as IMB times it, "
-                 "horovod, gloo; also ring_only, recursive_doubling, shm (ringrun's algorithms forced), mpi_inplace, "
+                 "horovod, gloo; also ring_only, recursive_doubling, shm (ringrun's algorithms forced), shm_slots (shm "
+                 "without its single-copy path), mpi_inplace, "
                  "floor (the memory traffic alone, bench/floor.py: always added, every time is also shown as a ratio "
                  "to it)",
     "fusion": "fused = ringrun's fusion, flat = one ring of the same bytes, mpi_per_tensor, horovod_grouped",

@@ -6,7 +6,8 @@
 
 Every (case, impl) is first verified - its result on rank- and index-dependent input must equal the exact sum - and
 only then timed: `warmup` untimed calls, then for each iteration a barrier and one timed call; an iteration's time is
-the slowest rank's. Rank 0 writes one JSON document (every sample, and the impls that are unavailable with the reason)
+the slowest rank's. Each call of an allreduce (and of the floor) gets the next buffer of a rotating pool (`Pool`,
+`--pool` bytes per rank), so none is timed on a buffer its previous call left in the caches. Rank 0 writes one JSON document (every sample, and the impls that are unavailable with the reason)
 to `--out` and a progress line per case to stderr. An impl that cannot run here (Horovod not installed, or one whose
 ranks are of another kind) is reported as unavailable, never dropped.
 """

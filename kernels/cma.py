@@ -3,8 +3,9 @@
 
 The kernel copies from pages it pins in the other process, so no byte goes through a shared bounce buffer. Allowed
 where this process may ptrace the other (the same user and no Yama restriction, or CAP_SYS_PTRACE); `allow_peers`
-lifts Yama's scope 1 for this process; a seccomp profile may still refuse the calls (EPERM, ENOSYS): callers probe
-with `Copier.works` first and keep another path.
+lifts Yama's scope 1 for this process; a seccomp profile may still refuse the calls (EPERM, ENOSYS), and a pid from
+another pid namespace names another process: callers probe with `Copier.works` (a known value read back) first and
+keep another path.
 """
 
 import ctypes
@@ -57,11 +58,12 @@ class Copier:
     def write(self, pid, here, there, nbytes):
         self._move("process_vm_writev", pid, here, there, nbytes)
 
-    def works(self, pid, there, nbytes=8):
-        """Whether `nbytes` at `there` in process `pid` can be read (a probe: False instead of an error)."""
-        scratch = ctypes.create_string_buffer(nbytes)
+    def works(self, pid, there, expect):
+        """Whether the bytes at `there` in process `pid` can be read and are `expect` (a probe: False instead of an
+        error)."""
+        scratch = ctypes.create_string_buffer(len(expect))
         try:
-            self.read(pid, ctypes.addressof(scratch), there, nbytes)
+            self.read(pid, ctypes.addressof(scratch), there, len(expect))
         except OSError:
             return False
-        return True
+        return scratch.raw == expect

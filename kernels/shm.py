@@ -49,7 +49,7 @@ SLOT_BYTES = 512 << 10  # measured best of 128K-2M x 2-4 slots at 1-64 MiB, 2 ra
 SLOTS = 2
 SMALL_BYTES = 64 << 10  # up to this, one round of `Arena.small` (every rank reduces it all): measured, BENCHMARKS.md
 ROW = 8  # int64 counters per local rank: one 64-byte cache line each, so ranks never write the same line
-COPIED, REDUCED, DONE, ADDRESS, PID, PROBE = 0, 1, 2, 3, 4, 5
+COPIED, REDUCED, DONE, ADDRESS, PID, PROBE, TOKEN = 0, 1, 2, 3, 4, 5, 6
 CHUNK_BYTES = 256 << 10  # the single-copy path's unit: a peer's part read into cache, reduced, written back
 SPINS_BEFORE_YIELD = 32
 
@@ -128,8 +128,12 @@ class Arena:
         self.win.Lock_all(MPI.MODE_NOCHECK)  # a passive epoch for the lifetime of the window: Win_sync is legal
         for c in range(ROW):  # MPI does not zero the window; nobody reads a counter before the barrier
             self.counters[self.rank * ROW + c] = 0
+        # the single-copy probe: a random token at the start of my first slot, its address in my own map, my pid
+        token = int.from_bytes(os.urandom(7), "little")
+        self.slots[self.rank][0][:8].view(np.int64)[0] = token
+        self.counters[self.rank * ROW + TOKEN] = token
         self.counters[self.rank * ROW + PID] = os.getpid()
-        self.counters[self.rank * ROW + PROBE] = self.slots[self.rank][0].ctypes.data  # in this process's map
+        self.counters[self.rank * ROW + PROBE] = self.slots[self.rank][0].ctypes.data
         self.win.Sync()
         node.Barrier()
         self.round = 0
@@ -139,7 +143,10 @@ class Arena:
         if copier is not None:
             copier.allow_peers()
             node.Barrier()  # every rank allows before any probes
-            works = all(copier.works(self.pids[k], self.counters[k * ROW + PROBE])
+            # the token read through the peer's pid and address proves both name the peer: a pid of another pid
+            # namespace (ranks of one host in different containers) would name another process, or none
+            works = all(copier.works(self.pids[k], self.counters[k * ROW + PROBE],
+                                     self.counters[k * ROW + TOKEN].to_bytes(8, "little"))
                         for k in range(self.size) if k != self.rank)
             if node.allreduce(works, op=MPI.LAND):
                 self.copier, self.single_copy = copier, True

@@ -156,7 +156,8 @@ class Bench:
         document = {"bench": a.bench, "command": ["ringrun"] + a.argv, "ranks": a.np,
                     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     "machine": machine(), "mpi": {"name": a.mpi, "prefix": self.prefix},
-                    "iters": getattr(a, "iters", None), "warmup": getattr(a, "warmup", None), "results": [],
+                    "iters": getattr(a, "iters", None), "warmup": getattr(a, "warmup", None),
+                    "pool": getattr(a, "pool", None), "results": [],
                     "unavailable": {}, "failed": {}}
         with tempfile.TemporaryDirectory(prefix="ringrun-bench-") as workdir:
             runners = {"mpi": self.run_mpi, "horovod": lambda i, w: self.run_mpi(i, w, "horovod"),

@@ -24,5 +24,7 @@ def test_a_refused_copy_raises_and_the_probe_says_no():
     copier = Copier()
     with pytest.raises(OSError, match=r"process_vm_readv of 8 bytes with pid .*: Bad address"):
         copier.read(os.getpid(), np.zeros(1).ctypes.data, 8, 8)  # nothing is mapped at address 8
-    assert copier.works(os.getpid(), np.zeros(4).ctypes.data) is True
-    assert copier.works(os.getpid(), 8) is False
+    known = np.array([0x1234567890, 7], dtype=np.int64)
+    assert copier.works(os.getpid(), known.ctypes.data, known.tobytes()) is True
+    assert copier.works(os.getpid(), known.ctypes.data, known[::-1].tobytes()) is False  # readable, another value
+    assert copier.works(os.getpid(), 8, known.tobytes()) is False
