@@ -7,8 +7,9 @@
 Every (case, impl) is first verified - its result on rank- and index-dependent input must equal the exact sum - and
 only then timed: `warmup` untimed calls, then for each iteration a barrier and one timed call; an iteration's time is
 the slowest rank's. Each call of an allreduce (and of the floor) gets the next buffer of a rotating pool (`Pool`,
-`--pool` bytes per rank), so none is timed on a buffer its previous call left in the caches. Rank 0 writes one JSON document (every sample, and the impls that are unavailable with the reason)
-to `--out` and a progress line per case to stderr. An impl that cannot run here (Horovod not installed, or one whose
+`--pool` bytes per rank), so none is timed on a buffer its previous call left in the caches. Rank 0 writes one JSON
+document (every sample, and the impls that are unavailable with the reason) to `--out` and a progress line per case
+to stderr. An impl that cannot run here (Horovod not installed, or one whose
 ranks are of another kind) is reported as unavailable, never dropped.
 """
 
@@ -52,7 +53,12 @@ class Pool:
         import numpy as np
 
         self.dtype, self.at, self.own = np.dtype(dtype), 0, {}
-        self.data = np.ones(nbytes // self.dtype.itemsize, dtype=self.dtype) if nbytes else None
+        self.data = None
+        if nbytes:
+            count, pad = nbytes // self.dtype.itemsize, self.ALIGN // self.dtype.itemsize
+            raw = np.ones(count + pad, dtype=self.dtype)
+            skip = (-raw.ctypes.data % self.ALIGN) // self.dtype.itemsize  # malloc's header: start on a page
+            self.data = raw[skip:skip + count]
 
     def take(self, count):
         """The next buffer of `count` elements."""

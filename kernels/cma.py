@@ -23,7 +23,8 @@ class IOVec(ctypes.Structure):
 
 class Copier:
     """read(pid, here, there, nbytes) and write(pid, here, there, nbytes): addresses are integers, `here` in this
-    process, `there` in process `pid`. Raises OSError when the kernel refuses or copies less than asked."""
+    process, `there` in process `pid`. Raises OSError when the kernel refuses or copies less than asked. One Copier
+    per thread (its iovecs are reused)."""
 
     def __init__(self):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -37,10 +38,12 @@ class Copier:
         self._local, self._remote = IOVec(), IOVec()
         self._local_ref, self._remote_ref = ctypes.byref(self._local), ctypes.byref(self._remote)
         self._prctl = libc.prctl
+        self._prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
     def allow_peers(self):
-        """Let any process of this user read and write this one's memory where Yama's ptrace scope is 1 (a no-op
-        elsewhere: the call fails harmlessly without Yama)."""
+        """Let any process of this user read and write this one's memory where Yama's ptrace scope is 1, as Open
+        MPI's CMA support does (a no-op elsewhere: the call fails harmlessly without Yama). Only processes of the same
+        user gain anything: without Yama they could already; a job's ranks run as the job's own user."""
         self._prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0)
 
     def _move(self, name, pid, here, there, nbytes):
@@ -59,11 +62,14 @@ class Copier:
         self._move("process_vm_writev", pid, here, there, nbytes)
 
     def works(self, pid, there, expect):
-        """Whether the bytes at `there` in process `pid` can be read and are `expect` (a probe: False instead of an
-        error)."""
+        """Whether the bytes at `there` in process `pid` can be read, are `expect`, and can be written back (a probe:
+        False instead of an error; what it writes is what was there)."""
         scratch = ctypes.create_string_buffer(len(expect))
         try:
             self.read(pid, ctypes.addressof(scratch), there, len(expect))
+            if scratch.raw != expect:
+                return False
+            self.write(pid, ctypes.addressof(scratch), there, len(expect))
         except OSError:
             return False
-        return scratch.raw == expect
+        return True

@@ -55,8 +55,13 @@ class Fusion:
             pieces = [buffer for buffer, _ in packs] + [f for f in group if f.nbytes >= self.direct_bytes]
             total = sum(p.nbytes for p in pieces)
             library = comm.library if has_native(pieces[0], comm) else None
-            name = choose_algorithm(total, comm.size, algorithm, library, *shared_memory(comm, total, algorithm))
-            if name in ("ring", "shm"):  # both reduce a Joined buffer: one collective over every piece
+            shared, single = shared_memory(comm, total, algorithm)
+            name = choose_algorithm(total, comm.size, algorithm, library, shared, single)
+            if name == "shm" and single:  # straight between the buffers: one round per piece, none through slots
+                for piece in pieces:
+                    ALGORITHMS[name](piece, ufunc, comm)
+                    ops.finish(piece, op, comm.size)
+            elif name in ("ring", "shm"):  # both reduce a Joined buffer: one collective over every piece
                 ALGORITHMS[name](Joined(pieces), ufunc, comm)
                 for piece in pieces:
                     ops.finish(piece, op, comm.size)

@@ -5,8 +5,11 @@
 What a training script calls (Horovod 0.28's `horovod.torch`): init, rank, size, local_rank, local_size, cross_rank,
 cross_size, DistributedOptimizer (named_parameters, compression, backward_passes_per_step, op), broadcast_parameters,
 broadcast_optimizer_state, broadcast_object, allreduce(_), broadcast(_), allgather, Average / Sum, Compression.none /
-fp16, and the *_built() queries. What ringrun does not do is refused by name, never ignored: Adasum, a
-gradient_predivide_factor other than 1, process sets and groups, sparse gradients, GPU tensors. The ranks are those of
+fp16, Min / Max / Product for allreduce, skip_synchronize, and the *_built() queries; a parameter without a gradient on
+this rank contributes zeros, as in Horovod. What ringrun does not do is refused by name, never ignored: Adasum, a
+gradient_predivide_factor other than 1, process sets and groups, sparse gradients, GPU tensors. The optimizer wraps
+the torch optimizer rather than subclassing its class, so torch's lr_scheduler, which checks isinstance, needs the
+wrapped one (`optimizer._optimizer`). The ranks are those of
 MPI_COMM_WORLD (or `init(comm)`): run the script under `ringrun launch`, mpirun, or in an MPIJob.
 """
 
@@ -14,8 +17,9 @@ from . import torch as _rr
 from .allreduce import allreduce as _allreduce
 from .collectives import allgather as _allgather, broadcast as _broadcast
 
-Average, Sum, Adasum = "average", "sum", "adasum"
-_OPS = {Average, Sum}
+Average, Sum, Adasum, Min, Max, Product = "average", "sum", "adasum", "min", "max", "prod"
+_OPS = {Average, Sum}  # the optimizer's, as Horovod's
+_ALLREDUCE_OPS = {Average, Sum, Min, Max, Product}
 
 
 class _NoneCompressor:
@@ -124,14 +128,17 @@ def mpi_threads_supported():
     return MPI.Query_thread() == MPI.THREAD_MULTIPLE
 
 
-def _op(op, average=None):
+def _op(op, average=None, allowed=_OPS):
     """ringrun's op for Horovod's `op` / legacy `average` arguments."""
+    if op is not None and average is not None:
+        raise ValueError("The op parameter supersedes average. Please provide only one of them.")
     if op is None:
         op = Sum if average is False else Average
     if op == Adasum:
         raise ValueError("op=hvd.Adasum: Adasum is not implemented by ringrun (use hvd.Average or hvd.Sum)")
-    if op not in _OPS:
-        raise ValueError(f"op={op!r}: ringrun supports hvd.Average and hvd.Sum")
+    if op not in allowed:
+        names = {Average: "Average", Sum: "Sum", Min: "Min", Max: "Max", Product: "Product"}
+        raise ValueError(f"op={op!r}: ringrun supports " + ", ".join(f"hvd.{names[o]}" for o in sorted(allowed)))
     return op
 
 
@@ -148,7 +155,7 @@ def _array(tensor, what):
 def allreduce_(tensor, average=None, name=None, op=None, prescale_factor=1.0, postscale_factor=1.0):
     """Reduce `tensor` over the ranks in place (a contiguous CPU tensor) and return it."""
     _unsupported(prescale_factor=(prescale_factor, 1.0), postscale_factor=(postscale_factor, 1.0))
-    _allreduce(_array(tensor, name or "tensor"), _op(op, average), comm=_rr._comm())
+    _allreduce(_array(tensor, name or "tensor"), _op(op, average, _ALLREDUCE_OPS), comm=_rr._comm())
     return tensor
 
 
@@ -201,7 +208,42 @@ def broadcast_optimizer_state(optimizer, root_rank):
     optimizer.load_state_dict(broadcast_object(optimizer.state_dict(), root_rank))
 
 
-class _Compressed(_rr.DistributedOptimizer):
+class _Optimizer(_rr.DistributedOptimizer):
+    """ringrun's DistributedOptimizer with Horovod's behaviour around it: a parameter that needs a gradient and has
+    none on this rank (another rank's graph may have reached it) contributes zeros, and `skip_synchronize()`."""
+
+    _skip = False
+
+    def _fill_missing(self):
+        for group in self._optimizer.param_groups:
+            for p in group["params"]:
+                if p.requires_grad and p.grad is None:
+                    p.grad = p.detach().new_zeros(p.shape)
+
+    def synchronize(self):
+        self._fill_missing()
+        super().synchronize()
+
+    def skip_synchronize(self):
+        """`with optimizer.skip_synchronize(): optimizer.step()`: step without reducing (after synchronize())."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def skipping():
+            self._skip = True
+            try:
+                yield
+            finally:
+                self._skip = False
+        return skipping()
+
+    def step(self, closure=None):
+        if not self._skip:
+            self.synchronize()
+        return self._optimizer.step(closure) if closure is not None else self._optimizer.step()
+
+
+class _Compressed(_Optimizer):
     """Gradients cast to `dtype` for the reduction and back (Compression.fp16): reduced in step()."""
 
     def __init__(self, optimizer, named_parameters, op, dtype, backward_passes_per_step):
@@ -212,6 +254,7 @@ class _Compressed(_rr.DistributedOptimizer):
     def synchronize(self):
         import torch
 
+        self._fill_missing()
         grads = [(self._names.get(id(p), f"param {i}"), p.grad)
                  for i, p in enumerate(p for group in self._optimizer.param_groups for p in group["params"])
                  if p.grad is not None]
@@ -237,4 +280,4 @@ def DistributedOptimizer(optimizer, named_parameters=None, compression=Compressi
     named = list(named_parameters) if named_parameters is not None else None
     if compression.dtype is not None:
         return _Compressed(optimizer, named, op, compression.dtype, backward_passes_per_step)
-    return _rr.DistributedOptimizer(optimizer, named, op=op, backward_passes_per_step=backward_passes_per_step)
+    return _Optimizer(optimizer, named, op=op, backward_passes_per_step=backward_passes_per_step)

@@ -128,26 +128,29 @@ class Arena:
         self.win.Lock_all(MPI.MODE_NOCHECK)  # a passive epoch for the lifetime of the window: Win_sync is legal
         for c in range(ROW):  # MPI does not zero the window; nobody reads a counter before the barrier
             self.counters[self.rank * ROW + c] = 0
-        # the single-copy probe: a random token at the start of my first slot, its address in my own map, my pid
-        token = int.from_bytes(os.urandom(7), "little")
-        self.slots[self.rank][0][:8].view(np.int64)[0] = token
-        self.counters[self.rank * ROW + TOKEN] = token
+        # the single-copy probe: a random token in my private memory (not the window, which every rank maps), its
+        # address in my own map, and my pid
+        self.probe = np.array([int.from_bytes(os.urandom(7), "little")], dtype=np.int64)
+        self.counters[self.rank * ROW + TOKEN] = int(self.probe[0])
         self.counters[self.rank * ROW + PID] = os.getpid()
-        self.counters[self.rank * ROW + PROBE] = self.slots[self.rank][0].ctypes.data
+        self.counters[self.rank * ROW + PROBE] = self.probe.ctypes.data
         self.win.Sync()
         node.Barrier()
         self.round = 0
         self.pids = [self.counters[k * ROW + PID] for k in range(self.size)]
+        self.abort = node.Abort
         self.copier, self.single_copy, self.scratch = None, False, {}
         copier = cma.Copier() if cma.SUPPORTED else None
         if copier is not None:
             copier.allow_peers()
             node.Barrier()  # every rank allows before any probes
-            # the token read through the peer's pid and address proves both name the peer: a pid of another pid
-            # namespace (ranks of one host in different containers) would name another process, or none
-            works = all(copier.works(self.pids[k], self.counters[k * ROW + PROBE],
-                                     self.counters[k * ROW + TOKEN].to_bytes(8, "little"))
-                        for k in range(self.size) if k != self.rank)
+            # the token read and written back through the peer's pid and address proves both name the peer and both
+            # calls are allowed: a pid of another pid namespace (ranks of one host in different containers) names
+            # another process or none, and one equal to mine names me
+            works = len(set(self.pids)) == self.size and all(
+                copier.works(self.pids[k], self.counters[k * ROW + PROBE],
+                             self.counters[k * ROW + TOKEN].to_bytes(8, "little"))
+                for k in range(self.size) if k != self.rank)
             if node.allreduce(works, op=MPI.LAND):
                 self.copier, self.single_copy = copier, True
 
@@ -200,15 +203,22 @@ class Arena:
                 scratch = self.scratch[flat.dtype] = np.empty(CHUNK_BYTES // flat.itemsize, dtype=flat.dtype)
             read, write, here, item = self.copier.read, self.copier.write, scratch.ctypes.data, flat.itemsize
             base, step = flat.ctypes.data, scratch.size
-            for start in range(a, b, step):
-                stop = min(start + step, b)
-                view, nbytes, offset = flat[start:stop], (stop - start) * item, start * item
-                part = scratch[:stop - start]
-                for pid, address in peers:
-                    read(pid, here, address + offset, nbytes)
-                    ufunc(view, part, out=view)
-                for pid, address in peers:
-                    write(pid, base + offset, address + offset, nbytes)
+            try:
+                for start in range(a, b, step):
+                    stop = min(start + step, b)
+                    view, nbytes, offset = flat[start:stop], (stop - start) * item, start * item
+                    part = scratch[:stop - start]
+                    for pid, address in peers:
+                        read(pid, here, address + offset, nbytes)
+                        ufunc(view, part, out=view)
+                    for pid, address in peers:
+                        write(pid, base + offset, address + offset, nbytes)
+            except OSError as exc:  # the others wait for my DONE: end the job, as an MPI error would, not hang it
+                import sys
+
+                print(f"ringrun: single-copy allreduce failed on local rank {r}: {exc}", file=sys.stderr, flush=True)
+                self.abort(1)
+                raise
         self.publish(DONE, i + 1)
         self.wait(DONE, i + 1)
         return flat
@@ -251,7 +261,7 @@ class Arena:
         """Reduce `flat` (1-D contiguous, or a `ring.Joined`) in place over the host's ranks, and over `cross`."""
         if cross is None and flat.size * flat.itemsize <= self.small_bytes:
             return self.small(flat, ufunc)
-        if cross is None and self.single_copy and flat.__class__ is np.ndarray:
+        if cross is None and self.single_copy and isinstance(flat, np.ndarray):
             return self.direct(flat, ufunc)
         n, r = self.size, self.rank
         per = self.slot_bytes // flat.itemsize

@@ -67,7 +67,10 @@ def run(backend, tail, args, path):
     ringrun = shutil.which("ringrun") or os.path.join(os.path.dirname(sys.executable), "ringrun")
     extra = ["--port", str(free_port())] if backend == "ddp" else []
     argv = [ringrun, "launch", "-np", str(args.np), "--", sys.executable] + tail + args.script_args + extra
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=args.timeout, check=False)
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=args.timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"synthetic: {backend} ran past --timeout {args.timeout} s") from None
     found = RATE.search(done.stdout)
     if done.returncode != 0 or not found:
         raise SystemExit(f"synthetic: {backend} failed (exit {done.returncode}):\n{done.stdout[-3000:]}"
@@ -86,6 +89,8 @@ def main(argv=None):
     parser.add_argument("script_args", nargs=argparse.REMAINDER, help="-- then the script's arguments")
     args = parser.parse_args(argv)
     args.script_args = args.script_args[1:] if args.script_args[:1] == ["--"] else args.script_args
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     backends = [b for b in args.backends.split(",") if b]
     results = {b: [] for b in backends}
     with tempfile.TemporaryDirectory(prefix="ringrun-synthetic-") as workdir:

@@ -218,6 +218,7 @@ def test_the_pool_hands_out_page_aligned_buffers_in_turn_and_wraps():
     starts = [pool.take(1000).__array_interface__["data"][0] - pool.data.__array_interface__["data"][0]
               for _ in range(18)]
     assert starts == [4096 * i for i in range(16)] + [0, 4096]
+    assert pool.data.ctypes.data % 4096 == 0 and pool.data.size == 16 * 1024
     big = pool.take(9000)  # over half the pool: one buffer of its own, reused
     assert big.size == 9000 and pool.take(9000) is big and not np.shares_memory(big, pool.data)
     reused = rank_bench.Pool(0, np.float64)

@@ -105,7 +105,7 @@ def test_optimizer_state_comes_from_the_root(hvd):
     ({"op": "adasum"}, r"op=hvd.Adasum: Adasum is not implemented by ringrun"),
     ({"gradient_predivide_factor": 2.0}, r"gradient_predivide_factor=2.0: not supported by ringrun"),
     ({"groups": 2}, r"groups=2: not supported by ringrun"),
-    ({"op": "max"}, r"op='max': ringrun supports hvd.Average and hvd.Sum"),
+    ({"op": "max"}, r"op='max': ringrun supports hvd.Average, hvd.Sum"),
 ])
 def test_what_ringrun_does_not_do_is_refused_by_name(hvd, kwargs, message):
     import torch
@@ -113,3 +113,49 @@ def test_what_ringrun_does_not_do_is_refused_by_name(hvd, kwargs, message):
     model = torch.nn.Linear(2, 2)
     with pytest.raises(ValueError, match=message):
         hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters(), **kwargs)
+
+
+def test_a_gradient_missing_on_some_ranks_counts_as_zeros(hvd):
+    import torch
+
+    model = torch.nn.Linear(3, 2)
+    hvd.broadcast_parameters(model.state_dict(), root_rank=0)
+    optimizer = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.0),
+                                         named_parameters=model.named_parameters())
+    for p in model.parameters():
+        p.grad = None if hvd.rank() == 0 else torch.full_like(p, 6.0)
+    optimizer.step()  # every rank takes part in the same reductions, rank 0 with zeros
+    n = hvd.size()
+    assert all(torch.equal(p.grad, torch.full_like(p, 6.0 * (n - 1) / n)) for p in model.parameters())
+    optimizer.close()
+
+
+def test_skip_synchronize_steps_without_reducing_again(hvd):
+    import torch
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    optimizer = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=1.0), op=hvd.Sum,
+                                         compression=hvd.Compression.fp16)
+    model.weight.grad = torch.full((1, 2), float(hvd.rank() + 1))
+    optimizer.synchronize()
+    total = hvd.size() * (hvd.size() + 1) / 2
+    with optimizer.skip_synchronize():
+        optimizer.step()
+    assert torch.equal(model.weight.grad, torch.full((1, 2), total))  # reduced once, not twice
+    assert torch.equal(model.weight.detach(), torch.full((1, 2), 1.0 - total))
+
+
+def test_allreduce_min_max_product_and_one_of_op_or_average(hvd):
+    import torch
+
+    n, r = hvd.size(), hvd.rank()
+    t = torch.tensor([r + 1.0, -(r + 1.0)])
+    assert torch.equal(hvd.allreduce(t, op=hvd.Min), torch.tensor([1.0, -float(n)]))
+    assert torch.equal(hvd.allreduce(t, op=hvd.Max), torch.tensor([float(n), -1.0]))
+    product = float(torch.arange(1, n + 1).prod())
+    assert torch.equal(hvd.allreduce(t, op=hvd.Product), torch.tensor([product, product * (-1) ** n]))
+    with pytest.raises(ValueError, match="The op parameter supersedes average"):
+        hvd.allreduce(t, average=True, op=hvd.Sum)
+
