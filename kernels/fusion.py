@@ -3,10 +3,12 @@
 Arrays are grouped by dtype in the order given. Those smaller than `direct_bytes` are packed into fusion buffers (at
 most `threshold` bytes each); then the buffers and the large arrays are reduced together by ONE collective over all
 of them, the ring or the shared-memory allreduce (`ring.Joined`: the large arrays are never copied, only cut where
-they end). When the whole group is small enough that `allreduce` would pick neither (the MPI library's own
-allreduce, recursive doubling), each buffer and large array is reduced on its own with that algorithm instead. The
-sums are those of reducing every array alone (bitwise for exactly representable values; otherwise up to the order of floating-point additions, which any
-change of algorithm or chunking moves). A `Fusion` keeps its buffers between calls, so a training loop packs into the
+they end). Where the host's ranks copy straight between their buffers (`shm.Arena.direct`), shared memory takes
+one single-copy round per buffer and large array instead: no slot, one read and one write of each byte. When the
+whole group is small enough that `allreduce` would pick neither (the MPI library's own allreduce, recursive
+doubling), each buffer and large array is reduced on its own with that algorithm instead. The sums are those of
+reducing every array alone (bitwise for exactly representable values; otherwise up to the order of floating-point
+additions, which any change of algorithm or chunking moves). A `Fusion` keeps its buffers between calls, so a training loop packs into the
 same memory every step.
 """
 
