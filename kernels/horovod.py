@@ -255,9 +255,7 @@ class _Compressed(_Optimizer):
         import torch
 
         self._fill_missing()
-        grads = [(self._names.get(id(p), f"param {i}"), p.grad)
-                 for i, p in enumerate(p for group in self._optimizer.param_groups for p in group["params"])
-                 if p.grad is not None]
+        grads = self._gradients()
         cast = [(name, grad.to(getattr(torch, self._dtype)) if grad.is_floating_point() else grad)
                 for name, grad in grads]
         arrays = _rr._arrays(cast, "gradient of")

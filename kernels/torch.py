@@ -118,12 +118,15 @@ class DistributedOptimizer:
         if self._overlap is not None:
             self._overlap.finish()
             return
-        named = [(self._names.get(id(p), f"param {i}"), p.grad)
-                 for i, p in enumerate(p for group in self._optimizer.param_groups for p in group["params"])
-                 if p.grad is not None]
-        arrays = _arrays(named, "gradient of")
+        arrays = _arrays(self._gradients(), "gradient of")
         if arrays and size() > 1:
             self._fusion.allreduce_many(arrays, self._op, comm=_comm())
+
+    def _gradients(self):
+        """[(name, gradient)] of the parameters that have one, in the optimizer's order."""
+        return [(self._names.get(id(p), f"param {i}"), p.grad)
+                for i, p in enumerate(p for group in self._optimizer.param_groups for p in group["params"])
+                if p.grad is not None]
 
     def step(self, closure=None):
         self.synchronize()
